@@ -1,0 +1,759 @@
+#include "training.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "math/field.h"
+#include "math/fixed_point.h"
+#include "math/freivalds.h"
+#include "math/fused.h"
+#include "math/loss.h"
+#include "math/prg.h"
+#include "math/status.h"
+#include "platform.h"
+#include "session.h"
+
+namespace veil::enclave {
+namespace {
+
+constexpr double kExact = 9007199254740992.0;  // 2^53: every float64 integer below is exact
+// Soundness needs every true product below q - 2^53 in magnitude, so that an
+// error of a range-checked result cannot vanish mod q; 2^60 leaves room.
+constexpr double kSoundLimit = 1152921504606846976.0;  // 2^60
+constexpr int kMaxLimbs = 4;
+constexpr uint32_t kMaxLayers = 64;
+constexpr uint32_t kMaxWidth = 1u << 16;
+constexpr uint32_t kMaxBatch = 1u << 16;
+// The enclave refuses configurations whose work buffers exceed this.
+constexpr double kMaxBufferBytes = 2.0 * 1024 * 1024 * 1024;
+
+// Streams of the weight-initialisation PRG (keyed by the public seed) and of the
+// secret PRG (keyed by a fresh random key); each layer gets its own streams.
+constexpr uint32_t kStreamInit = 0;
+constexpr uint32_t kStreamSecretS = 1;
+constexpr uint32_t kStreamSecretT = 2;
+
+using Field = math::FieldQ;
+
+// "mismatch at row 3", "not_integral at row 0, column 7": where a check failed.
+void describe(const math::Status& st, const char* what, char* out, size_t capacity) {
+  if (st.row != math::Status::npos && st.col != math::Status::npos)
+    std::snprintf(out, capacity, "%s: %s at row %zu, column %zu", what,
+                  math::fault_name(st.fault), st.row, st.col);
+  else if (st.row != math::Status::npos)
+    std::snprintf(out, capacity, "%s: %s at row %zu", what, math::fault_name(st.fault), st.row);
+  else if (st.col != math::Status::npos)
+    std::snprintf(out, capacity, "%s: %s at column %zu", what, math::fault_name(st.fault), st.col);
+  else
+    std::snprintf(out, capacity, "%s: %s", what, math::fault_name(st.fault));
+}
+
+bool is_integrity_fault(math::Fault f) {
+  return f == math::Fault::not_finite || f == math::Fault::not_integral ||
+         f == math::Fault::out_of_range || f == math::Fault::mismatch;
+}
+
+int ceil_log2(uint64_t x) {
+  int e = 0;
+  while ((uint64_t{1} << e) < x) ++e;
+  return e;
+}
+
+double max_row_l1(const double* x, size_t rows, size_t cols) {
+  double best = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    double sum = 0;
+    const double* row = x + i * cols;
+    for (size_t j = 0; j < cols; ++j) sum += std::fabs(row[j]);
+    best = std::max(best, sum);
+  }
+  return best;
+}
+
+double max_col_l1(const double* x, size_t rows, size_t cols, std::vector<double>& scratch) {
+  scratch.assign(cols, 0.0);
+  for (size_t i = 0; i < rows; ++i) {
+    const double* row = x + i * cols;
+    for (size_t j = 0; j < cols; ++j) scratch[j] += std::fabs(row[j]);
+  }
+  double best = 0;
+  for (double v : scratch) best = std::max(best, v);
+  return best;
+}
+
+double max_abs(const double* x, size_t n) {
+  double best = 0;
+  for (size_t i = 0; i < n; ++i) best = std::max(best, std::fabs(x[i]));
+  return best;
+}
+
+// Split |x| into base-2^bits digits, keeping the sign on every digit, so that
+// x = sum_t 2^(t*bits) * digit_t exactly and |digit_t| < 2^bits.
+void extract_limb(const double* x, size_t n, int bits, int index, double* out) {
+  const double base = std::ldexp(1.0, bits);
+  const double shift = std::ldexp(1.0, bits * index);
+  for (size_t i = 0; i < n; ++i) {
+    double mag = std::fabs(x[i]);
+    double digit = std::fmod(std::floor(mag / shift), base);
+    out[i] = x[i] < 0 ? -digit : digit;
+  }
+}
+
+// Limb width and count so that each limb's product (row L1 <= cols * (2^bits - 1)
+// times max |M|) stays exact; 0 limbs when even 1-bit limbs cannot.
+struct LimbPlan {
+  int bits = 0;
+  int count = 0;
+};
+
+LimbPlan plan_limbs(double row_l1, double max_operand, size_t cols, double max_m) {
+  if (row_l1 * max_m < kExact) return {53, 1};
+  if (max_m <= 0) return {53, 1};
+  double room = kExact / (static_cast<double>(cols) * max_m);
+  int bits = static_cast<int>(std::floor(std::log2(room + 1.0)));
+  while (bits > 0 && static_cast<double>(cols) * (std::ldexp(1.0, bits) - 1) * max_m >= kExact)
+    --bits;
+  if (bits < 1) return {};
+  int operand_bits = static_cast<int>(std::ceil(std::log2(max_operand + 1.0)));
+  return {bits, std::max(1, (operand_bits + bits - 1) / bits)};
+}
+
+}  // namespace
+
+struct Training::Layer {
+  uint32_t n = 0;  // inputs (the weight matrix has n + 1 rows: the bias is last)
+  uint32_t m = 0;  // outputs
+  math::Activation activation = math::Activation::identity;
+  std::vector<uint64_t> s, t;  // secret check vectors, length m and n + 1
+  std::vector<uint64_t> v, w;  // fingerprints M s (n + 1) and M^T t (m), mod q
+  double device_max = 0;       // max |M| as the device reports it: decides limbs
+  double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
+};
+
+Training::~Training() {
+  for (Layer& l : layers_) {
+    wipe(l.s.data(), l.s.size() * sizeof(uint64_t));
+    wipe(l.t.data(), l.t.size() * sizeof(uint64_t));
+    wipe(l.v.data(), l.v.size() * sizeof(uint64_t));
+    wipe(l.w.data(), l.w.size() * sizeof(uint64_t));
+  }
+}
+
+const char* Training::phase_name(Phase p) {
+  switch (p) {
+    case Phase::forward: return "forward";
+    case Phase::backward: return "backward";
+    case Phase::update: return "update";
+    case Phase::export_check: return "export";
+    case Phase::halve: return "halve";
+  }
+  return "?";
+}
+
+// Steps are numbered from 1: "step N" is the N-th train_step; outside a step
+// (predict, export, halving) the message says how many steps came before.
+int Training::verification_failure(Session& session, uint32_t l, Phase phase, const char* what) {
+  if (in_step_)
+    return session.fail(VEIL_ERR_VERIFICATION,
+                        "integrity check failed: layer %u, phase %s, step %llu: %s", l,
+                        phase_name(phase), static_cast<unsigned long long>(step_ + 1), what);
+  return session.fail(VEIL_ERR_VERIFICATION,
+                      "integrity check failed: layer %u, phase %s (%s), after step %llu: %s", l,
+                      phase_name(phase), call_name_, static_cast<unsigned long long>(step_), what);
+}
+
+int Training::exactness_refusal(Session& session, uint32_t l, const char* product,
+                                double needed) const {
+  return session.fail(VEIL_ERR_CONFIG,
+                      "layer %u: the %s product could reach 2^%.1f, beyond the exact float64 range "
+                      "2^53 even split into %d limbs; lower lr (raise lr_exp), frac_act, "
+                      "frac_grad, act_clip, grad_clip or weight_max, or narrow the layer",
+                      l, product, std::log2(needed), kMaxLimbs);
+}
+
+int Training::create(Session& session, const veil_train_config_t& config,
+                     const veil_layer_spec_t* layers, size_t layer_count,
+                     std::unique_ptr<Training>* out) {
+  if (layer_count == 0 || layer_count > kMaxLayers || layer_count != config.layer_count)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "layer_count=%zu (config says %u); a model has 1 to %u layers", layer_count,
+                        config.layer_count, kMaxLayers);
+  for (size_t i = 0; i < layer_count; ++i) {
+    const veil_layer_spec_t& l = layers[i];
+    if (l.inputs == 0 || l.outputs == 0 || l.inputs > kMaxWidth || l.outputs > kMaxWidth)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "layer %zu is %u -> %u; widths must be in [1, %u]", i, l.inputs,
+                          l.outputs, kMaxWidth);
+    if (i > 0 && layers[i - 1].outputs != l.inputs)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
+                          i - 1, layers[i - 1].outputs);
+    if (l.activation < 0 || l.activation > 4)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
+                          l.activation);
+  }
+  if (config.loss != 0 && config.loss != 1)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
+                        config.loss);
+  if (config.loss == 0 && layers[layer_count - 1].activation != 0)
+    return session.fail(VEIL_ERR_CONFIG,
+                        "cross-entropy fuses the softmax: the last layer's activation must be "
+                        "identity");
+  if (config.loss == 0 && layers[layer_count - 1].outputs < 2)
+    return session.fail(VEIL_ERR_CONFIG, "cross-entropy needs at least 2 classes");
+  if (config.frac_act < 0 || config.frac_act > 20)
+    return session.fail(VEIL_ERR_CONFIG, "frac_act=%d is outside [0, 20]", config.frac_act);
+  if (config.frac_grad < 0 || config.frac_grad > 24)
+    return session.fail(VEIL_ERR_CONFIG, "frac_grad=%d is outside [0, 24]", config.frac_grad);
+  if (config.lr_exp < 0 || config.lr_exp > 30)
+    return session.fail(VEIL_ERR_CONFIG, "lr_exp=%d is outside [0, 30] (learning rate 2^-lr_exp)",
+                        config.lr_exp);
+  if (config.max_batch == 0 || config.max_batch > kMaxBatch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "max_batch=%u is outside [1, %u]",
+                        config.max_batch, kMaxBatch);
+  const double clips[3] = {config.act_clip, config.grad_clip, config.weight_max};
+  const char* clip_names[3] = {"act_clip", "grad_clip", "weight_max"};
+  for (int i = 0; i < 3; ++i)
+    if (!std::isfinite(clips[i]) || clips[i] <= 0 || clips[i] > 1e6)
+      return session.fail(VEIL_ERR_CONFIG, "%s=%g must be finite and in (0, 1e6]", clip_names[i],
+                          clips[i]);
+
+  // Work buffers: refuse a configuration that would exhaust enclave memory.
+  double bytes = 0;
+  for (size_t i = 0; i < layer_count; ++i)
+    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs) +
+             8.0 * 4 * (layers[i].inputs + 1 + layers[i].outputs);
+  if (bytes > kMaxBufferBytes)
+    return session.fail(VEIL_ERR_RESOURCE,
+                        "the model needs %.0f MiB of enclave memory at max_batch=%u; the limit is "
+                        "%.0f MiB: lower max_batch or the widths",
+                        bytes / 1048576.0, config.max_batch, kMaxBufferBytes / 1048576.0);
+
+  std::unique_ptr<Training> t(new Training());
+  t->config_ = config;
+  t->lr_exp_ = config.lr_exp;
+  t->batch_exp_ = ceil_log2(config.max_batch);
+  t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
+  t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
+  t->layers_.resize(layer_count);
+  for (size_t i = 0; i < layer_count; ++i) {
+    Layer& l = t->layers_[i];
+    l.n = layers[i].inputs;
+    l.m = layers[i].outputs;
+    l.activation = static_cast<math::Activation>(layers[i].activation);
+  }
+  int status = t->check_budget(session);
+  if (status != VEIL_OK) return status;
+
+  // Secrets come from a fresh key that never leaves the enclave.
+  math::PrgKey secret_key;
+  if (!secure_random(secret_key.bytes, sizeof secret_key.bytes))
+    return session.fail(VEIL_ERR_INTERNAL, "the platform's random source failed");
+  math::Prg secrets;
+  math::Status st = secrets.init(secret_key);
+  wipe(secret_key.bytes, sizeof secret_key.bytes);
+  // The initial weights depend only on the public seed, so runs are reproducible.
+  math::PrgKey init_key{{'v', 'e', 'i', 'l', '-', 'i', 'n', 'i'}};
+  std::memcpy(init_key.bytes + 8, &config.seed, sizeof config.seed);
+  math::Prg init;
+  if (st.ok()) st = init.init(init_key);
+  if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed to start");
+
+  const int scale = t->weight_scale();
+  std::vector<double> weights;
+  std::vector<uint64_t> bits;
+  for (uint32_t li = 0; li < layer_count; ++li) {
+    Layer& l = t->layers_[li];
+    const size_t rows = l.n + 1, cols = l.m;
+    // He-uniform for rectifier-like activations, Glorot-uniform otherwise; bias 0.
+    bool rectifier = l.activation == math::Activation::relu ||
+                     l.activation == math::Activation::softplus;
+    double limit = rectifier ? std::sqrt(6.0 / l.n) : std::sqrt(6.0 / (l.n + l.m));
+    limit = std::min(limit, config.weight_max);
+    weights.assign(rows * cols, 0.0);
+    bits.resize(static_cast<size_t>(l.n) * cols);
+    st = init.keystream(math::prg_stream(li, kStreamInit), 0,
+                        reinterpret_cast<uint8_t*>(bits.data()), bits.size() * sizeof(uint64_t));
+    for (size_t k = 0; k < bits.size() && st.ok(); ++k) {
+      double u = static_cast<double>(bits[k] >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+      weights[k] = std::nearbyint(std::ldexp((2.0 * u - 1.0) * limit, scale));
+    }
+    l.s.resize(cols);
+    l.t.resize(rows);
+    if (st.ok()) st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), cols);
+    if (st.ok()) st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretT), l.t.data(), rows);
+    if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
+    l.v.resize(rows);
+    l.w.resize(cols);
+    math::matvec_mod(weights.data(), rows, cols, cols, l.s.data(), l.v.data());
+    math::matvec_t_mod(weights.data(), rows, cols, cols, l.t.data(), l.w.data());
+    l.proven_max = max_abs(weights.data(), weights.size());
+    l.device_max = l.proven_max;
+    int rc = t->upload(session, li, weights.data());
+    if (rc != VEIL_OK) return rc;
+  }
+  wipe(weights.data(), weights.size() * sizeof(double));
+
+  t->acts_.resize(layer_count);
+  t->pre_.resize(layer_count);
+  for (uint32_t li = 0; li < layer_count; ++li) {
+    t->acts_[li].resize(static_cast<size_t>(config.max_batch) * (t->layers_[li].n + 1));
+    t->pre_[li].resize(static_cast<size_t>(config.max_batch) * t->layers_[li].m);
+  }
+  *out = std::move(t);
+  return VEIL_OK;
+}
+
+int Training::weight_scale() const {
+  return config_.frac_act + config_.frac_grad + lr_exp_ + batch_exp_;
+}
+
+// Worst case over the whole configuration: with inputs and activations clipped
+// to act_clip, gradients to grad_clip and weights within weight_max, every
+// product must be computable exactly in at most kMaxLimbs limbs, and every true
+// product must stay below the soundness limit.
+int Training::check_budget(Session& session) const {
+  const double weight_int = std::ldexp(config_.weight_max, weight_scale());
+  for (uint32_t li = 0; li < layers_.size(); ++li) {
+    const Layer& l = layers_[li];
+    const double act_row = (l.n * act_clip_int_) + std::ldexp(1.0, config_.frac_act);
+    LimbPlan fwd = plan_limbs(act_row, act_clip_int_, l.n + 1, weight_int);
+    if (fwd.count == 0 || fwd.count > kMaxLimbs)
+      return exactness_refusal(session, li, "forward", act_row * weight_int);
+    if (act_row * weight_int >= kSoundLimit)
+      return exactness_refusal(session, li, "forward", act_row * weight_int);
+    if (li > 0) {
+      const double grad_row = l.m * grad_clip_int_;
+      LimbPlan bwd = plan_limbs(grad_row, grad_clip_int_, l.m, weight_int);
+      if (bwd.count == 0 || bwd.count > kMaxLimbs || grad_row * weight_int >= kSoundLimit)
+        return exactness_refusal(session, li, "backward", grad_row * weight_int);
+    }
+    const double update = static_cast<double>(config_.max_batch) * act_clip_int_ * grad_clip_int_;
+    if (weight_int + update >= kExact)
+      return exactness_refusal(session, li, "update", weight_int + update);
+  }
+  return VEIL_OK;
+}
+
+int Training::device_status(Session& session, uint32_t l, Phase phase, const char* call,
+                            oe_result_t result, int status) {
+  if (result == OE_OK && status == VEIL_OK) return VEIL_OK;
+  // After the device may have changed its weights, the enclave can no longer
+  // vouch for the session: it ends.
+  if (phase == Phase::update || phase == Phase::halve) session.abort();
+  if (result != OE_OK)
+    return session.fail(VEIL_ERR_DEVICE, "layer %u, phase %s, step %llu: %s failed: %s", l,
+                        phase_name(phase), static_cast<unsigned long long>(step_), call,
+                        oe_result_str(result));
+  return session.fail(VEIL_ERR_DEVICE, "layer %u, phase %s, step %llu: %s: the device failed", l,
+                      phase_name(phase), static_cast<unsigned long long>(step_), call);
+}
+
+int Training::upload(Session& session, uint32_t l, const double* weights) {
+  const Layer& layer = layers_[l];
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_upload(&status, session.id(), l, weights, layer.n + 1, layer.m,
+                                      static_cast<size_t>(layer.n + 1) * layer.m);
+  return device_status(session, l, Phase::update, "upload", r, status);
+}
+
+int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
+  double reported = 0;
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_max_abs(&status, session.id(), l, &reported);
+  int rc = device_status(session, l, phase, "max_abs", r, status);
+  if (rc != VEIL_OK) return rc;
+  // A lie here only changes how products are split; soundness uses proven_max.
+  if (!std::isfinite(reported) || reported < 0) reported = layers_[l].proven_max;
+  layers_[l].device_max = std::min(reported, layers_[l].proven_max);
+  return VEIL_OK;
+}
+
+int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
+                          const char* call) {
+  const size_t features = layers_.front().n;
+  if (batch == 0)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: the batch is empty", call);
+  if (batch > config_.max_batch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "%s: batch of %zu rows exceeds max_batch=%u set at configuration", call,
+                        batch, config_.max_batch);
+  if (x_count != batch * features)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "%s: x holds %zu values but the batch is %zu x %zu", call, x_count, batch,
+                        features);
+  for (size_t i = 0; i < x_count; ++i)
+    if (!std::isfinite(x[i]))
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
+                          i % features, std::isnan(x[i]) ? "NaN" : "infinite");
+  return VEIL_OK;
+}
+
+// Quantize the batch into A_0 with its bias column.
+uint64_t Training::load_input(const double* x, size_t batch) {
+  const size_t n = layers_.front().n;
+  double* a = acts_[0].data();
+  math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1);
+  const double one = std::ldexp(1.0, config_.frac_act);
+  for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
+  return r.saturated;
+}
+
+// Make sure every true product with an operand of this row L1 norm provably
+// stays below the soundness limit; if the loose bound has grown too far, read
+// the weights once, check them against the fingerprints and restart from their
+// actual maximum.
+int Training::ensure_sound(Session& session, uint32_t l, double operand_row_l1, Phase phase) {
+  if (operand_row_l1 * layers_[l].proven_max < kSoundLimit) return VEIL_OK;
+  int rc = audit(session, l, phase, nullptr);
+  if (rc != VEIL_OK) return rc;
+  if (operand_row_l1 * layers_[l].proven_max < kSoundLimit) return VEIL_OK;
+  return exactness_refusal(session, l, phase == Phase::forward ? "forward" : "backward",
+                           operand_row_l1 * layers_[l].proven_max);
+}
+
+// Ask the device for one product of a layer's weights: X * M (forward) or
+// X * M^T (backward).
+int Training::request_product(Session& session, uint32_t l, Phase phase, const double* x,
+                              size_t batch, size_t in_cols, size_t out_cols) {
+  device_out_.resize(batch * out_cols);
+  int status = VEIL_OK;
+  oe_result_t r;
+  if (phase == Phase::forward)
+    r = ocall_device_forward(&status, session.id(), l, x, batch * in_cols, batch,
+                             device_out_.data(), batch * out_cols);
+  else
+    r = ocall_device_backward(&status, session.id(), l, x, batch * in_cols, batch,
+                              device_out_.data(), batch * out_cols);
+  session.counters().products++;
+  return device_status(session, l, phase, phase_name(phase), r, status);
+}
+
+int Training::check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st) {
+  char what[200];
+  if (is_integrity_fault(st.fault)) {
+    describe(st, "the device's product failed its check", what, sizeof what);
+    return verification_failure(session, l, phase, what);
+  }
+  describe(st, "internal check error", what, sizeof what);
+  return session.fail(VEIL_ERR_INTERNAL, "layer %u, phase %s: %s", l, phase_name(phase), what);
+}
+
+// One layer's checked product, X * M (forward) or X * M^T (backward). When one
+// product could lose exactness the operand is split into limbs: each limb's
+// product is range-checked and Freivalds-checked on its own, and their sum,
+// scaled by 2^-scale, lands in real_out. On the common one-limb path the
+// fused kernel also applies the activation (forward) or its derivative
+// (backward) and quantizes the next operand in the same pass.
+int Training::checked_layer(Session& session, uint32_t l, Phase phase, const double* x,
+                            size_t batch, int scale, double* real_out, uint64_t* saturated) {
+  Layer& layer = layers_[l];
+  const bool fwd = phase == Phase::forward;
+  const size_t in_cols = fwd ? layer.n + 1 : layer.m;
+  const size_t out_cols = fwd ? layer.m : layer.n + 1;
+  const uint64_t* fingerprint = fwd ? layer.v.data() : layer.w.data();
+  const double row_l1 = max_row_l1(x, batch, in_cols);
+  int rc = ensure_sound(session, l, row_l1, phase);
+  if (rc != VEIL_OK) return rc;
+  LimbPlan plan = plan_limbs(row_l1, max_abs(x, batch * in_cols), in_cols, layer.device_max);
+  if (plan.count == 0 || plan.count > 64)
+    return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
+
+  const bool last = l + 1 == layers_.size();
+  expected_.resize(batch);
+  if (plan.count > 1) limb_.resize(batch * in_cols);
+  for (int limb = 0; limb < plan.count; ++limb) {
+    const double* operand = x;
+    if (plan.count > 1) {
+      extract_limb(x, batch * in_cols, plan.bits, limb, limb_.data());
+      operand = limb_.data();
+    }
+    rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
+    if (rc != VEIL_OK) return rc;
+    // Nothing the device returned is used before it passes its check.
+    math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
+    math::PassResult pass;
+    const bool fused = plan.count == 1;
+    if (fwd) {
+      math::ForwardArgs f;
+      f.z = device_out_.data();
+      f.rows = batch;
+      f.cols = out_cols;
+      f.ld_z = out_cols;
+      f.scale = scale;
+      f.s = layer.s.data();
+      f.expected = expected_.data();
+      f.act = layer.activation;
+      if (fused) {
+        f.z_real = real_out;
+        f.ld_z_real = out_cols;
+        if (!last) {
+          f.a_next = acts_[l + 1].data();
+          f.ld_a_next = out_cols + 1;
+          f.a_format = act_format();
+        }
+      }
+      pass = math::fused_forward(f);
+    } else {
+      const Layer& below = layers_[l - 1];
+      math::BackwardArgs b;
+      b.da = device_out_.data();
+      b.rows = batch;
+      b.cols = out_cols;
+      b.ld_da = out_cols;
+      b.scale = scale;
+      b.t = layer.t.data();
+      b.expected = expected_.data();
+      b.act = below.activation;
+      if (fused) {
+        b.z_prev = pre_[l - 1].data();
+        b.ld_z_prev = layer.n;
+        b.out_cols = layer.n;
+        b.dz_prev = grad_prev_.data();
+        b.ld_dz_prev = layer.n;
+        b.g_format = grad_format();
+      }
+      pass = math::fused_backward(b);
+    }
+    if (!pass.status.ok()) return check_failure(session, l, phase, pass.status);
+    session.counters().checks_passed++;
+    if (fused) {
+      *saturated += pass.saturated;
+      return VEIL_OK;
+    }
+    // Limb t carries weight 2^(t * bits).
+    const int shift = plan.bits * limb - scale;
+    for (size_t i = 0; i < batch * out_cols; ++i) {
+      double part = std::ldexp(device_out_[i], shift);
+      real_out[i] = limb == 0 ? part : real_out[i] + part;
+    }
+  }
+  // The limb path finishes what the fused kernel would have done.
+  if (fwd) {
+    if (!last) {
+      const size_t m = layer.m;
+      limb_.resize(batch * m);
+      for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(layer.activation, real_out[i]);
+      *saturated += math::quantize(limb_.data(), batch, m, m, act_format(), acts_[l + 1].data(),
+                                   m + 1).saturated;
+    }
+  } else {
+    const size_t n = layer.n, rows = layer.n + 1;
+    const double* z_prev = pre_[l - 1].data();
+    limb_.resize(batch * n);
+    for (size_t i = 0; i < batch; ++i)
+      for (size_t k = 0; k < n; ++k)
+        limb_[i * n + k] = real_out[i * rows + k] *
+                           math::activation_derivative(layers_[l - 1].activation, z_prev[i * n + k]);
+    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), grad_prev_.data(), n)
+                      .saturated;
+  }
+  return VEIL_OK;
+}
+
+int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
+  const int scale = config_.frac_act + weight_scale();
+  const double one = std::ldexp(1.0, config_.frac_act);
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    int rc = checked_layer(session, l, Phase::forward, acts_[l].data(), batch, scale,
+                           pre_[l].data(), saturated);
+    if (rc != VEIL_OK) return rc;
+    if (l + 1 < layers_.size()) {
+      const size_t m = layers_[l].m;
+      double* next = acts_[l + 1].data();
+      for (size_t i = 0; i < batch; ++i) next[i * (m + 1) + m] = one;  // the bias column
+    }
+  }
+  return VEIL_OK;
+}
+
+int Training::apply_update(Session& session, uint32_t l, size_t batch) {
+  Layer& layer = layers_[l];
+  const size_t rows = layer.n + 1, cols = layer.m;
+  const double* a = acts_[l].data();
+  const double* dz = grad_.data();
+  // Exactness of M - A^T dZ on the device, and the new provable bound on |M|.
+  const double growth = max_col_l1(a, batch, rows, scratch_) * max_abs(dz, batch * cols);
+  if (layer.device_max + growth >= kExact)
+    return exactness_refusal(session, l, "update", layer.device_max + growth);
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
+                                      batch * cols, batch);
+  session.counters().products++;
+  int rc = device_status(session, l, Phase::update, "update", r, status);
+  if (rc != VEIL_OK) return rc;
+  // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
+  // a wrong update makes the next product that uses M fail its check.
+  row_mod_.resize(batch);
+  delta_.resize(std::max(rows, cols));
+  math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
+  math::matvec_t_mod(a, batch, rows, rows, row_mod_.data(), delta_.data());
+  for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
+  math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
+  math::matvec_t_mod(dz, batch, cols, cols, row_mod_.data(), delta_.data());
+  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_[j]);
+  layer.proven_max += growth;
+  return refresh_device_max(session, l, Phase::update);
+}
+
+int Training::step(Session& session, const double* x, size_t x_count, const int32_t* labels,
+                   size_t batch, veil_step_result_t* result) {
+  int rc = check_batch(session, x, x_count, batch, "train_step");
+  if (rc != VEIL_OK) return rc;
+  const uint32_t classes = layers_.back().m;
+  for (size_t i = 0; i < batch; ++i)
+    if (labels[i] < 0 || static_cast<uint32_t>(labels[i]) >= classes)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "train_step: labels[%zu]=%d is outside [0, %u)", i, labels[i], classes);
+  uint64_t saturated = load_input(x, batch);
+  InStep marker(this);
+  rc = run_forward(session, batch, &saturated);
+  if (rc != VEIL_OK) return rc;
+
+  // Loss and its per-example gradient with respect to the last pre-activation.
+  // The 1/B of the mean is folded into the weight scale (2^-beta), so dZ keeps
+  // f_g bits of precision per example.
+  const uint32_t last = static_cast<uint32_t>(layers_.size() - 1);
+  const Layer& top = layers_.back();
+  const size_t m = top.m;
+  const double* z_top = pre_[last].data();
+  grad_real_.resize(batch * m);
+  math::LossResult loss;
+  if (config_.loss == 0) {
+    loss = math::softmax_cross_entropy(z_top, batch, m, m, labels, grad_real_.data(), m);
+  } else {
+    limb_.resize(batch * m);
+    for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(top.activation, z_top[i]);
+    loss = math::mse_onehot(limb_.data(), batch, m, m, labels, grad_real_.data(), m);
+    for (size_t i = 0; i < batch * m; ++i)
+      grad_real_[i] *= math::activation_derivative(top.activation, z_top[i]);
+  }
+  if (!loss.status.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
+                        static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
+  grad_.resize(batch * m);
+  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m)
+                   .saturated;
+
+  const int bwd_scale = config_.frac_grad + weight_scale();
+  for (uint32_t l = last + 1; l-- > 0;) {
+    Layer& layer = layers_[l];
+    if (l > 0) {
+      // dA = dZ M^T (checked), then dZ_prev = quantize(act'(z_prev) * dA), bias column dropped.
+      grad_real_.resize(batch * (layer.n + 1));
+      grad_prev_.resize(batch * layer.n);
+      rc = checked_layer(session, l, Phase::backward, grad_.data(), batch, bwd_scale,
+                         grad_real_.data(), &saturated);
+      if (rc != VEIL_OK) return rc;
+    }
+    rc = apply_update(session, l, batch);
+    if (rc != VEIL_OK) return rc;
+    if (l > 0) grad_.swap(grad_prev_);
+  }
+  ++step_;
+  session.counters().saturated += saturated;
+  result->loss = loss.loss;
+  result->correct = loss.correct;
+  result->saturated = static_cast<uint32_t>(std::min<uint64_t>(saturated, UINT32_MAX));
+  result->step = step_;
+  result->checks_passed = session.counters().checks_passed;
+  return VEIL_OK;
+}
+
+int Training::predict(Session& session, const double* x, size_t x_count, size_t batch,
+                      double* output, size_t out_count) {
+  int rc = check_batch(session, x, x_count, batch, "predict");
+  if (rc != VEIL_OK) return rc;
+  const size_t m = layers_.back().m;
+  if (out_count != batch * m)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "predict: the output holds %zu values but the batch needs %zu x %zu",
+                        out_count, batch, m);
+  uint64_t saturated = load_input(x, batch);
+  call_name_ = "predict";
+  rc = run_forward(session, batch, &saturated);
+  if (rc != VEIL_OK) return rc;
+  session.counters().saturated += saturated;
+  const double* z = pre_.back().data();
+  if (config_.loss == 0) {
+    for (size_t i = 0; i < batch; ++i) {  // softmax, shifted by the row max for stability
+      const double* row = z + i * m;
+      double top = row[0], sum = 0;
+      for (size_t j = 1; j < m; ++j) top = std::max(top, row[j]);
+      for (size_t j = 0; j < m; ++j) sum += (output[i * m + j] = std::exp(row[j] - top));
+      for (size_t j = 0; j < m; ++j) output[i * m + j] /= sum;
+    }
+  } else {
+    for (size_t i = 0; i < batch * m; ++i) output[i] = math::activate(layers_.back().activation, z[i]);
+  }
+  return VEIL_OK;
+}
+
+int Training::halve_lr(Session& session) {
+  call_name_ = "halve_lr";
+  for (uint32_t l = 0; l < layers_.size(); ++l)
+    if (2 * layers_[l].device_max >= kExact || 2 * layers_[l].proven_max >= kSoundLimit)
+      return exactness_refusal(session, l, "halved-weights", 2 * layers_[l].device_max);
+  if (lr_exp_ >= 40)
+    return session.fail(VEIL_ERR_CONFIG, "the learning rate is already 2^-%d", lr_exp_);
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    int status = VEIL_OK;
+    oe_result_t r = ocall_device_scale(&status, session.id(), l);
+    int rc = device_status(session, l, Phase::halve, "scale", r, status);
+    if (rc != VEIL_OK) return rc;
+    Layer& layer = layers_[l];
+    for (uint64_t& x : layer.v) x = Field::add(x, x);
+    for (uint64_t& x : layer.w) x = Field::add(x, x);
+    layer.proven_max *= 2;
+    layer.device_max *= 2;
+  }
+  ++lr_exp_;
+  return check_budget(session);
+}
+
+// Read a layer's weights and check M s = v and M^T t = w before anything is
+// believed; on success the actual max |M| replaces the loose provable bound.
+int Training::audit(Session& session, uint32_t l, Phase phase, std::vector<double>* weights_out) {
+  Layer& layer = layers_[l];
+  const size_t rows = layer.n + 1, cols = layer.m;
+  std::vector<double> weights(rows * cols);
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_download(&status, session.id(), l, weights.data(), weights.size());
+  int rc = device_status(session, l, phase, "download", r, status);
+  if (rc != VEIL_OK) return rc;
+  math::Status st = math::fingerprint_check(weights.data(), rows, cols, cols, layer.s.data(),
+                                            layer.v.data(), layer.t.data(), layer.w.data());
+  if (!st.ok()) {
+    char what[200];
+    describe(st, "the device's weights do not match the fingerprints", what, sizeof what);
+    return verification_failure(session, l, Phase::export_check, what);
+  }
+  session.counters().checks_passed += 2;
+  layer.proven_max = max_abs(weights.data(), weights.size());
+  layer.device_max = layer.proven_max;
+  if (weights_out) weights_out->swap(weights);
+  return VEIL_OK;
+}
+
+int Training::export_weights(Session& session, uint32_t layer, double* weights, size_t count) {
+  if (layer >= layers_.size())
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "export: layer %u does not exist (%zu layers)",
+                        layer, layers_.size());
+  const size_t expected = static_cast<size_t>(layers_[layer].n + 1) * layers_[layer].m;
+  if (count != expected)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "export: the buffer holds %zu values; layer %u has %zu", count, layer,
+                        expected);
+  std::vector<double> m;
+  call_name_ = "export";
+  int rc = audit(session, layer, Phase::export_check, &m);
+  if (rc != VEIL_OK) return rc;
+  const int scale = weight_scale();
+  for (size_t i = 0; i < count; ++i) weights[i] = std::ldexp(m[i], -scale);
+  return VEIL_OK;
+}
+
+}  // namespace veil::enclave

@@ -1,0 +1,102 @@
+#pragma once
+// Verify-mode training (DESIGN.md 4.2): the device holds the weights M_l as
+// exact integers at scale 2^S; the enclave keeps secret vectors s_l, t_l and the
+// fingerprints v_l = M_l s_l, w_l = M_l^T t_l (mod q), checks every product the
+// device returns, and updates the fingerprints in O(B (n + m)) per step.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "math/activation.h"
+#include "math/fixed_point.h"
+#include "math/status.h"
+#include "veil_t.h"
+
+namespace veil::enclave {
+
+class Session;
+
+/** The protocol state of one verify-mode training session. */
+class Training {
+ public:
+  /**
+   * Validate the configuration, check the exactness budget, draw the initial
+   * weights and the secrets, compute the fingerprints and upload the weights.
+   */
+  static int create(Session& session, const veil_train_config_t& config,
+                    const veil_layer_spec_t* layers, size_t layer_count,
+                    std::unique_ptr<Training>* out);
+  ~Training();
+
+  int step(Session& session, const double* x, size_t x_count, const int32_t* labels,
+           size_t batch, veil_step_result_t* result);
+  int predict(Session& session, const double* x, size_t x_count, size_t batch, double* output,
+              size_t out_count);
+  int halve_lr(Session& session);
+  int export_weights(Session& session, uint32_t layer, double* weights, size_t count);
+
+  uint64_t steps() const { return step_; }
+  int32_t lr_exp() const { return lr_exp_; }
+
+  struct Layer;
+
+ private:
+  Training() = default;
+
+  // Phases of a step, for error messages.
+  enum class Phase { forward, backward, update, export_check, halve };
+  static const char* phase_name(Phase p);
+
+  int weight_scale() const;  // S = f_a + f_g + k + beta
+  int check_budget(Session& session) const;
+  int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
+                  const char* call);
+  uint64_t load_input(const double* x, size_t batch);
+  int run_forward(Session& session, size_t batch, uint64_t* saturated);
+  int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
+                      size_t in_cols, size_t out_cols);
+  int checked_layer(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
+                    int scale, double* real_out, uint64_t* saturated);
+  int check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st);
+  math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
+  math::FixedFormat grad_format() const { return {config_.frac_grad, config_.grad_clip}; }
+  int ensure_sound(Session& session, uint32_t l, double operand_row_l1, Phase phase);
+  int apply_update(Session& session, uint32_t l, size_t batch);
+  int upload(Session& session, uint32_t l, const double* weights);
+  int audit(Session& session, uint32_t l, Phase phase, std::vector<double>* weights_out);
+  int refresh_device_max(Session& session, uint32_t l, Phase phase);
+  int device_status(Session& session, uint32_t l, Phase phase, const char* call,
+                    oe_result_t result, int status);
+  int exactness_refusal(Session& session, uint32_t l, const char* product, double needed) const;
+  int verification_failure(Session& session, uint32_t l, Phase phase, const char* what);
+
+  // Marks the span of a train_step, for step numbers in error messages.
+  struct InStep {
+    explicit InStep(Training* t) : t_(t) { t_->in_step_ = true; }
+    ~InStep() { t_->in_step_ = false; }
+    Training* t_;
+  };
+  bool in_step_ = false;
+  const char* call_name_ = "";
+
+  veil_train_config_t config_{};
+  std::vector<Layer> layers_;
+  uint64_t step_ = 0;
+  int32_t lr_exp_ = 0;
+  int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
+  double act_clip_int_ = 0;
+  double grad_clip_int_ = 0;
+  // Per-step work buffers, sized for max_batch once at set-up.
+  std::vector<std::vector<double>> acts_;   // A_l: input of layer l, batch x (n_l + 1)
+  std::vector<std::vector<double>> pre_;    // z_l: real pre-activations, batch x m_l
+  std::vector<double> grad_;                // dZ of the current layer
+  std::vector<double> grad_prev_;           // dZ of the layer below
+  std::vector<double> grad_real_;           // real gradients before quantization
+  std::vector<double> device_out_;          // what the device returned
+  std::vector<double> limb_;                // one limb of a split operand
+  std::vector<double> scratch_;
+  std::vector<uint64_t> expected_, observed_, row_mod_, delta_;  // field vectors
+};
+
+}  // namespace veil::enclave

@@ -1,0 +1,102 @@
+#pragma once
+/**
+ * @file trainer.h
+ * @brief Verify-mode training (DESIGN.md 4.2): the device holds the weights, the
+ * enclave checks every product with secret fingerprints.
+ */
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "veil/session.h"
+
+namespace veil {
+
+class Device;
+
+/** Element-wise activation after a dense layer. */
+enum class Activation : int32_t { identity = 0, relu = 1, sigmoid = 2, arctan = 3, softplus = 4 };
+
+/** Training loss. Cross-entropy fuses a softmax over the last layer's outputs. */
+enum class Loss : int32_t { cross_entropy = 0, mse = 1 };
+
+/** One dense layer: inputs -> outputs, then activation. */
+struct LayerSpec {
+  uint32_t inputs = 0;
+  uint32_t outputs = 0;
+  Activation activation = Activation::identity;
+};
+
+/** Verify-mode training configuration. The defaults train digits to ~97%. */
+struct TrainConfig {
+  std::vector<LayerSpec> layers;  ///< at least one; widths must chain
+  Loss loss = Loss::cross_entropy;
+  int32_t frac_act = 8;           ///< f_a: fractional bits of activations
+  int32_t frac_grad = 12;         ///< f_g: fractional bits of gradients
+  int32_t lr_exp = 2;             ///< k: learning rate 2^-k
+  uint32_t max_batch = 256;       ///< largest batch a step may carry
+  uint64_t seed = 0;              ///< weight initialisation seed
+  double act_clip = 64.0;         ///< |activation| and |input| clip in real units
+  double grad_clip = 64.0;        ///< |gradient| clip in real units
+  double weight_max = 8.0;        ///< |weight| bound the exactness budget assumes
+};
+
+/** What one training step reports. */
+struct StepResult {
+  double loss = 0;              ///< mean loss over the batch
+  uint32_t correct = 0;         ///< argmax hits
+  uint32_t saturated = 0;       ///< values clipped while quantizing
+  uint64_t step = 0;            ///< steps completed so far
+  uint64_t checks_passed = 0;   ///< Freivalds checks passed so far
+};
+
+/** Wall-clock split of the work done so far, measured on the host. */
+struct Timing {
+  double total_seconds = 0;   ///< inside ecalls
+  double device_seconds = 0;  ///< inside device ocalls (products and transfers)
+  /** Time the enclave itself spent: total minus device. */
+  double enclave_seconds() const { return total_seconds - device_seconds; }
+};
+
+/**
+ * A verify-mode training session. The constructor sends the configuration to
+ * the enclave, which draws the initial weights and secrets and uploads the
+ * weights to device. The device must outlive the trainer.
+ */
+class Trainer : public Session {
+ public:
+  /** @throws ConfigError for a refused configuration, InputError for bad shapes */
+  Trainer(Enclave& enclave, Device& device, const TrainConfig& config);
+  ~Trainer() override;
+
+  /**
+   * One SGD step. x is batch x inputs (row-major), labels holds batch class ids.
+   * @throws InputError (session usable), VerificationError (session aborted)
+   */
+  StepResult step(const double* x, const int32_t* labels, size_t batch);
+
+  /** Verify-mode inference: out is batch x classes probabilities. */
+  void predict(const double* x, size_t batch, double* out);
+
+  /** Halve the learning rate (exact: M <- 2M on the device). */
+  void halve_lr();
+
+  /** A layer's weights, (inputs+1) x outputs with the bias last, checked first. */
+  std::vector<double> export_weights(uint32_t layer);
+
+  /** The configuration the trainer was built with. */
+  const TrainConfig& config() const noexcept { return config_; }
+  /** The device doing the products. */
+  Device& device() const noexcept { return device_; }
+  /** Host-measured time split since construction or reset_timing(). */
+  Timing timing() const;
+  /** Zero the time split. */
+  void reset_timing();
+
+ private:
+  Device& device_;
+  TrainConfig config_;
+  Timing timing_;  // the ocall router adds device time here while ecalls run
+};
+
+}  // namespace veil

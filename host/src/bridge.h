@@ -1,0 +1,36 @@
+#pragma once
+// Internal glue between the public C++ API and the generated untrusted bridge.
+#include <openenclave/host.h>
+
+#include <string>
+
+#include "veil/enclave.h"
+#include "veil_u.h"
+
+namespace veil {
+
+struct Enclave::Handle {
+  oe_enclave_t* enclave = nullptr;
+};
+
+class Device;
+struct Timing;
+
+namespace detail {
+
+/** Route a session's device ocalls to device and charge their time to timing. */
+void bind_device(uint64_t session, Device* device, Timing* timing);
+/** Stop routing a session's ocalls (before the device or timing goes away). */
+void unbind_device(uint64_t session);
+/** The message of the last device failure of a session ("" if none). */
+std::string take_device_error(uint64_t session);
+
+/** The enclave's last error message for a session (0: the sessionless one). */
+std::string last_error(oe_enclave_t* enclave, uint64_t session);
+
+/** Throw the veil::Error for a failed call. */
+[[noreturn]] void raise_error(oe_enclave_t* enclave, uint64_t session, const char* call,
+                              int oe_result, int status);
+
+}  // namespace detail
+}  // namespace veil

@@ -1,0 +1,56 @@
+#include <string>
+
+#include "bridge.h"
+#include "veil/error.h"
+
+namespace veil::detail {
+
+static const char* status_name(int status) {
+  switch (status) {
+    case VEIL_OK: return "VEIL_OK";
+    case VEIL_ERR_INVALID_ARGUMENT: return "VEIL_ERR_INVALID_ARGUMENT";
+    case VEIL_ERR_CONFIG: return "VEIL_ERR_CONFIG";
+    case VEIL_ERR_VERIFICATION: return "VEIL_ERR_VERIFICATION";
+    case VEIL_ERR_ORDER: return "VEIL_ERR_ORDER";
+    case VEIL_ERR_ABORTED: return "VEIL_ERR_ABORTED";
+    case VEIL_ERR_NO_SESSION: return "VEIL_ERR_NO_SESSION";
+    case VEIL_ERR_RESOURCE: return "VEIL_ERR_RESOURCE";
+    case VEIL_ERR_DEVICE: return "VEIL_ERR_DEVICE";
+    case VEIL_ERR_INTERNAL: return "VEIL_ERR_INTERNAL";
+    default: return "unknown veil status";
+  }
+}
+
+std::string last_error(oe_enclave_t* enclave, uint64_t session) {
+  char message[1024] = {0};
+  int status = VEIL_OK;
+  oe_result_t result = ecall_last_error(enclave, &status, session, message, sizeof message);
+  if (result != OE_OK || status != VEIL_OK) return std::string();
+  message[sizeof message - 1] = '\0';
+  return message;
+}
+
+void raise_error(oe_enclave_t* enclave, uint64_t session, const char* call, int oe_result,
+                 int status) {
+  if (oe_result != OE_OK) {
+    throw EnclaveError(std::string(call) + " failed at the enclave boundary: " +
+                           oe_result_str(static_cast<oe_result_t>(oe_result)),
+                       -1, oe_result);
+  }
+  std::string detail = last_error(enclave, session);
+  std::string device_detail = status == VEIL_ERR_DEVICE ? take_device_error(session) : "";
+  std::string message = std::string(call) + ": " + status_name(status);
+  if (!detail.empty()) message += ": " + detail;
+  if (!device_detail.empty()) message += " (device: " + device_detail + ")";
+  switch (status) {
+    case VEIL_ERR_INVALID_ARGUMENT: throw InputError(message, status, oe_result);
+    case VEIL_ERR_CONFIG: throw ConfigError(message, status, oe_result);
+    case VEIL_ERR_VERIFICATION: throw VerificationError(message, status, oe_result);
+    case VEIL_ERR_ORDER:
+    case VEIL_ERR_ABORTED: throw ProtocolError(message, status, oe_result);
+    case VEIL_ERR_DEVICE: throw DeviceError(message, status, oe_result);
+    default: throw EnclaveError(message, status, oe_result);
+  }
+}
+
+}  // namespace veil::detail

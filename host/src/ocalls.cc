@@ -1,0 +1,182 @@
+// Host side of the ocalls declared in edl/veil.edl: route each device request
+// to the Device bound to the session and time it. Everything here is untrusted;
+// the enclave checks whatever comes back.
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge.h"
+#include "veil/device.h"
+#include "veil/trainer.h"
+
+namespace veil::detail {
+namespace {
+
+struct Shape {
+  size_t rows = 0;
+  size_t cols = 0;
+};
+
+struct Binding {
+  Device* device = nullptr;
+  Timing* timing = nullptr;
+  std::string last_error;
+  std::vector<Shape> shapes;  // per layer, from upload: buffers are sized against these
+};
+
+std::shared_mutex registry_mutex;
+std::unordered_map<uint64_t, Binding>& registry() {
+  static std::unordered_map<uint64_t, Binding> bindings;
+  return bindings;
+}
+
+// Work receives the device and the binding; it may throw to report a failure.
+template <typename Work>
+int with_device(uint64_t session, Work&& work) {
+  Binding* binding = nullptr;
+  {
+    std::shared_lock lock(registry_mutex);
+    auto it = registry().find(session);
+    if (it == registry().end()) return VEIL_ERR_NO_SESSION;
+    binding = &it->second;
+  }
+  // A session is driven by one thread at a time, so its binding is ours here.
+  auto start = std::chrono::steady_clock::now();
+  int status = VEIL_OK;
+  try {
+    work(*binding->device, *binding);
+  } catch (const std::exception& e) {
+    binding->last_error = e.what();
+    status = VEIL_ERR_DEVICE;
+  } catch (...) {
+    binding->last_error = "unknown exception in the device";
+    status = VEIL_ERR_DEVICE;
+  }
+  binding->timing->device_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return status;
+}
+
+// Buffers are sized against the shapes each layer was uploaded with, so no
+// device ever reads or writes past a buffer, whatever the counts say.
+const Shape& shape_of(const Binding& b, uint32_t layer) {
+  if (layer >= b.shapes.size() || b.shapes[layer].rows == 0)
+    throw std::invalid_argument("layer " + std::to_string(layer) + " has no weights on the device");
+  return b.shapes[layer];
+}
+
+void expect_count(size_t got, size_t expected, const char* what) {
+  if (got != expected)
+    throw std::invalid_argument(std::string(what) + " holds " + std::to_string(got) +
+                                " values, expected " + std::to_string(expected));
+}
+
+}  // namespace
+
+void bind_device(uint64_t session, Device* device, Timing* timing) {
+  std::unique_lock lock(registry_mutex);
+  registry()[session] = Binding{device, timing, {}};
+}
+
+void unbind_device(uint64_t session) {
+  std::unique_lock lock(registry_mutex);
+  registry().erase(session);
+}
+
+std::string take_device_error(uint64_t session) {
+  std::unique_lock lock(registry_mutex);
+  auto it = registry().find(session);
+  if (it == registry().end()) return {};
+  std::string message;
+  message.swap(it->second.last_error);
+  return message;
+}
+
+}  // namespace veil::detail
+
+using veil::detail::Binding;
+using veil::detail::expect_count;
+using veil::detail::Shape;
+using veil::detail::shape_of;
+using veil::detail::with_device;
+
+extern "C" {
+
+void ocall_log(int level, const char* message) {
+  static const char* const kLevels[] = {"debug", "info", "warning", "error"};
+  if (level < 2) return;  // the enclave logs progress at debug/info; keep the console quiet
+  std::fprintf(stderr, "[veil enclave %s] %s\n", kLevels[level > 3 ? 3 : level], message);
+}
+
+int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights, size_t rows,
+                        size_t cols, size_t count) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    if (rows == 0 || cols == 0 || count != rows * cols)
+      throw std::invalid_argument("upload of a " + std::to_string(rows) + "x" +
+                                  std::to_string(cols) + " matrix with " + std::to_string(count) +
+                                  " values");
+    if (b.shapes.size() <= layer) b.shapes.resize(layer + 1);
+    d.upload(layer, weights, rows, cols);
+    b.shapes[layer] = Shape{rows, cols};
+  });
+}
+
+int ocall_device_forward(uint64_t session, uint32_t layer, const double* a, size_t a_count,
+                         size_t rows, double* z, size_t z_count) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    const Shape& s = shape_of(b, layer);
+    expect_count(a_count, rows * s.rows, "forward input");
+    expect_count(z_count, rows * s.cols, "forward output");
+    d.forward(layer, a, rows, z);
+  });
+}
+
+int ocall_device_backward(uint64_t session, uint32_t layer, const double* dz, size_t dz_count,
+                          size_t rows, double* da, size_t da_count) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    const Shape& s = shape_of(b, layer);
+    expect_count(dz_count, rows * s.cols, "backward input");
+    expect_count(da_count, rows * s.rows, "backward output");
+    d.backward(layer, dz, rows, da);
+  });
+}
+
+int ocall_device_update(uint64_t session, uint32_t layer, const double* a, size_t a_count,
+                        const double* dz, size_t dz_count, size_t rows) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    const Shape& s = shape_of(b, layer);
+    expect_count(a_count, rows * s.rows, "update activations");
+    expect_count(dz_count, rows * s.cols, "update gradients");
+    d.update(layer, a, dz, rows);
+  });
+}
+
+int ocall_device_scale(uint64_t session, uint32_t layer) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    shape_of(b, layer);
+    d.scale(layer);
+  });
+}
+
+int ocall_device_max_abs(uint64_t session, uint32_t layer, double* max_abs) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    shape_of(b, layer);
+    *max_abs = d.max_abs(layer);
+  });
+}
+
+int ocall_device_download(uint64_t session, uint32_t layer, double* weights, size_t count) {
+  return with_device(session, [&](veil::Device& d, Binding& b) {
+    const Shape& s = shape_of(b, layer);
+    expect_count(count, s.rows * s.cols, "download buffer");
+    d.download(layer, weights);
+  });
+}
+
+}  // extern "C"

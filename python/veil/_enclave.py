@@ -1,0 +1,40 @@
+"""The process-wide enclave and the functions that describe it."""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from veil import _native
+
+_lock = threading.Lock()
+_enclave: Optional["_native.NativeEnclave"] = None
+
+
+def default_enclave() -> "_native.NativeEnclave":
+    """The enclave image installed with the package, loaded once per process."""
+    global _enclave
+    with _lock:
+        if _enclave is None:
+            _enclave = _native.NativeEnclave()
+        return _enclave
+
+
+def enclave_backend() -> str:
+    """"virtual" (the project's own enclave runtime) or "openenclave" (the SDK)."""
+    return _native.backend()
+
+
+def enclave_info() -> dict:
+    """Version, backend and features as the loaded enclave reports them."""
+    return default_enclave().info()
+
+
+def round_trip_demo(values=(0.1, -2.5, 3.14159, 1e9), frac_bits: int = 8) -> str:
+    """Send values into an enclave session and back through the fixed-point codec."""
+    import numpy as np
+
+    session = _native.NativeSession(default_enclave())
+    data = np.asarray(values, dtype=np.float64)
+    out, saturated = session.fixed_point_round_trip(data, frac_bits)
+    pairs = ", ".join(f"{a:g}->{b:g}" for a, b in zip(data, out))
+    return f"fixed-point round trip at 2^-{frac_bits}: {pairs} (saturated: {saturated})"

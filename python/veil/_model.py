@@ -1,0 +1,128 @@
+"""Model description: dense layers and the activations between them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+from veil._errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A dense layer ``z = a @ W + b`` with ``inputs`` inputs and ``outputs`` outputs."""
+
+    inputs: int
+    outputs: int
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "outputs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"Dense.{name} must be a positive int, got {value!r}")
+
+
+class _Activation:
+    """Base of the activation layers; ``code`` matches the enclave's numbering."""
+
+    code = -1
+    name = ""
+
+    def __repr__(self) -> str:
+        return f"veil.{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Identity(_Activation):
+    """sigma(z) = z."""
+
+    code, name = 0, "identity"
+
+
+class ReLU(_Activation):
+    """sigma(z) = max(z, 0)."""
+
+    code, name = 1, "relu"
+
+
+class Sigmoid(_Activation):
+    """sigma(z) = 1 / (1 + e^-z)."""
+
+    code, name = 2, "sigmoid"
+
+
+class Arctan(_Activation):
+    """sigma(z) = arctan(z)."""
+
+    code, name = 3, "arctan"
+
+
+class Softplus(_Activation):
+    """sigma(z) = log(1 + e^z) (the seed paper's "SoftMax")."""
+
+    code, name = 4, "softplus"
+
+
+ACTIVATIONS = {cls.name: cls for cls in (Identity, ReLU, Sigmoid, Arctan, Softplus)}
+
+
+class Sequential:
+    """A stack of Dense layers, each optionally followed by one activation.
+
+    Example:
+        >>> model = Sequential([Dense(64, 128), ReLU(), Dense(128, 10)])
+        >>> model.layer_specs()
+        [(64, 128, 'relu'), (128, 10, 'identity')]
+    """
+
+    def __init__(self, layers: Iterable[object]):
+        self.layers: List[object] = list(layers)
+        self._specs = self._parse(self.layers)
+
+    @staticmethod
+    def _parse(layers: Sequence[object]) -> List[Tuple[int, int, str]]:
+        specs: List[Tuple[int, int, str]] = []
+        for position, layer in enumerate(layers):
+            if isinstance(layer, Dense):
+                if specs and specs[-1][1] != layer.inputs:
+                    raise ConfigError(
+                        f"layer {position} (Dense({layer.inputs}, {layer.outputs})) takes "
+                        f"{layer.inputs} inputs but the layer before gives {specs[-1][1]}"
+                    )
+                specs.append((layer.inputs, layer.outputs, "identity"))
+            elif isinstance(layer, _Activation):
+                if not specs:
+                    raise ConfigError(f"layer {position}: an activation must follow a Dense layer")
+                if specs[-1][2] != "identity" or isinstance(layers[position - 1], _Activation):
+                    raise ConfigError(f"layer {position}: two activations in a row")
+                specs[-1] = (specs[-1][0], specs[-1][1], layer.name)
+            else:
+                raise ConfigError(
+                    f"layer {position}: {layer!r} is not a veil layer "
+                    "(use veil.Dense, veil.ReLU, veil.Sigmoid, veil.Arctan, veil.Softplus, veil.Identity)"
+                )
+        if not specs:
+            raise ConfigError("the model has no Dense layer")
+        return specs
+
+    def layer_specs(self) -> List[Tuple[int, int, str]]:
+        """``(inputs, outputs, activation name)`` for each dense layer."""
+        return list(self._specs)
+
+    @property
+    def input_size(self) -> int:
+        return self._specs[0][0]
+
+    @property
+    def output_size(self) -> int:
+        return self._specs[-1][1]
+
+    def __repr__(self) -> str:
+        return "veil.Sequential([" + ", ".join(
+            f"Dense({i}, {o})" + ("" if a == "identity" else f", {ACTIVATIONS[a]()!r}")
+            for i, o, a in self._specs
+        ) + "])"

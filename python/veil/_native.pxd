@@ -1,0 +1,130 @@
+# Declarations of veil's C++ API (host/include/veil/) for the Cython bindings.
+from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libcpp cimport bool
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+
+cdef extern from "_errors.h":
+    void veil_translate_exception()
+
+
+cdef extern from "_errors.h" namespace "veil::python":
+    enum ErrorKind:
+        kEnclave
+        kInput
+        kConfig
+        kProtocol
+        kVerification
+        kDevice
+    void set_error_type(int kind, object type)
+
+
+cdef extern from "veil/device.h" namespace "veil":
+    cdef cppclass Device:
+        string name()
+
+
+cdef extern from "veil/cpu_device.h" namespace "veil":
+    cdef cppclass CpuDevice(Device):
+        CpuDevice(int threads) except +veil_translate_exception
+
+
+cdef extern from "_py_device.h" namespace "veil::python":
+    cdef struct DeviceCallbacks:
+        int (*upload)(void*, uint32_t, const double*, size_t, size_t) noexcept
+        int (*forward)(void*, uint32_t, const double*, size_t, double*) noexcept
+        int (*backward)(void*, uint32_t, const double*, size_t, double*) noexcept
+        int (*update)(void*, uint32_t, const double*, const double*, size_t) noexcept
+        int (*scale)(void*, uint32_t) noexcept
+        int (*max_abs)(void*, uint32_t, double*) noexcept
+        int (*download)(void*, uint32_t, double*) noexcept
+        void (*describe)(void*, char*, size_t) noexcept
+    cdef cppclass PyDevice(Device):
+        PyDevice(void* self, const DeviceCallbacks& callbacks, string name)
+
+
+cdef extern from "veil/enclave.h" namespace "veil":
+    cdef cppclass EnclaveInfo:
+        string version
+        string backend
+        uint64_t features
+        vector[string] feature_names
+        uint32_t max_sessions
+
+    cdef cppclass Enclave:
+        Enclave(const string& image_path, bool debug) except +veil_translate_exception
+        EnclaveInfo info() except +veil_translate_exception
+        const string& image_path()
+
+    string veil_version "veil::version"()
+    string enclave_backend_name "veil::Enclave::backend"()
+    string default_image_path "veil::Enclave::default_image_path"()
+
+
+cdef extern from "veil/session.h" namespace "veil":
+    cdef cppclass SessionStats:
+        uint64_t step
+        uint64_t checks_passed
+        uint64_t products
+        uint64_t saturated
+        int32_t lr_exp
+        bool aborted
+
+    cdef cppclass Session:
+        Session(Enclave& enclave) except +veil_translate_exception
+        uint64_t id()
+        uint64_t fixed_point_round_trip(const double* input, double* output, size_t count,
+                                        int frac_bits) except +veil_translate_exception
+        SessionStats stats() except +veil_translate_exception
+
+
+cdef extern from "veil/trainer.h" namespace "veil":
+    cpdef enum class Activation(int32_t):
+        identity
+        relu
+        sigmoid
+        arctan
+        softplus
+
+    cpdef enum class Loss(int32_t):
+        cross_entropy
+        mse
+
+    cdef cppclass LayerSpec:
+        uint32_t inputs
+        uint32_t outputs
+        Activation activation
+
+    cdef cppclass TrainConfig:
+        vector[LayerSpec] layers
+        Loss loss
+        int32_t frac_act
+        int32_t frac_grad
+        int32_t lr_exp
+        uint32_t max_batch
+        uint64_t seed
+        double act_clip
+        double grad_clip
+        double weight_max
+
+    cdef cppclass StepResult:
+        double loss
+        uint32_t correct
+        uint32_t saturated
+        uint64_t step
+        uint64_t checks_passed
+
+    cdef cppclass Timing:
+        double total_seconds
+        double device_seconds
+        double enclave_seconds()
+
+    cdef cppclass Trainer(Session):
+        Trainer(Enclave& enclave, Device& device, const TrainConfig& config) except +veil_translate_exception
+        StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
+        void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
+        void halve_lr() except +veil_translate_exception nogil
+        vector[double] export_weights(uint32_t layer) except +veil_translate_exception nogil
+        Timing timing()
+        void reset_timing()

@@ -1,0 +1,326 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Cython bindings over veil's C++ API (host/include/veil/).
+
+Arrays cross without copies: every buffer handed to C++ is a C-contiguous view
+of the caller's numpy array. Long calls release the GIL; devices written in
+Python take it back inside their callbacks.
+"""
+from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libc.string cimport strncpy
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+from cpython.ref cimport PyObject
+
+import numpy as np
+cimport numpy as cnp
+
+from veil import _errors
+
+cnp.import_array()
+
+set_error_type(kEnclave, _errors.EnclaveError)
+set_error_type(kInput, _errors.InputError)
+set_error_type(kConfig, _errors.ConfigError)
+set_error_type(kProtocol, _errors.ProtocolError)
+set_error_type(kVerification, _errors.VerificationError)
+set_error_type(kDevice, _errors.DeviceError)
+
+
+def version():
+    """The C++ library's version string."""
+    return veil_version().decode()
+
+
+def backend():
+    """The enclave backend this build uses: "virtual" or "openenclave"."""
+    return enclave_backend_name().decode()
+
+
+def default_enclave_path():
+    """Where the enclave image is loaded from by default."""
+    return default_image_path().decode()
+
+
+cdef class NativeEnclave:
+    """A loaded enclave image (one per process is typical)."""
+    cdef Enclave* ptr
+
+    def __cinit__(self, str image_path="", bint debug=True):
+        self.ptr = new Enclave(image_path.encode(), debug)
+
+    def __dealloc__(self):
+        del self.ptr
+
+    def info(self):
+        cdef EnclaveInfo i = self.ptr.info()
+        return {
+            "version": i.version.decode(),
+            "backend": i.backend.decode(),
+            "features": [f.decode() for f in i.feature_names],
+            "max_sessions": i.max_sessions,
+        }
+
+    @property
+    def image_path(self):
+        return self.ptr.image_path().decode()
+
+
+cdef class NativeSession:
+    """A plain session: the buffer round trip and the counters."""
+    cdef Session* ptr
+    cdef NativeEnclave enclave
+
+    def __cinit__(self, NativeEnclave enclave):
+        self.enclave = enclave
+        self.ptr = new Session(enclave.ptr[0])
+
+    def __dealloc__(self):
+        del self.ptr
+
+    def fixed_point_round_trip(self, const double[::1] values not None, int frac_bits):
+        """Quantize and dequantize values in the enclave; returns (array, saturated)."""
+        out = np.empty(values.shape[0], dtype=np.float64)
+        cdef double[::1] out_view = out
+        cdef const double* src = &values[0] if values.shape[0] else NULL
+        cdef double* dst = &out_view[0] if values.shape[0] else NULL
+        cdef uint64_t saturated = self.ptr.fixed_point_round_trip(src, dst, values.shape[0], frac_bits)
+        return out, int(saturated)
+
+
+cdef class NativeDevice:
+    """Owner of a C++ Device that a trainer can use."""
+    cdef Device* ptr
+    cdef object python_device
+    cdef object last_error
+    cdef dict shapes  # layer -> (rows, cols), recorded at upload
+
+    def __dealloc__(self):
+        del self.ptr
+
+    @property
+    def name(self):
+        return self.ptr.name().decode()
+
+    @property
+    def python_exception(self):
+        """The exception a Python device raised in its last failing call, if any."""
+        return self.last_error
+
+
+def cpu_device(int threads=0):
+    """The C++ CPU device (exact float64 products through OpenBLAS)."""
+    cdef NativeDevice d = NativeDevice.__new__(NativeDevice)
+    d.ptr = new CpuDevice(threads)
+    return d
+
+
+cdef inline object _matrix(const double* p, size_t rows, size_t cols):
+    # A read-only numpy view of a buffer the bridge owns for the call's duration.
+    if rows == 0 or cols == 0:
+        return np.empty((rows, cols), dtype=np.float64)
+    cdef const double[:, ::1] view = <const double[:rows, :cols]> p
+    arr = np.asarray(view)
+    arr.flags.writeable = False
+    return arr
+
+
+cdef inline object _out_matrix(double* p, size_t rows, size_t cols):
+    cdef double[:, ::1] view = <double[:rows, :cols]> p
+    return np.asarray(view)
+
+
+cdef inline int _fill(object result, double* p, size_t rows, size_t cols, str what) except -1:
+    arr = np.asarray(result)
+    if arr.shape != (rows, cols):
+        raise ValueError(f"{what} returned shape {arr.shape}, expected {(rows, cols)}")
+    _out_matrix(p, rows, cols)[...] = arr
+    return 0
+
+
+cdef int _cb_fail(NativeDevice d, object exc) noexcept:
+    d.last_error = exc
+    return 1
+
+
+cdef int _cb_upload(void* self, uint32_t layer, const double* w, size_t rows, size_t cols) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        d.python_device.upload(layer, _matrix(w, rows, cols).copy())
+        d.shapes[layer] = (rows, cols)
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_forward(void* self, uint32_t layer, const double* a, size_t batch, double* z) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        rows, cols = d.shapes[layer]
+        _fill(d.python_device.forward(layer, _matrix(a, batch, rows)), z, batch, cols, "forward")
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_backward(void* self, uint32_t layer, const double* dz, size_t batch, double* da) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        rows, cols = d.shapes[layer]
+        _fill(d.python_device.backward(layer, _matrix(dz, batch, cols)), da, batch, rows, "backward")
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_update(void* self, uint32_t layer, const double* a, const double* dz, size_t batch) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        rows, cols = d.shapes[layer]
+        d.python_device.update(layer, _matrix(a, batch, rows), _matrix(dz, batch, cols))
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_scale(void* self, uint32_t layer) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        d.python_device.scale(layer)
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_max_abs(void* self, uint32_t layer, double* out) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        out[0] = float(d.python_device.max_abs(layer))
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef int _cb_download(void* self, uint32_t layer, double* w) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        rows, cols = d.shapes[layer]
+        _fill(d.python_device.download(layer), w, rows, cols, "download")
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
+cdef void _cb_describe(void* self, char* out, size_t capacity) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    text = f"{type(d.last_error).__name__}: {d.last_error}".encode("utf-8", "replace")
+    strncpy(out, text, capacity - 1)
+    out[capacity - 1] = 0
+
+
+cdef DeviceCallbacks _callbacks
+_callbacks.upload = _cb_upload
+_callbacks.forward = _cb_forward
+_callbacks.backward = _cb_backward
+_callbacks.update = _cb_update
+_callbacks.scale = _cb_scale
+_callbacks.max_abs = _cb_max_abs
+_callbacks.download = _cb_download
+_callbacks.describe = _cb_describe
+
+
+def python_device(device):
+    """Wrap a veil.Device written in Python so the enclave's ocalls reach it."""
+    cdef NativeDevice d = NativeDevice.__new__(NativeDevice)
+    d.python_device = device
+    d.shapes = {}
+    d.ptr = new PyDevice(<void*> d, _callbacks, device.name.encode())
+    return d
+
+
+cdef class NativeTrainer:
+    """A verify-mode training session (veil::Trainer)."""
+    cdef Trainer* ptr
+    cdef NativeEnclave enclave
+    cdef NativeDevice device
+    cdef readonly size_t features
+    cdef readonly size_t classes
+    cdef readonly size_t max_batch
+
+    def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config):
+        cdef TrainConfig c
+        cdef LayerSpec spec
+        for inputs, outputs, activation in layers:
+            spec.inputs = inputs
+            spec.outputs = outputs
+            spec.activation = <Activation> <int32_t> activation
+            c.layers.push_back(spec)
+        c.loss = <Loss> <int32_t> config["loss"]
+        c.frac_act = config["frac_act"]
+        c.frac_grad = config["frac_grad"]
+        c.lr_exp = config["lr_exp"]
+        c.max_batch = config["max_batch"]
+        c.seed = config["seed"]
+        c.act_clip = config["act_clip"]
+        c.grad_clip = config["grad_clip"]
+        c.weight_max = config["weight_max"]
+        self.enclave = enclave
+        self.device = device
+        self.features = layers[0][0]
+        self.classes = layers[-1][1]
+        self.max_batch = config["max_batch"]
+        self.ptr = new Trainer(enclave.ptr[0], device.ptr[0], c)
+
+    def __dealloc__(self):
+        del self.ptr
+
+    def step(self, const double[:, ::1] x not None, const int32_t[::1] labels not None):
+        cdef size_t batch = x.shape[0]
+        if <size_t> x.shape[1] != self.features:
+            raise _errors.InputError(f"x has {x.shape[1]} features; the model takes {self.features}")
+        if <size_t> labels.shape[0] != batch:
+            raise _errors.InputError(f"{labels.shape[0]} labels for a batch of {batch} rows")
+        if batch == 0:
+            raise _errors.InputError("the batch is empty")
+        cdef StepResult r
+        with nogil:
+            r = self.ptr.step(&x[0, 0], &labels[0], batch)
+        return r.loss, r.correct, r.saturated, r.step, r.checks_passed
+
+    def predict(self, const double[:, ::1] x not None):
+        cdef size_t batch = x.shape[0]
+        if <size_t> x.shape[1] != self.features:
+            raise _errors.InputError(f"x has {x.shape[1]} features; the model takes {self.features}")
+        if batch == 0:
+            raise _errors.InputError("the batch is empty")
+        out = np.empty((batch, self.classes), dtype=np.float64)
+        cdef double[:, ::1] out_view = out
+        with nogil:
+            self.ptr.predict(&x[0, 0], batch, &out_view[0, 0])
+        return out
+
+    def halve_lr(self):
+        with nogil:
+            self.ptr.halve_lr()
+
+    def export_weights(self, uint32_t layer):
+        cdef vector[double] w
+        with nogil:
+            w = self.ptr.export_weights(layer)
+        return np.asarray(<double[:w.size()]> w.data()).copy()
+
+    def stats(self):
+        cdef SessionStats s = self.ptr.stats()
+        return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
+                "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": bool(s.aborted)}
+
+    def timing(self):
+        cdef Timing t = self.ptr.timing()
+        return {"total": t.total_seconds, "device": t.device_seconds,
+                "enclave": t.enclave_seconds()}
+
+    def reset_timing(self):
+        self.ptr.reset_timing()
+
+    @property
+    def session_id(self):
+        return self.ptr.id()

@@ -1,0 +1,307 @@
+"""Verify-mode training (DESIGN.md 4.2) from Python."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from veil import _native
+from veil._batching import epoch_batches
+from veil._device import Device
+from veil._enclave import default_enclave
+from veil._errors import ConfigError, DeviceError, InputError
+from veil._model import ACTIVATIONS, Sequential
+
+_LOSSES = {"cross_entropy": 0, "mse": 1}
+_ACTIVATION_CODES = {name: cls.code for name, cls in ACTIVATIONS.items()}
+
+
+def _lr_exponent(lr: float) -> int:
+    """The k of lr = 2^-k; veil's SGD step is exact only for powers of two."""
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ConfigError(f"lr must be a positive power of two, got {lr!r}")
+    k = -math.log2(lr)
+    if abs(k - round(k)) > 1e-12 or round(k) < 0:
+        raise ConfigError(
+            f"lr={lr!r} is not 2^-k for an integer k >= 0; veil's exact integer SGD needs "
+            f"a power of two (nearest: 2**-{max(0, round(k))})"
+        )
+    return int(round(k))
+
+
+def resolve_device(device: Union[str, Device, "_native.NativeDevice"]):
+    """Turn ``device=`` into a native device the trainer can drive.
+
+    "cpu" is the C++ CPU device; "cuda" the CuPy device; "auto" picks CUDA when
+    CuPy sees a GPU and the CPU otherwise (saying so once); a veil.Device
+    instance is wrapped so the enclave's ocalls reach its Python methods.
+    """
+    if isinstance(device, _native.NativeDevice):
+        return device, device.name
+    if isinstance(device, Device):
+        return _native.python_device(device), device.name
+    if device == "cpu":
+        return _native.cpu_device(), "cpu"
+    if device in ("cuda", "auto"):
+        from veil import _cuda
+
+        if _cuda.available():
+            return _native.python_device(_cuda.CudaDevice()), "cuda"
+        if device == "cuda":
+            raise ConfigError(f"device='cuda' needs CuPy and a CUDA GPU: {_cuda.unavailable_reason()}")
+        _cuda.note_cpu_fallback()
+        return _native.cpu_device(), "cpu"
+    raise ConfigError(f"device={device!r}: use 'auto', 'cpu', 'cuda' or a veil.Device instance")
+
+
+def _as_matrix(x, features: int, what: str) -> np.ndarray:
+    if hasattr(x, "get") and not isinstance(x, np.ndarray):  # CuPy arrays
+        x = x.get()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != features:
+        raise InputError(f"{what} must have shape (n, {features}), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InputError(f"{what}[{bad[0]}, {bad[1]}] is {arr[bad[0], bad[1]]}; inputs must be finite")
+    return arr
+
+
+def _as_labels(y, n: int, classes: int, what: str) -> np.ndarray:
+    if hasattr(y, "get") and not isinstance(y, np.ndarray):
+        y = y.get()
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InputError(f"{what} must have shape ({n},), got {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise InputError(f"{what} must hold integer class ids")
+    elif arr.dtype.kind not in "iu":
+        raise InputError(f"{what} must hold integer class ids, got dtype {arr.dtype}")
+    if n and (arr.min() < 0 or arr.max() >= classes):
+        raise InputError(f"{what} holds {arr.min() if arr.min() < 0 else arr.max()}; labels must be in [0, {classes})")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+class Trainer:
+    """Trains a model with the weights on an untrusted device, every product checked.
+
+    Args:
+        model: the network.
+        mode: "verify" (DESIGN.md 2). Private training of trainable layers is not
+            offered: it needs O(B·n·m) enclave work (DESIGN.md 6).
+        device: "auto", "cpu", "cuda" or a veil.Device instance.
+        loss: "cross_entropy" (softmax fused; the last layer must have no
+            activation) or "mse" (the seed's, on one-hot labels).
+        lr: learning rate, a power of two 2^-k (the SGD step is exact in integers).
+        seed: initial weights and batch order.
+        halve_lr_at: epochs at whose start the learning rate halves.
+        batch_size: the largest batch a step will carry. The update is
+            ``lr * sum(grad) / 2^ceil(log2(batch_size))``, i.e. the mean gradient
+            for a full power-of-two batch.
+        frac_act, frac_grad: fixed-point fractional bits (DESIGN.md 3).
+        act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
+    """
+
+    def __init__(
+        self,
+        model: Sequential,
+        mode: str = "verify",
+        device: Union[str, Device] = "auto",
+        loss: str = "cross_entropy",
+        lr: float = 2.0**-2,
+        seed: int = 0,
+        halve_lr_at: Sequence[int] = (),
+        batch_size: int = 64,
+        frac_act: int = 8,
+        frac_grad: int = 12,
+        act_clip: float = 64.0,
+        grad_clip: float = 64.0,
+        weight_max: float = 8.0,
+        enclave=None,
+    ):
+        if not isinstance(model, Sequential):
+            raise ConfigError(f"model must be a veil.Sequential, got {type(model).__name__}")
+        if mode == "private":
+            raise ConfigError(
+                "mode='private' training is not offered: keeping trainable weights private "
+                "needs the whole layer trained inside the enclave (DESIGN.md 6); use "
+                "mode='verify', or veil.Inference(mode='private') for private inference"
+            )
+        if mode != "verify":
+            raise ConfigError(f"mode={mode!r}: use 'verify'")
+        if loss not in _LOSSES:
+            raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.model = model
+        self.mode = mode
+        self.loss = loss
+        self.lr_exp = _lr_exponent(lr)
+        self.seed = int(seed)
+        self.halve_lr_at = tuple(int(e) for e in halve_lr_at)
+        self.batch_size = batch_size
+        specs = model.layer_specs()
+        layers = [(i, o, _ACTIVATION_CODES[a]) for i, o, a in specs]
+        config = dict(
+            loss=_LOSSES[loss], frac_act=int(frac_act), frac_grad=int(frac_grad),
+            lr_exp=self.lr_exp, max_batch=batch_size, seed=self.seed & (2**64 - 1),
+            act_clip=float(act_clip), grad_clip=float(grad_clip), weight_max=float(weight_max),
+        )
+        self.config = config
+        self._device, self.device_name = resolve_device(device)
+        self._enclave = enclave if enclave is not None else default_enclave()
+        self._native = _native.NativeTrainer(self._enclave, self._device, layers, config)
+        self._epochs_done = 0
+        self.history: Dict[str, List[dict]] = {"epochs": []}
+
+    # -- introspection ---------------------------------------------------------
+    @property
+    def checks_passed(self) -> int:
+        """Freivalds checks passed in this session."""
+        return int(self._native.stats()["checks_passed"])
+
+    def stats(self) -> dict:
+        """The enclave's counters: step, checks_passed, products, saturated, lr_exp, aborted."""
+        return self._native.stats()
+
+    def timing(self) -> dict:
+        """Seconds spent so far: total (inside ecalls), device (in device ocalls), enclave."""
+        return self._native.timing()
+
+    def reset_timing(self) -> None:
+        self._native.reset_timing()
+
+    # -- training --------------------------------------------------------------
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except DeviceError as e:
+            cause = self._device.python_exception
+            raise DeviceError(str(e)) from cause
+
+    def train_step(self, x, y) -> Tuple[float, int]:
+        """One checked SGD step on a batch; returns (mean loss, correct)."""
+        features, classes = self.model.input_size, self.model.output_size
+        x = _as_matrix(x, features, "x")
+        labels = _as_labels(y, x.shape[0], classes, "y")
+        loss, correct, _saturated, _step, _checks = self._call(self._native.step, x, labels)
+        return loss, correct
+
+    def halve_lr(self) -> None:
+        """Halve the learning rate now (exact: the device doubles M)."""
+        self._call(self._native.halve_lr)
+        self.lr_exp += 1
+
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 1,
+        batch_size: Optional[int] = None,
+        validation_data: Optional[Tuple[object, object]] = None,
+        verbose: int = 1,
+    ) -> Dict[str, List[dict]]:
+        """Train for ``epochs`` epochs; returns the history (also kept in ``self.history``).
+
+        Each epoch's entry holds epoch, loss, accuracy, val_loss, val_accuracy,
+        checks_passed, lr_exp and seconds.
+        """
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= self.batch_size:
+            raise ConfigError(
+                f"batch_size={batch_size!r} must be in [1, {self.batch_size}], the batch_size "
+                "this Trainer was built with"
+            )
+        features, classes = self.model.input_size, self.model.output_size
+        X = _as_matrix(X, features, "X")
+        labels = _as_labels(y, X.shape[0], classes, "y")
+        if X.shape[0] == 0:
+            raise InputError("X is empty")
+        if validation_data is not None:
+            Xv = _as_matrix(validation_data[0], features, "validation X")
+            yv = _as_labels(validation_data[1], Xv.shape[0], classes, "validation y")
+        for _ in range(int(epochs)):
+            epoch = self._epochs_done
+            if epoch in self.halve_lr_at:
+                self.halve_lr()
+            start = time.perf_counter()
+            batches = epoch_batches(X.shape[0], batch_size, self.seed, epoch)
+            progress = None
+            if verbose:
+                from tqdm.auto import tqdm
+
+                progress = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=verbose > 1,
+                                unit="step")
+            total_loss, total_correct, seen = 0.0, 0, 0
+            try:
+                for idx in batches:
+                    loss, correct, _sat, _step, checks = self._call(
+                        self._native.step, X[idx], labels[idx])
+                    total_loss += loss * len(idx)
+                    total_correct += correct
+                    seen += len(idx)
+                    if progress is not None:
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{total_loss / seen:.4f}",
+                                             acc=f"{total_correct / seen:.4f}", checks=checks)
+            finally:
+                if progress is not None:
+                    progress.close()
+            entry = {
+                "epoch": epoch + 1,
+                "loss": total_loss / seen,
+                "accuracy": total_correct / seen,
+                "lr_exp": self.lr_exp,
+            }
+            if validation_data is not None:
+                val = self.evaluate(Xv, yv)
+                entry["val_loss"], entry["val_accuracy"] = val["loss"], val["accuracy"]
+            entry["checks_passed"] = self.checks_passed
+            entry["seconds"] = time.perf_counter() - start
+            self.history["epochs"].append(entry)
+            self._epochs_done += 1
+        return self.history
+
+    # -- inference -------------------------------------------------------------
+    def predict(self, X) -> np.ndarray:
+        """Verify-mode inference: class probabilities (softmax for cross-entropy,
+        the last activation for MSE), every product checked."""
+        X = _as_matrix(X, self.model.input_size, "X")
+        if X.shape[0] == 0:
+            return np.empty((0, self.model.output_size))
+        parts = [self._call(self._native.predict, X[i:i + self.batch_size])
+                 for i in range(0, X.shape[0], self.batch_size)]
+        return np.concatenate(parts, axis=0)
+
+    def evaluate(self, X, y) -> Dict[str, float]:
+        """Loss and accuracy of verify-mode predictions on (X, y)."""
+        probs = self.predict(X)
+        labels = _as_labels(y, probs.shape[0], self.model.output_size, "y")
+        return score(probs, labels, self.loss)
+
+    def export_weights(self) -> List[np.ndarray]:
+        """The device's weights as float arrays of shape (inputs + 1, outputs), bias
+        last, each checked against the enclave's fingerprints before release."""
+        out = []
+        for layer, (i, o, _a) in enumerate(self.model.layer_specs()):
+            flat = self._call(self._native.export_weights, layer)
+            out.append(flat.reshape(i + 1, o))
+        return out
+
+
+def score(probs: np.ndarray, labels: np.ndarray, loss: str) -> Dict[str, float]:
+    """Mean loss and accuracy of predicted probabilities against integer labels."""
+    n = probs.shape[0]
+    if loss == "cross_entropy":
+        value = float(-np.mean(np.log(np.clip(probs[np.arange(n), labels], 1e-300, None))))
+    else:
+        onehot = np.zeros_like(probs)
+        onehot[np.arange(n), labels] = 1.0
+        value = float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+    accuracy = float(np.mean(np.argmax(probs, axis=1) == labels))
+    return {"loss": value, "accuracy": accuracy}

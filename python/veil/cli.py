@@ -1,0 +1,419 @@
+"""Command-line interface: ``veil`` and ``python -m veil``.
+
+Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a help line, a
+function that adds its arguments to an :class:`argparse.ArgumentParser`, and a function that
+runs it and returns the exit code. Adding a subcommand means adding one entry.
+
+Exit codes: 0 success, 1 enclave error, 2 usage or configuration error, 3 verification
+failure, 130 interrupted.
+
+Heavy modules (NumPy, the native extension's trainer, scikit-learn, matplotlib) are imported
+inside the functions that need them, so ``veil --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+__all__ = ["EXIT_OK", "EXIT_ENCLAVE", "EXIT_USAGE", "EXIT_VERIFICATION", "SUBCOMMANDS",
+           "Subcommand", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ENCLAVE = 1
+EXIT_USAGE = 2
+EXIT_VERIFICATION = 3
+_EXIT_INTERRUPTED = 130
+
+
+class Subcommand(NamedTuple):
+    """One ``veil`` subcommand.
+
+    Attributes:
+        help: One-line summary shown by ``veil --help``.
+        add_arguments: Adds the subcommand's options to its parser.
+        run: Runs the subcommand with the parsed arguments and returns the exit code.
+    """
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# ---------------------------------------------------------------------------------------------
+# veil info
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # `veil info` takes no options.
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    del args
+    import veil
+
+    info = veil.enclave_info()
+    features = list(info.get("features", []))
+    print(f"veil {veil.__version__}")
+    print(f"enclave backend: {veil.enclave_backend()}")
+    print(f"enclave version: {info.get('version', 'unknown')}")
+    print(f"features: {', '.join(features) if features else 'none'}")
+    print(f"round trip: {veil.round_trip_demo()}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# veil train
+
+_ACTIVATION_CLASSES = {
+    "relu": "ReLU",
+    "sigmoid": "Sigmoid",
+    "arctan": "Arctan",
+    "softplus": "Softplus",
+}
+_LOSS_NAMES = {"ce": "cross_entropy", "mse": "mse"}
+
+
+def _layer_widths(text: str) -> List[int]:
+    parts = text.split("-")
+    try:
+        widths = [int(part) for part in parts]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(
+            f"invalid layer widths {text!r}: expected at least two positive widths joined by "
+            "'-', e.g. 64-128-10"
+        )
+    return widths
+
+
+def _epoch_list(text: str) -> Tuple[int, ...]:
+    if not text.strip():
+        return ()
+    try:
+        epochs = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        epochs = (-1,)
+    if any(e < 0 for e in epochs):
+        raise argparse.ArgumentTypeError(
+            f"invalid epoch list {text!r}: expected non-negative integers separated by commas"
+        )
+    if len(set(epochs)) != len(epochs):
+        raise argparse.ArgumentTypeError(f"invalid epoch list {text!r}: an epoch is repeated")
+    return tuple(sorted(epochs))
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", default="digits",
+        help="'digits', a path to an .npz file (arrays X, y and optionally X_test, y_test), "
+             "'idx:IMAGES,LABELS', or a directory with the four MNIST IDX files "
+             "(default: %(default)s)")
+    parser.add_argument(
+        "--layers", type=_layer_widths, default=_layer_widths("64-128-128-10"),
+        metavar="N-H-...-C",
+        help="layer widths from input features to classes (default: 64-128-128-10)")
+    parser.add_argument(
+        "--activation", choices=sorted(_ACTIVATION_CLASSES), default="relu",
+        help="activation of the hidden layers; the output layer is linear (default: relu)")
+    parser.add_argument(
+        "--loss", choices=sorted(_LOSS_NAMES), default="ce",
+        help="ce: softmax cross-entropy; mse: mean squared error (default: ce)")
+    parser.add_argument("--epochs", type=_int_at_least(1), default=30,
+                        help="passes over the training data (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=64,
+                        help="samples per SGD step (default: %(default)s)")
+    parser.add_argument("--lr-exp", type=_int_at_least(0), default=2, metavar="K",
+                        help="learning rate 2^-K (default: %(default)s)")
+    parser.add_argument(
+        "--halve-at", type=_epoch_list, default=_epoch_list("20"), metavar="E1,E2,...",
+        help="zero-based epochs at whose start the learning rate halves; '' for none "
+             "(default: 20)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the untrusted matrix products run (default: %(default)s)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="seed of the data split, initial weights and batch order "
+                             "(default: %(default)s)")
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+                        help="fraction held out for testing when the dataset has no test set "
+                             "(default: %(default)s)")
+    parser.add_argument("--val-fraction", type=_fraction, default=0.0,
+                        help="fraction of the training pool held out for validation "
+                             "(default: %(default)s)")
+    parser.add_argument(
+        "--compare-float", action="store_true",
+        help="also train a float64 NumPy reference from the same initial weights, batches and "
+             "schedule, and report its test accuracy")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output directory for history.json and curves.png "
+                             "(default: runs/train-<timestamp>)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the final summary line")
+
+
+def _jsonable(value: Any) -> Any:
+    """Converts NumPy values and containers for strict JSON; NaN and Inf become null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _format_float(value: Any) -> str:
+    return "nan" if value is None else f"{float(value):.4f}"
+
+
+def _epoch_line(index: int, total: int, record: Dict[str, Any],
+                reference: Optional[Dict[str, Any]]) -> str:
+    parts = [f"epoch {index + 1:>{len(str(total))}}/{total}",
+             f"loss={_format_float(record.get('loss'))}",
+             f"acc={_format_float(record.get('accuracy'))}"]
+    if record.get("val_accuracy") is not None:
+        parts.append(f"val_loss={_format_float(record.get('val_loss'))}")
+        parts.append(f"val_acc={_format_float(record.get('val_accuracy'))}")
+    if record.get("checks_passed") is not None:
+        parts.append(f"checks={int(record['checks_passed'])}")
+    if record.get("seconds") is not None:
+        parts.append(f"{float(record['seconds']):.1f}s")
+    line = "  ".join(parts)
+    if reference is not None:
+        ref = [f"loss={_format_float(reference.get('loss'))}",
+               f"acc={_format_float(reference.get('accuracy'))}"]
+        if reference.get("val_accuracy") is not None:
+            ref.append(f"val_acc={_format_float(reference.get('val_accuracy'))}")
+        line += "  | float64 " + "  ".join(ref)
+    return line
+
+
+def _check_widths(widths: Sequence[int], n_features: int, n_classes: int, name: str) -> None:
+    shown = "-".join(str(w) for w in widths)
+    if widths[0] != n_features:
+        raise ValueError(
+            f"--layers {shown}: the first width is {widths[0]} but dataset {name!r} has "
+            f"{n_features} features per sample"
+        )
+    if widths[-1] != n_classes:
+        raise ValueError(
+            f"--layers {shown}: the last width is {widths[-1]} but dataset {name!r} has "
+            f"{n_classes} classes"
+        )
+
+
+def _output_dir(requested: Optional[str]) -> str:
+    out = requested or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create output directory {out!r}: {exc}") from exc
+    return out
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+
+    widths: List[int] = list(args.layers)
+    loss_name = _LOSS_NAMES[args.loss]
+    halve_at: Tuple[int, ...] = tuple(args.halve_at)
+    data = load_dataset(args.dataset, test_fraction=args.test_fraction,
+                        validation_fraction=args.val_fraction, seed=args.seed)
+    _check_widths(widths, data.n_features, data.n_classes, data.name)
+    # Created before training so that an unusable --out fails in seconds, not after the run.
+    out = _output_dir(args.out)
+
+    import veil
+
+    activation_class = getattr(veil, _ACTIVATION_CLASSES[args.activation])
+    layers: List[Any] = []
+    for position, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(veil.Dense(n_in, n_out))
+        if position < len(widths) - 2:
+            layers.append(activation_class())
+    model = veil.Sequential(layers)
+    trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
+                           lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
+                           batch_size=args.batch_size)
+    # Exported before any step so the reference starts from exactly veil's initial weights.
+    initial = trainer.export_weights() if args.compare_float else None
+
+    validation = None if data.X_val is None else (data.X_val, data.y_val)
+    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs,
+                          batch_size=args.batch_size, validation_data=validation,
+                          verbose=0 if args.quiet else 1)
+    veil_epochs = list(history["epochs"])
+    test = trainer.evaluate(data.X_test, data.y_test)
+    checks_passed = int(trainer.checks_passed)
+
+    float_epochs: Optional[List[Dict[str, Any]]] = None
+    float_test: Optional[Dict[str, float]] = None
+    if initial is not None:
+        from ._reference import FloatMLP
+
+        activations = [args.activation] * (len(widths) - 2) + ["identity"]
+        # veil's trainer divides each batch's summed gradient by 2^ceil(log2(batch_size)) so
+        # the step is an exact shift; the reference uses the same divisor to take the same
+        # steps (this differs from the batch mean on a smaller last batch).
+        divisor = 1 << (args.batch_size - 1).bit_length()
+        reference = FloatMLP(initial, activations, loss_name, update_divisor=divisor)
+        float_epochs = reference.fit(data.X_train, data.y_train, args.epochs, args.batch_size,
+                                     args.seed, args.lr_exp, halve_at, validation_data=validation)
+        float_test = reference.evaluate(data.X_test, data.y_test)
+
+    if not args.quiet:
+        for index, record in enumerate(veil_epochs):
+            ref = float_epochs[index] if float_epochs and index < len(float_epochs) else None
+            print(_epoch_line(index, len(veil_epochs), record, ref))
+
+    test_accuracy = float(test["accuracy"])
+    float_accuracy = float("nan") if float_test is None else float(float_test["accuracy"])
+    summary = {
+        "test_accuracy": test_accuracy,
+        "test_loss": float(test["loss"]),
+        "float_test_accuracy": float_accuracy,
+        "float_test_loss": None if float_test is None else float(float_test["loss"]),
+        "checks_passed": checks_passed,
+        "veil_version": getattr(veil, "__version__", None),
+        "config": {
+            "dataset": args.dataset, "layers": widths, "activation": args.activation,
+            "loss": loss_name, "epochs": args.epochs, "batch_size": args.batch_size,
+            "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
+            "seed": args.seed, "test_fraction": args.test_fraction,
+            "val_fraction": args.val_fraction, "compare_float": args.compare_float,
+        },
+        "dataset": {
+            "name": data.name, "n_train": len(data.y_train),
+            "n_val": 0 if data.y_val is None else len(data.y_val),
+            "n_test": len(data.y_test), "n_features": data.n_features,
+            "n_classes": data.n_classes,
+        },
+        "epochs": veil_epochs,
+        "float_epochs": float_epochs,
+    }
+    summary = _jsonable(summary)
+    history_path = os.path.join(out, "history.json")
+    with open(history_path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    from ._plotting import plot_history
+
+    curves_path = plot_history(summary, os.path.join(out, "curves.png"))
+    if not args.quiet:
+        print(f"wrote {history_path} and {curves_path}")
+    # The last line is a stable, machine-readable summary (scripts and CI parse it).
+    print(f"test_accuracy={test_accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
+          f"checks_passed={checks_passed}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+SUBCOMMANDS: Dict[str, Subcommand] = {
+    "info": Subcommand(
+        help="show the version and enclave backend, and run an enclave buffer round trip",
+        add_arguments=_info_arguments,
+        run=_run_info,
+    ),
+    "train": Subcommand(
+        help="train an MLP with every device product verified by the enclave",
+        add_arguments=_train_arguments,
+        run=_run_train,
+    ),
+}
+"""Subcommand name -> :class:`Subcommand`; ``veil --help`` lists them in this order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser with one subparser per entry of :data:`SUBCOMMANDS`.
+
+    Returns:
+        The top-level parser; the chosen subcommand's name is stored in ``command``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="veil",
+        description="Train and run neural networks with a trusted enclave checking an "
+                    "untrusted accelerator.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, command in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def _report(exc: BaseException) -> Optional[int]:
+    """Prints a one-line message for an expected failure and returns its exit code.
+
+    Returns None for exceptions that are bugs rather than outcomes, so they keep their traceback.
+    """
+    import veil
+
+    # VerificationError first: it must never be reported as a plain usage error, whatever
+    # its base classes.
+    if isinstance(exc, veil.VerificationError):
+        print(f"veil: verification failed: {exc}", file=sys.stderr)
+        return EXIT_VERIFICATION
+    if isinstance(exc, (veil.ConfigError, ValueError)):
+        print(f"veil: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, veil.EnclaveError):
+        print(f"veil: enclave error: {exc}", file=sys.stderr)
+        return EXIT_ENCLAVE
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the ``veil`` command line.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The process exit code (see the module docstring).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return SUBCOMMANDS[args.command].run(args)
+    except KeyboardInterrupt:
+        print("veil: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 -- classified by _report, re-raised otherwise
+        code = _report(exc)
+        if code is None:
+            raise
+        return code

@@ -1,0 +1,462 @@
+"""Datasets for training and evaluating veil models.
+
+:func:`load_dataset` turns a short text spec into a :class:`Dataset` with float64 features
+and int64 labels, split into train, optional validation, and test parts:
+
+* ``digits`` -- scikit-learn's 8x8 handwritten digits (shipped with scikit-learn, so no
+  download), features scaled to [0, 1].
+* ``PATH.npz`` -- a NumPy archive holding ``X`` and ``y`` and optionally ``X_test`` and
+  ``y_test``.
+* ``idx:IMAGES,LABELS`` -- one pair of MNIST-format IDX files.
+* ``DIR`` -- a directory holding the four standard MNIST files (optionally gzipped).
+
+Splits are stratified and depend only on ``seed``, so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["Dataset", "load_dataset", "read_idx"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled dataset split into train, optional validation, and test parts.
+
+    Attributes:
+        X_train: Training features, float64 of shape (n_train, n_features).
+        y_train: Training labels, int64 of shape (n_train,), values in [0, n_classes).
+        X_val: Validation features, or None when no validation split was requested.
+        y_val: Validation labels, or None when no validation split was requested.
+        X_test: Test features, float64 of shape (n_test, n_features).
+        y_test: Test labels, int64 of shape (n_test,).
+        n_features: Number of input features per sample.
+        n_classes: Number of classes (one more than the largest label).
+        name: Short human-readable name of the source.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: Optional[np.ndarray]
+    y_val: Optional[np.ndarray]
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_features: int
+    n_classes: int
+    name: str
+
+    def __repr__(self) -> str:
+        # The default dataclass repr would print every array in full.
+        n_val = 0 if self.X_val is None else len(self.X_val)
+        return (
+            f"Dataset(name={self.name!r}, n_train={len(self.X_train)}, n_val={n_val}, "
+            f"n_test={len(self.X_test)}, n_features={self.n_features}, "
+            f"n_classes={self.n_classes})"
+        )
+
+
+_SPEC_FORMS = (
+    "'digits', a path to an .npz file with arrays X and y, "
+    "'idx:IMAGES_PATH,LABELS_PATH', or a directory holding the MNIST IDX files"
+)
+
+
+def load_dataset(
+    spec: str,
+    *,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+) -> Dataset:
+    """Loads and splits a dataset.
+
+    Args:
+        spec: ``"digits"``, a path to an ``.npz`` file, ``"idx:IMAGES_PATH,LABELS_PATH"``, or
+            a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+            ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each optionally with a
+            ``.gz`` suffix).
+        test_fraction: Fraction of all samples held out for testing, in (0, 1). Ignored when
+            the source ships its own test set (an MNIST directory, or an ``.npz`` holding
+            ``X_test`` and ``y_test``).
+        validation_fraction: Fraction of the training pool (the samples that are not test
+            samples) held out for validation, in [0, 1). Zero means no validation split.
+        seed: Seed of the stratified splits; the same seed always gives the same split.
+
+    Returns:
+        The split dataset.
+
+    Raises:
+        ValueError: If the spec is unknown, a file is missing or malformed, the fractions are
+            out of range, or the data is unusable (non-integer or negative labels, NaN or Inf
+            features, mismatched lengths).
+    """
+    _check_fraction("test_fraction", test_fraction, allow_zero=False)
+    _check_fraction("validation_fraction", validation_fraction, allow_zero=True)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"unknown dataset spec {spec!r}; expected {_SPEC_FORMS}")
+
+    spec = spec.strip()
+    if spec == "digits":
+        X, y = _load_digits()
+        return _assemble("digits", X, y, None, None, test_fraction, validation_fraction, seed)
+    if spec.startswith("idx:"):
+        parts = spec[len("idx:"):].split(",")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise ValueError(
+                f"dataset spec {spec!r}: expected 'idx:IMAGES_PATH,LABELS_PATH' "
+                "(two paths separated by one comma)"
+            )
+        images_path, labels_path = (os.path.expanduser(p.strip()) for p in parts)
+        X, y = _load_idx_pair(images_path, labels_path)
+        name = "idx:" + os.path.basename(images_path)
+        return _assemble(name, X, y, None, None, test_fraction, validation_fraction, seed)
+
+    path = os.path.expanduser(spec)
+    if os.path.isdir(path):
+        X, y, X_test, y_test = _load_mnist_dir(path)
+        name = os.path.basename(os.path.normpath(path)) or path
+        return _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
+    if path.lower().endswith(".npz"):
+        X, y, X_test, y_test = _load_npz(path)
+        name = os.path.splitext(os.path.basename(path))[0]
+        return _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
+    if os.path.exists(path):
+        raise ValueError(
+            f"{path}: unsupported dataset file (expected an .npz archive, an MNIST directory, "
+            "or 'idx:IMAGES_PATH,LABELS_PATH')"
+        )
+    raise ValueError(f"unknown dataset spec {spec!r}; expected {_SPEC_FORMS}")
+
+
+def _check_fraction(name: str, value: float, *, allow_zero: bool) -> None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    low_ok = v >= 0.0 if allow_zero else v > 0.0
+    if not (np.isfinite(v) and low_ok and v < 1.0):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ValueError(
+            "dataset 'digits' needs scikit-learn (pip install scikit-learn)"
+        ) from exc
+    bunch = load_digits()
+    # Pixel intensities of this dataset are integers in [0, 16].
+    X = np.asarray(bunch.data, dtype=np.float64) / 16.0
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return X, y
+
+
+def _load_npz(
+    path: str,
+) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        # Checked here because np.load would otherwise try other formats and report a
+        # confusing pickle error for a file that is simply not a zip archive.
+        if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ValueError(f"{path}: not an .npz archive (no zip signature)")
+    try:
+        # allow_pickle=False: a dataset file must never be able to run code on load.
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        raise ValueError(f"{path}: cannot read arrays ({exc})") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from exc
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise ValueError(
+                f"{path}: missing array {key!r} (found: {', '.join(sorted(arrays)) or 'none'})"
+            )
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise ValueError(f"{path}: 'X_test' and 'y_test' must be given together")
+    X = _features(arrays["X"], f"{path}: array 'X'")
+    y = _labels(arrays["y"], f"{path}: array 'y'")
+    _same_length(X, y, f"{path}: 'X' and 'y'")
+    if "X_test" not in arrays:
+        return X, y, None, None
+    X_test = _features(arrays["X_test"], f"{path}: array 'X_test'")
+    y_test = _labels(arrays["y_test"], f"{path}: array 'y_test'")
+    _same_length(X_test, y_test, f"{path}: 'X_test' and 'y_test'")
+    if X_test.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"{path}: 'X' has {X.shape[1]} features per sample but 'X_test' has "
+            f"{X_test.shape[1]}"
+        )
+    return X, y, X_test, y_test
+
+
+_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _find_mnist_file(directory: str, stem: str) -> str:
+    # Some mirrors spell the last separator as a dot (train-images.idx3-ubyte).
+    dotted = stem.replace("-idx", ".idx")
+    candidates = [stem, stem + ".gz", dotted, dotted + ".gz"]
+    for candidate in candidates:
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    raise ValueError(
+        f"{directory}: no such file {stem!r} (also looked for {stem + '.gz'!r}); an MNIST "
+        f"directory must hold {', '.join(_MNIST_FILES.values())}"
+    )
+
+
+def _load_mnist_dir(
+    directory: str,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    paths = {key: _find_mnist_file(directory, stem) for key, stem in _MNIST_FILES.items()}
+    X, y = _load_idx_pair(paths["train_images"], paths["train_labels"])
+    X_test, y_test = _load_idx_pair(paths["test_images"], paths["test_labels"])
+    if X_test.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"{paths['test_images']}: images have {X_test.shape[1]} pixels but the training "
+            f"images in {paths['train_images']} have {X.shape[1]}"
+        )
+    return X, y, X_test, y_test
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX format: two zero bytes, a type code, the number of dimensions, one big-endian uint32
+# per dimension, then the elements in big-endian row-major order.
+
+_IDX_TYPES: Dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads one IDX file (the MNIST format), gzipped or not.
+
+    Args:
+        path: Path to the file. Gzip compression is recognised from the content, so a
+            ``.gz`` suffix is accepted but not required.
+
+    Returns:
+        The array, in native byte order, with the shape given by the header.
+
+    Raises:
+        ValueError: If the file is missing, not gzip-readable, has a bad magic number or an
+            unknown element type, or holds more or fewer bytes than its header declares.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
+    if len(raw) < 4:
+        raise ValueError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(
+            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x0000TTNN with type "
+            f"TT in {{{', '.join(f'{code:02x}' for code in _IDX_TYPES)}}})"
+        )
+    dtype = _IDX_TYPES[raw[2]]
+    ndim = raw[3]
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header declares zero dimensions")
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise ValueError(
+            f"{path}: truncated IDX header ({len(raw)} bytes, need {header_size} for "
+            f"{ndim} dimensions)"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = len(raw) - header_size
+    if actual != expected:
+        kind = "truncated" if actual < expected else "trailing bytes"
+        raise ValueError(
+            f"{path}: size mismatch ({kind}): header declares shape {shape} of "
+            f"{dtype.itemsize}-byte elements ({expected} bytes) but {actual} bytes follow it"
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def _load_idx_pair(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndarray]:
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"{images_path}: images must be unsigned bytes (IDX type 0x08) to be scaled by "
+            f"1/255, got {images.dtype}"
+        )
+    if images.ndim < 2:
+        raise ValueError(
+            f"{images_path}: images need at least 2 dimensions (count, pixels...), "
+            f"got shape {images.shape}"
+        )
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: labels must be 1-dimensional, got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{labels_path}: labels not integers (IDX element type {labels.dtype})"
+        )
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds "
+            f"{len(labels)} labels"
+        )
+    X = _features(images.reshape(len(images), -1) / 255.0, images_path)
+    y = _labels(labels, labels_path)
+    return X, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and splitting
+
+
+def _features(array: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: features must be numeric, got dtype {array.dtype}")
+    if array.ndim < 2:
+        raise ValueError(
+            f"{what}: features need shape (n_samples, n_features), got shape {array.shape}"
+        )
+    X = array.reshape(len(array), -1).astype(np.float64, copy=False)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{what}: empty feature array of shape {array.shape}")
+    if not np.all(np.isfinite(X)):
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise ValueError(f"{what}: features hold {bad} NaN or Inf values")
+    return X
+
+
+def _labels(array: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 1:
+        raise ValueError(f"{what}: labels must be 1-dimensional, got shape {array.shape}")
+    if array.dtype.kind in "iu":
+        y = array.astype(np.int64)
+    elif array.dtype.kind == "f":
+        # Labels stored as floats are accepted only when every value is a whole number.
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise ValueError(f"{what}: labels not integers")
+        y = array.astype(np.int64)
+    else:
+        raise ValueError(f"{what}: labels not integers (dtype {array.dtype})")
+    if len(y) and y.min() < 0:
+        raise ValueError(f"{what}: labels must be non-negative, found {int(y.min())}")
+    return y
+
+
+def _same_length(X: np.ndarray, y: np.ndarray, what: str) -> None:
+    if len(X) != len(y):
+        raise ValueError(f"{what} differ in length: {len(X)} samples but {len(y)} labels")
+
+
+def _stratified_take(
+    y: np.ndarray, n_take: int, rng: np.random.Generator
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Splits indices of ``y`` into (kept, taken) with ``n_take`` taken, per-class proportional.
+
+    Class quotas use the largest-remainder rule so that the total is exact and every class
+    gets its proportional share rounded up or down.
+    """
+    n = len(y)
+    classes, counts = np.unique(y, return_counts=True)
+    quotas = counts * (n_take / n)
+    take = np.floor(quotas).astype(np.int64)
+    remainder = n_take - int(take.sum())
+    if remainder > 0:
+        # Stable sort keeps the tie-break deterministic (lower class first).
+        order = np.argsort(-(quotas - take), kind="stable")
+        take[order[:remainder]] += 1
+    perm = rng.permutation(n)
+    shuffled_labels = y[perm]
+    taken: List[np.ndarray] = []
+    for cls, k in zip(classes, take):
+        taken.append(perm[shuffled_labels == cls][:k])
+    taken_idx = np.sort(np.concatenate(taken)) if taken else np.empty(0, dtype=np.int64)
+    mask = np.ones(n, dtype=bool)
+    mask[taken_idx] = False
+    return np.flatnonzero(mask), taken_idx
+
+
+def _split_count(n: int, fraction: float, what: str) -> int:
+    count = int(np.floor(n * fraction + 0.5))
+    if fraction > 0 and (count < 1 or count >= n):
+        raise ValueError(
+            f"cannot hold out {what} fraction {fraction} of {n} samples: every split needs at "
+            "least one sample"
+        )
+    return count
+
+
+def _assemble(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_test: Optional[np.ndarray],
+    y_test: Optional[np.ndarray],
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+) -> Dataset:
+    rng = np.random.default_rng(seed)
+    # The test split consumes the generator first, so changing validation_fraction never
+    # changes which samples are test samples.
+    if X_test is None or y_test is None:
+        n_test = _split_count(len(y), test_fraction, "test")
+        keep, test = _stratified_take(y, n_test, rng)
+        X_test, y_test = X[test], y[test]
+        X, y = X[keep], y[keep]
+    X_val: Optional[np.ndarray] = None
+    y_val: Optional[np.ndarray] = None
+    if validation_fraction > 0:
+        n_val = _split_count(len(y), validation_fraction, "validation")
+        keep, val = _stratified_take(y, n_val, rng)
+        X_val, y_val = X[val], y[val]
+        X, y = X[keep], y[keep]
+    n_classes = int(max(y.max(), y_test.max(), -1 if y_val is None else y_val.max())) + 1
+    return Dataset(
+        X_train=np.ascontiguousarray(X, dtype=np.float64),
+        y_train=np.ascontiguousarray(y, dtype=np.int64),
+        X_val=None if X_val is None else np.ascontiguousarray(X_val, dtype=np.float64),
+        y_val=None if y_val is None else np.ascontiguousarray(y_val, dtype=np.int64),
+        X_test=np.ascontiguousarray(X_test, dtype=np.float64),
+        y_test=np.ascontiguousarray(y_test, dtype=np.int64),
+        n_features=int(X.shape[1]),
+        n_classes=n_classes,
+        name=name,
+    )
