@@ -77,10 +77,16 @@ int ecall_fixed_point_round_trip(uint64_t session, const double* input, double* 
       return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
                     std::isnan(input[i]) ? "NaN" : "infinite");
   // Saturate at +-2^52 so every quantized value is an exact float64 integer.
-  const double limit = std::ldexp(1.0, 52);
+  const veil::math::FixedFormat format{frac_bits, std::ldexp(1.0, 52 - frac_bits)};
   std::vector<double> quantized(count);
-  *saturated = veil::fixed::quantize(input, count, frac_bits, limit, quantized.data());
-  veil::fixed::dequantize(quantized.data(), count, frac_bits, output);
+  veil::math::PassResult r =
+      veil::math::quantize(input, 1, count, count, format, quantized.data(), count);
+  if (r.status.ok())
+    r.status = veil::math::dequantize(quantized.data(), 1, count, count, frac_bits, output, count);
+  if (!r.status.ok())
+    return s.fail(VEIL_ERR_INTERNAL, "fixed-point codec failed: %s",
+                  veil::math::fault_name(r.status.fault));
+  *saturated = r.saturated;
   return VEIL_OK;
 }
 

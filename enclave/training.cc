@@ -312,8 +312,8 @@ int Training::weight_scale() const {
 
 // Worst case over the whole configuration: with inputs and activations clipped
 // to act_clip, gradients to grad_clip and weights within weight_max, every
-// product must be computable exactly in at most kMaxLimbs limbs, and every true
-// product must stay below the soundness limit.
+// product must be computable exactly in at most kMaxLimbs limbs. (Soundness
+// bounds use the actual operands and are enforced before each product.)
 int Training::check_budget(Session& session) const {
   const double weight_int = std::ldexp(config_.weight_max, weight_scale());
   for (uint32_t li = 0; li < layers_.size(); ++li) {
@@ -322,12 +322,10 @@ int Training::check_budget(Session& session) const {
     LimbPlan fwd = plan_limbs(act_row, act_clip_int_, l.n + 1, weight_int);
     if (fwd.count == 0 || fwd.count > kMaxLimbs)
       return exactness_refusal(session, li, "forward", act_row * weight_int);
-    if (act_row * weight_int >= kSoundLimit)
-      return exactness_refusal(session, li, "forward", act_row * weight_int);
     if (li > 0) {
       const double grad_row = l.m * grad_clip_int_;
       LimbPlan bwd = plan_limbs(grad_row, grad_clip_int_, l.m, weight_int);
-      if (bwd.count == 0 || bwd.count > kMaxLimbs || grad_row * weight_int >= kSoundLimit)
+      if (bwd.count == 0 || bwd.count > kMaxLimbs)
         return exactness_refusal(session, li, "backward", grad_row * weight_int);
     }
     const double update = static_cast<double>(config_.max_batch) * act_clip_int_ * grad_clip_int_;

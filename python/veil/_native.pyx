@@ -266,7 +266,7 @@ cdef class NativeTrainer:
         self.enclave = enclave
         self.device = device
         self.features = layers[0][0]
-        self.classes = layers[-1][1]
+        self.classes = layers[len(layers) - 1][1]
         self.max_batch = config["max_batch"]
         self.ptr = new Trainer(enclave.ptr[0], device.ptr[0], c)
 
@@ -311,7 +311,7 @@ cdef class NativeTrainer:
     def stats(self):
         cdef SessionStats s = self.ptr.stats()
         return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
-                "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": bool(s.aborted)}
+                "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False}
 
     def timing(self):
         cdef Timing t = self.ptr.timing()

@@ -120,7 +120,7 @@ class Trainer:
         frac_act: int = 8,
         frac_grad: int = 12,
         act_clip: float = 64.0,
-        grad_clip: float = 64.0,
+        grad_clip: float = 8.0,
         weight_max: float = 8.0,
         enclave=None,
     ):
@@ -236,6 +236,7 @@ class Trainer:
                 from tqdm.auto import tqdm
 
                 progress = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=verbose > 1,
+                                disable=None,  # no bar when stderr is not a terminal
                                 unit="step")
             total_loss, total_correct, seen = 0.0, 0, 0
             try:

@@ -71,6 +71,7 @@ def _run_info(args: argparse.Namespace) -> int:
 # veil train
 
 _ACTIVATION_CLASSES = {
+    "identity": "Identity",
     "relu": "ReLU",
     "sigmoid": "Sigmoid",
     "arctan": "Arctan",
@@ -144,7 +145,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="layer widths from input features to classes (default: 64-128-128-10)")
     parser.add_argument(
         "--activation", choices=sorted(_ACTIVATION_CLASSES), default="relu",
-        help="activation of the hidden layers; the output layer is linear (default: relu)")
+        help="activation of the hidden layers (default: relu)")
+    parser.add_argument(
+        "--output-activation", choices=sorted(_ACTIVATION_CLASSES), default=None,
+        help="activation of the output layer (default: identity for ce, where the softmax is "
+             "fused into the loss; sigmoid for mse, the seed paper's setting)")
     parser.add_argument(
         "--loss", choices=sorted(_LOSS_NAMES), default="ce",
         help="ce: softmax cross-entropy; mse: mean squared error (default: ce)")
@@ -256,12 +261,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
     import veil
 
-    activation_class = getattr(veil, _ACTIVATION_CLASSES[args.activation])
+    output_activation = args.output_activation or ("sigmoid" if loss_name == "mse" else "identity")
+    activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
     layers: List[Any] = []
-    for position, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for (n_in, n_out), name in zip(zip(widths[:-1], widths[1:]), activation_names):
         layers.append(veil.Dense(n_in, n_out))
-        if position < len(widths) - 2:
-            layers.append(activation_class())
+        if name != "identity":
+            layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
     model = veil.Sequential(layers)
     trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
                            lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
@@ -282,7 +288,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if initial is not None:
         from ._reference import FloatMLP
 
-        activations = [args.activation] * (len(widths) - 2) + ["identity"]
+        activations = activation_names
         # veil's trainer divides each batch's summed gradient by 2^ceil(log2(batch_size)) so
         # the step is an exact shift; the reference uses the same divisor to take the same
         # steps (this differs from the batch mean on a smaller last batch).
@@ -308,6 +314,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "veil_version": getattr(veil, "__version__", None),
         "config": {
             "dataset": args.dataset, "layers": widths, "activation": args.activation,
+            "output_activation": output_activation,
             "loss": loss_name, "epochs": args.epochs, "batch_size": args.batch_size,
             "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
             "seed": args.seed, "test_fraction": args.test_fraction,

@@ -37,7 +37,7 @@ struct TrainConfig {
   uint32_t max_batch = 256;       ///< largest batch a step may carry
   uint64_t seed = 0;              ///< weight initialisation seed
   double act_clip = 64.0;         ///< |activation| and |input| clip in real units
-  double grad_clip = 64.0;        ///< |gradient| clip in real units
+  double grad_clip = 8.0;         ///< |gradient| clip in real units
   double weight_max = 8.0;        ///< |weight| bound the exactness budget assumes
 };
 
