@@ -1,0 +1,86 @@
+/*
+ * oe_result_t with the Open Enclave SDK's names and numeric values (the SDK numbers
+ * its results implicitly from 0; the values are written out here so a reader and the
+ * runtime tests can check them). oe_result_str() returns the SDK's strings: the
+ * enumerator's own name, or "UNKNOWN".
+ */
+#ifndef VEIL_OE_BITS_RESULT_H
+#define VEIL_OE_BITS_RESULT_H
+
+#include "defs.h"
+#include "types.h"
+
+OE_EXTERNC_BEGIN
+
+typedef enum _oe_result
+{
+    OE_OK = 0,
+    OE_FAILURE = 1,
+    OE_BUFFER_TOO_SMALL = 2,
+    OE_INVALID_PARAMETER = 3,
+    OE_REENTRANT_ECALL = 4,
+    OE_OUT_OF_MEMORY = 5,
+    OE_OUT_OF_THREADS = 6,
+    OE_UNEXPECTED = 7,
+    OE_VERIFY_FAILED = 8,
+    OE_NOT_FOUND = 9,
+    OE_INTEGER_OVERFLOW = 10,
+    OE_PUBLIC_KEY_NOT_FOUND = 11,
+    OE_OUT_OF_BOUNDS = 12,
+    OE_OVERLAPPED_COPY = 13,
+    OE_CONSTRAINT_FAILED = 14,
+    OE_IOCTL_FAILED = 15,
+    OE_UNSUPPORTED = 16,
+    OE_READ_FAILED = 17,
+    OE_SERVICE_UNAVAILABLE = 18,
+    OE_ENCLAVE_ABORTING = 19,
+    OE_ENCLAVE_ABORTED = 20,
+    OE_PLATFORM_ERROR = 21,
+    OE_INVALID_CPUSVN = 22,
+    OE_INVALID_ISVSVN = 23,
+    OE_INVALID_KEYNAME = 24,
+    OE_DEBUG_DOWNGRADE = 25,
+    OE_REPORT_PARSE_ERROR = 26,
+    OE_MISSING_CERTIFICATE_CHAIN = 27,
+    OE_BUSY = 28,
+    OE_NOT_OWNER = 29,
+    OE_INVALID_SGX_CERTIFICATE_EXTENSIONS = 30,
+    OE_MEMORY_LEAK = 31,
+    OE_BAD_ALIGNMENT = 32,
+    OE_JSON_INFO_PARSE_ERROR = 33,
+    OE_TCB_LEVEL_INVALID = 34,
+    OE_QUOTE_PROVIDER_LOAD_ERROR = 35,
+    OE_QUOTE_PROVIDER_CALL_ERROR = 36,
+    OE_INVALID_REVOCATION_INFO = 37,
+    OE_INVALID_UTC_DATE_TIME = 38,
+    OE_INVALID_QE_IDENTITY_INFO = 39,
+    OE_INVALID_ENDORSEMENT = 40,
+    OE_UNSUPPORTED_ENCLAVE_IMAGE = 41,
+    OE_VERIFY_CRL_EXPIRED = 42,
+    OE_VERIFY_CRL_MISSING = 43,
+    OE_VERIFY_REVOKED = 44,
+    OE_VERIFY_FAILED_TO_FIND_VALIDITY_PERIOD = 45,
+    OE_CRYPTO_ERROR = 46,
+    OE_INCORRECT_REPORT_SIZE = 47,
+    OE_QUOTE_VERIFICATION_ERROR = 48,
+    OE_QUOTE_ENCLAVE_IDENTITY_VERIFICATION_FAILED = 49,
+    OE_QUOTE_ENCLAVE_IDENTITY_UNIQUEID_MISMATCH = 50,
+    QE_QUOTE_ENCLAVE_IDENTITY_PRODUCTID_MISMATCH = 51,
+    OE_VERIFY_FAILED_AES_CMAC_MISMATCH = 52,
+    OE_CONTEXT_SWITCHLESS_OCALL_MISSED = 53,
+    OE_THREAD_CREATE_ERROR = 54,
+    OE_THREAD_JOIN_ERROR = 55,
+    OE_ALREADY_EXISTS = 56,
+    OE_ALREADY_INITIALIZED = 57,
+    OE_QUOTE_HASH_MISMATCH = 58,
+    __OE_RESULT_MAX = OE_ENUM_MAX,
+} oe_result_t;
+
+OE_STATIC_ASSERT(sizeof(oe_result_t) == sizeof(unsigned int));
+
+/** The name of a result code ("OE_OK", ...), or "UNKNOWN"; never NULL. */
+const char* oe_result_str(oe_result_t result);
+
+OE_EXTERNC_END
+
+#endif /* VEIL_OE_BITS_RESULT_H */
