@@ -1,0 +1,218 @@
+// bench_math: throughput of the enclave's hot passes as ratios to a plain
+// memcpy of the same bytes, measured in the same run (DESIGN.md 7).
+//
+//   bench_math [--rows B] [--cols M] [--reps N]
+//
+// Rows of the report: the fused forward pass (range check + Z s mod q +
+// activation + quantize) per kernel path and activation, the fused backward
+// pass, matvec_mod, and mask generation (uniform F_q elements from AES-CTR).
+// Targets: fused pass >= 25% of memcpy bandwidth; masks >= 1 GB/s on one core.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "math/field.h"
+#include "math/freivalds.h"
+#include "math/fused.h"
+#include "math/kernel_path.h"
+#include "math/prg.h"
+
+using namespace veil::math;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Best-of-reps wall time in seconds of fn().
+template <class F>
+double best_time(int reps, F&& fn) {
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    fn();
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = dt < best ? dt : best;
+  }
+  return best;
+}
+
+// Best-of-reps times of memcpy and of fn(), interleaved so that both see the
+// same machine load (the ratio is what the report is about).
+template <class M, class F>
+std::pair<double, double> paired_times(int reps, M&& copy, F&& fn) {
+  double best_copy = 1e300, best_fn = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    best_copy = std::min(best_copy, best_time(1, copy));
+    best_fn = std::min(best_fn, best_time(1, fn));
+  }
+  return {best_copy, best_fn};
+}
+
+// Keeps results observable so the compiler cannot drop the work.
+volatile std::uint64_t g_sink = 0;
+
+struct Row {
+  std::string name;
+  std::string path;
+  double bytes;
+  double seconds;
+  double memcpy_seconds;
+};
+
+void print_row(const Row& r) {
+  const double gbs = r.bytes / r.seconds / 1e9;
+  const double mgbs = r.bytes / r.memcpy_seconds / 1e9;
+  std::printf("%-34s %-9s %9.2f GB/s   memcpy %6.2f GB/s   ratio %5.2f\n", r.name.c_str(),
+              r.path.c_str(), gbs, mgbs, r.memcpy_seconds / r.seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t rows = 1024, cols = 8192;  // 64 MiB of float64: beyond the caches
+  int reps = 7;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--rows")) rows = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--cols")) cols = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+  }
+  const std::size_t n = rows * cols;
+  const double bytes = static_cast<double>(n) * sizeof(double);
+  std::printf("bench_math: %zu x %zu float64 (%.1f MiB per matrix), best of %d runs\n", rows, cols,
+              bytes / (1 << 20), reps);
+  std::printf("automatic kernel path: %s\n\n", kernel_path_name(active_kernel_path()));
+
+  std::mt19937_64 rng(1);
+  std::vector<double> z(n), z_real(n), a_next(rows * (cols + 1)), copy(n), zprev(n);
+  // Device-like values: integers at scale 2^16, |z| up to 2^24.
+  std::uniform_int_distribution<std::int64_t> d(-(std::int64_t{1} << 24), std::int64_t{1} << 24);
+  for (auto& v : z) v = static_cast<double>(d(rng));
+  for (std::size_t k = 0; k < n; ++k) zprev[k] = z[k] * (1.0 / 65536);
+  std::vector<std::uint64_t> s(cols + 1), expected(rows), sums(rows);
+  std::uniform_int_distribution<std::uint64_t> fd(0, FieldQ::modulus - 1);
+  for (auto& v : s) v = fd(rng);
+
+  // Baseline: memcpy of the same bytes (touch the destination first).
+  std::memcpy(copy.data(), z.data(), static_cast<std::size_t>(bytes));
+  auto do_memcpy = [&] {
+    std::memcpy(copy.data(), z.data(), static_cast<std::size_t>(bytes));
+    g_sink = g_sink + static_cast<std::uint64_t>(copy[n / 2]);
+  };
+  // Runs fn against memcpy of the same bytes and records the row.
+  std::vector<Row> report;
+  auto measure = [&](const std::string& name, const char* path, auto&& fn) {
+    const auto t = paired_times(reps, do_memcpy, fn);
+    report.push_back({name, path, bytes, t.second, t.first});
+    return t.first / t.second;
+  };
+
+  // Reference row sums so the fused pass does the full comparison.
+  force_kernel_path(KernelPath::portable);
+  matvec_mod(z.data(), rows, cols, cols, s.data(), expected.data());
+
+  double best_fused_ratio = 0;
+  const KernelPath paths[] = {KernelPath::portable, KernelPath::avx2, KernelPath::avx512};
+  for (KernelPath p : paths) {
+    if (!kernel_path_supported(p)) {
+      std::printf("(%s not available on this CPU)\n", kernel_path_name(p));
+      continue;
+    }
+    force_kernel_path(p);
+    for (Activation act : {Activation::relu, Activation::identity, Activation::sigmoid}) {
+      ForwardArgs f;
+      f.z = z.data();
+      f.rows = rows;
+      f.cols = cols;
+      f.ld_z = cols;
+      f.scale = 16;
+      f.s = s.data();
+      f.expected = expected.data();
+      f.act = act;
+      f.z_real = z_real.data();
+      f.ld_z_real = cols;
+      f.a_next = a_next.data();
+      f.ld_a_next = cols + 1;
+      f.a_format = FixedFormat{8, 8.0};
+      bool ok = true;
+      const double ratio = measure(std::string("fused forward ") + activation_name(act),
+                                   kernel_path_name(p), [&] { ok = ok && fused_forward(f).status.ok(); });
+      if (!ok) {
+        std::printf("fused_forward failed\n");
+        return 1;
+      }
+      if (act != Activation::sigmoid && p != KernelPath::portable) {
+        best_fused_ratio = std::max(best_fused_ratio, ratio);
+      }
+    }
+    {
+      BackwardArgs b;
+      b.da = z.data();
+      b.rows = rows;
+      b.cols = cols;
+      b.ld_da = cols;
+      b.scale = 20;
+      b.t = s.data();
+      b.row_sums = sums.data();
+      b.act = Activation::relu;
+      b.z_prev = zprev.data();
+      b.ld_z_prev = cols;
+      b.out_cols = cols - 1;
+      b.dz_prev = z_real.data();
+      b.ld_dz_prev = cols;
+      b.g_format = FixedFormat{12, 4.0};
+      measure("fused backward relu", kernel_path_name(p),
+              [&] { g_sink = g_sink + fused_backward(b).saturated; });
+    }
+    {
+      measure("matvec_mod (check only)", kernel_path_name(p), [&] {
+        matvec_mod(z.data(), rows, cols, cols, s.data(), sums.data());
+        g_sink = g_sink + sums[0];
+      });
+    }
+    {
+      std::vector<std::uint64_t> y(rows), out(cols);
+      for (auto& v : y) v = fd(rng);
+      measure("matvec_t_mod", kernel_path_name(p), [&] {
+        matvec_t_mod(z.data(), rows, cols, cols, y.data(), out.data());
+        g_sink = g_sink + out[0];
+      });
+    }
+  }
+  force_kernel_path(KernelPath::automatic);
+
+  // Mask generation: uniform F_q elements, 8 bytes each, into a buffer of the same size.
+  PrgKey key{};
+  for (int i = 0; i < 16; ++i) key.bytes[i] = static_cast<std::uint8_t>(i * 17 + 3);
+  Prg prg;
+  if (!prg.init(key).ok()) {
+    std::printf("Prg init failed\n");
+    return 1;
+  }
+  std::vector<std::uint64_t> masks(n);
+  measure("mask generation uniform_mod_q", "aes-ctr", [&] {
+    prg.uniform_mod_q(prg_stream(1, 2), masks.data(), masks.size());
+    g_sink = g_sink + masks[n / 3];
+  });
+  const double t_mask = report.back().seconds;
+  measure("mask generation uniform_mod_pb", "aes-ctr", [&] {
+    prg.uniform_mod_pb(prg_stream(1, 3), masks.data(), masks.size());
+    g_sink = g_sink + masks[n / 3];
+  });
+
+  std::printf("%-34s %-9s %14s\n", "pass", "path", "throughput (input bytes)");
+  for (const Row& r : report) print_row(r);
+
+  const double mask_gbs = bytes / t_mask / 1e9;
+  std::printf("\ntarget: fused forward (relu/identity, vector path) >= 0.25 x memcpy: %.2f -> %s\n",
+              best_fused_ratio, best_fused_ratio >= 0.25 ? "met" : "NOT met");
+  std::printf("target: mask generation >= 1 GB/s on one core: %.2f GB/s -> %s\n", mask_gbs,
+              mask_gbs >= 1.0 ? "met" : "NOT met");
+  return 0;
+}

@@ -1,0 +1,58 @@
+#pragma once
+/**
+ * @file kernels.h
+ * Internal: one table of kernels per instruction set. fused.cpp and
+ * freivalds.cpp validate arguments and pick a table; the kernels assume valid
+ * arguments.
+ */
+
+#include <cstddef>
+#include <cstdint>
+
+#include "math/detail/scalar.h"
+#include "math/fused.h"
+#include "math/status.h"
+
+namespace veil {
+namespace math {
+namespace detail {
+
+/** Elements per chunk: 4 KiB of doubles stays in L1 between sub-passes. */
+constexpr std::size_t kChunk = 512;
+
+/** A validated forward pass with its derived constants. */
+struct ForwardPlan {
+  ForwardArgs args;
+  double inv_scale;  // 2^-scale
+  double two_f;      // 2^frac_bits of a_format
+  Quantizer qz;
+};
+
+/** A validated backward pass with its derived constants. */
+struct BackwardPlan {
+  BackwardArgs args;
+  double inv_scale;
+  double two_f;
+  Quantizer qz;
+};
+
+struct Kernels {
+  Status (*range)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld);
+  Status (*matvec)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v, std::uint64_t* out);
+  Status (*matvec_t)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                     const std::uint64_t* y, std::uint64_t* out);
+  PassResult (*forward)(const ForwardPlan& plan);
+  PassResult (*backward)(const BackwardPlan& plan);
+};
+
+const Kernels& portable_kernels() noexcept;
+/** nullptr when the build has no such path (non-x86 or unsupported compiler). */
+const Kernels* avx2_kernels() noexcept;
+const Kernels* avx512_kernels() noexcept;
+/** The table of active_kernel_path(). */
+const Kernels& active_kernels() noexcept;
+
+}  // namespace detail
+}  // namespace math
+}  // namespace veil

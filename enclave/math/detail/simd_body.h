@@ -1,0 +1,307 @@
+// Internal: the vector kernels, written once against a small "ops" struct V
+// and compiled once per instruction set. No include guard on purpose: an ISA
+// translation unit defines VEIL_SIMD_TARGET (a target attribute) and the ops
+// struct V, then includes this file inside an anonymous namespace, so each
+// copy has internal linkage and its own target.
+//
+// Mod-q products (docs/arithmetic.md, "vector reduction"): a device value x
+// (|x| < 2^53, integral) is split into its magnitude a < 2^53 and sign; the
+// sign flips the field factor b to q - b. With a = a1 2^32 + a0 and
+// b = b1 2^32 + b0 (a1 < 2^21, b1 < 2^29) the four 32x32->64 partial products
+// give a*b = p00 + (p01 + p10) 2^32 + p11 2^64, accumulated lazily.
+
+// Shared constants.
+constexpr std::uint64_t kQ = FieldQ::modulus;
+constexpr std::uint64_t kM32 = 0xffffffffull;
+constexpr std::uint64_t kM29 = (1ull << 29) - 1;
+constexpr std::uint64_t kM52 = (1ull << 52) - 1;
+
+using VD = V::D;
+using VI = V::I;
+using VM = V::M;
+
+// Per-lane lazy accumulators of a row's dot product:
+// value = lo + mid * 2^32 + hi * 2^64. Per step lo grows by < 2^32, mid by
+// < 2^33, hi by < 2^51, so a chunk of kChunk elements cannot overflow.
+struct RowDot {
+  VI lo, mid, hi;
+};
+
+// Magnitude of an integral double with |x| < 2^53, from its bits:
+// mantissa (with the implicit bit) >> (1075 - biased exponent). Zero and
+// lanes that fail the range check shift by >= 64, which yields 0.
+VEIL_SIMD_TARGET inline VI magnitude(VD ax) {
+  const VI bits = V::bits(ax);
+  const VI e = V::srli<52>(bits);
+  const VI mant = V::ori(V::andi(bits, V::dupi(kM52)), V::dupi(1ull << 52));
+  return V::srlv(mant, V::subi(V::dupi(1075), e));
+}
+
+// Lanes that pass the range check: |x| < 2^53 (false for NaN and Inf) and integral.
+VEIL_SIMD_TARGET inline VM in_range(VD x, VD ax) {
+  return V::mand(V::lt(ax, V::dup(kExactLimit)), V::eq(V::trunc(x), x));
+}
+
+VEIL_SIMD_TARGET inline void rowdot_step(RowDot& acc, VD x, VI s, VM& bad) {
+  const VD ax = V::abs(x);
+  bad = V::mor(bad, V::mandnot(V::mtrue(), in_range(x, ax)));
+  const VI a = magnitude(ax);
+  const VI b = V::blendi(V::lt(x, V::zero()), s, V::subi(V::dupi(kQ), s));
+  const VI a1 = V::srli<32>(a);
+  const VI b1 = V::srli<32>(b);
+  const VI p00 = V::mul32(a, b);
+  const VI mid = V::addi(V::mul32(a, b1), V::mul32(a1, b));  // < 2^62
+  const VI p11 = V::mul32(a1, b1);                            // < 2^50
+  acc.lo = V::addi(acc.lo, V::andi(p00, V::dupi(kM32)));
+  acc.mid = V::addi(acc.mid, V::addi(V::srli<32>(p00), V::andi(mid, V::dupi(kM32))));
+  acc.hi = V::addi(acc.hi, V::addi(V::srli<32>(mid), p11));
+}
+
+VEIL_SIMD_TARGET inline std::uint64_t rowdot_value(const RowDot& acc) {
+  alignas(64) std::uint64_t lo[V::W], mid[V::W], hi[V::W];
+  V::storei(lo, acc.lo);
+  V::storei(mid, acc.mid);
+  V::storei(hi, acc.hi);
+  u128 total = 0;
+  for (std::size_t k = 0; k < V::W; ++k) {
+    total += static_cast<u128>(lo[k]) + (static_cast<u128>(mid[k]) << 32) +
+             (static_cast<u128>(hi[k]) << 64);
+  }
+  return FieldQ::reduce128(total);
+}
+
+// First range fault in x[0..len), which the caller knows exists.
+inline Status first_fault(const double* x, std::size_t len, std::size_t row, std::size_t col0) {
+  for (std::size_t k = 0; k < len; ++k) {
+    const Fault f = classify(x[k]);
+    if (f != Fault::none) return Status::at(f, row, col0 + k);
+  }
+  return Status::at(Fault::not_finite, row, col0);  // unreachable when the caller is right
+}
+
+// Checks x[0..len) (one chunk of row `row`, starting at column col0), adds
+// x . s mod q to *sum and, if kStoreZ, writes zb[k] = x[k] * inv.
+template <bool kStoreZ>
+VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint64_t* s,
+                                               std::size_t len, double inv, double* zb,
+                                               std::size_t row, std::size_t col0,
+                                               std::uint64_t* sum) {
+  RowDot acc{V::zeroi(), V::zeroi(), V::zeroi()};
+  VM bad = V::mnone();
+  const VD vinv = V::dup(inv);
+  std::size_t k = 0;
+  for (; k + V::W <= len; k += V::W) {
+    const VD v = V::load(x + k);
+    rowdot_step(acc, v, V::loadi(s + k), bad);
+    if (kStoreZ) V::store(zb + k, V::mul(v, vinv));
+  }
+  if (V::any(bad)) return first_fault(x, len, row, col0);
+  DotAccumulator tail;
+  for (; k < len; ++k) {
+    const Fault f = classify(x[k]);
+    if (f != Fault::none) return Status::at(f, row, col0 + k);
+    tail.add(x[k], s[k]);
+    if (kStoreZ) zb[k] = x[k] * inv;
+  }
+  *sum = FieldQ::add(*sum, FieldQ::add(rowdot_value(acc), tail.value()));
+  return Status::success();
+}
+
+// The vector twin of quantize_scaled().
+VEIL_SIMD_TARGET inline VD quantize_vec(VD y, VD lim, VD nlim, VD lim1, VD nlim1,
+                                        std::size_t* saturated) {
+  y = V::min(V::max(y, nlim1), lim1);
+  VD r = V::round_even(y);
+  *saturated += V::count(V::mor(V::gt(r, lim), V::lt(r, nlim)));
+  r = V::min(V::max(r, nlim), lim);
+  return V::add(r, V::zero());
+}
+
+VEIL_SIMD_TARGET Status simd_range(const double* x, std::size_t rows, std::size_t cols,
+                                   std::size_t ld) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ld;
+    VM bad = V::mnone();
+    std::size_t k = 0;
+    for (; k + V::W <= cols; k += V::W) {
+      const VD v = V::load(xr + k);
+      bad = V::mor(bad, V::mandnot(V::mtrue(), in_range(v, V::abs(v))));
+    }
+    if (V::any(bad)) return first_fault(xr, cols, i, 0);
+    for (; k < cols; ++k) {
+      const Fault f = classify(xr[k]);
+      if (f != Fault::none) return Status::at(f, i, k);
+    }
+  }
+  return Status::success();
+}
+
+VEIL_SIMD_TARGET Status simd_matvec(const double* x, std::size_t rows, std::size_t cols,
+                                    std::size_t ld, const std::uint64_t* v, std::uint64_t* out) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ld;
+    std::uint64_t sum = 0;
+    for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
+      const std::size_t len = cols - c0 < kChunk ? cols - c0 : kChunk;
+      const Status st = check_dot_chunk<false>(xr + c0, v + c0, len, 0.0, nullptr, i, c0, &sum);
+      if (!st.ok()) return st;
+    }
+    out[i] = sum;
+  }
+  return Status::success();
+}
+
+VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::size_t cols,
+                                      std::size_t ld, const std::uint64_t* y, std::uint64_t* out) {
+  for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ld;
+    const std::uint64_t yi = y[i];
+    const VI yb = V::dupi(yi), nyb = V::dupi(kQ - yi);
+    const VI y1 = V::dupi(yi >> 32), ny1 = V::dupi((kQ - yi) >> 32);
+    VM bad = V::mnone();
+    std::size_t k = 0;
+    // out[] holds lazily reduced sums < 2^61 + 4; each term is < 2^62 + 2^54.
+    for (; k + V::W <= cols; k += V::W) {
+      const VD v = V::load(xr + k);
+      const VD av = V::abs(v);
+      bad = V::mor(bad, V::mandnot(V::mtrue(), in_range(v, av)));
+      const VI a = magnitude(av);
+      const VM neg = V::lt(v, V::zero());
+      const VI b = V::blendi(neg, yb, nyb);
+      const VI b1 = V::blendi(neg, y1, ny1);
+      const VI a1 = V::srli<32>(a);
+      const VI p00 = V::mul32(a, b);
+      const VI mid = V::addi(V::mul32(a, b1), V::mul32(a1, b));
+      const VI p11 = V::mul32(a1, b1);
+      VI t = V::addi(V::andi(p00, V::dupi(kQ)), V::srli<61>(p00));
+      t = V::addi(t, V::slli<32>(V::andi(mid, V::dupi(kM29))));
+      t = V::addi(t, V::srli<29>(mid));
+      t = V::addi(t, V::slli<3>(p11));
+      VI acc = V::addi(V::loadi(out + k), t);
+      acc = V::addi(V::andi(acc, V::dupi(kQ)), V::srli<61>(acc));
+      V::storei(out + k, acc);
+      // One row is at most a few thousand vectors: test per row, not per vector.
+    }
+    if (V::any(bad)) return first_fault(xr, cols, i, 0);
+    for (; k < cols; ++k) {
+      const Fault f = classify(xr[k]);
+      if (f != Fault::none) return Status::at(f, i, k);
+      out[k] = FieldQ::reduce(out[k] + FieldQ::mul(FieldQ::from_int(to_int(xr[k])), yi));
+    }
+  }
+  for (std::size_t j = 0; j < cols; ++j) out[j] = FieldQ::reduce(out[j]);
+  return Status::success();
+}
+
+VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
+  const ForwardArgs& a = p.args;
+  const bool linear = is_piecewise_linear(a.act);
+  const bool relu = a.act == Activation::relu;
+  const VD two_f = V::dup(p.two_f);
+  const VD lim = V::dup(p.qz.limit), nlim = V::dup(-p.qz.limit);
+  const VD lim1 = V::dup(p.qz.limit1), nlim1 = V::dup(-p.qz.limit1);
+  alignas(64) double zbuf[kChunk];
+  PassResult res;
+  Status mismatch;
+  std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  for (std::size_t i = 0; i < a.rows; ++i) {
+    const double* zr = a.z + i * a.ld_z;
+    double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
+    double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
+    std::uint64_t sum = 0;
+    for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
+      const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
+      double* zb = zo != nullptr ? zo + c0 : zbuf;
+      const Status st = check_dot_chunk<true>(zr + c0, a.s + c0, len, p.inv_scale, zb, i, c0, &sum);
+      if (!st.ok()) {
+        res.status = st;
+        res.saturated = sat;
+        return res;
+      }
+      if (ao == nullptr) continue;
+      double* out = ao + c0;
+      if (linear) {
+        std::size_t k = 0;
+        for (; k + V::W <= len; k += V::W) {
+          VD y = V::mul(V::load(zb + k), two_f);
+          if (relu) y = V::max(y, V::zero());
+          V::store(out + k, quantize_vec(y, lim, nlim, lim1, nlim1, &sat));
+        }
+        for (; k < len; ++k) {
+          double y = zb[k] * p.two_f;
+          if (relu) y = vmax(y, 0.0);
+          out[k] = quantize_scaled(y, p.qz, &sat);
+        }
+      } else {
+        // Transcendental activations: the shared scalar code keeps paths identical.
+        for (std::size_t k = 0; k < len; ++k) {
+          out[k] = quantize_scaled(activated_scaled(a.act, zb[k], p.two_f), p.qz, &sat);
+        }
+      }
+    }
+    if (a.row_sums != nullptr) a.row_sums[i] = sum;
+    if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
+      mismatch = Status::at(Fault::mismatch, i);
+    }
+  }
+  res.status = mismatch;
+  res.saturated = sat;
+  return res;
+}
+
+VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
+  const BackwardArgs& a = p.args;
+  const VD vinv = V::dup(p.inv_scale), two_f = V::dup(p.two_f);
+  const VD lim = V::dup(p.qz.limit), nlim = V::dup(-p.qz.limit);
+  const VD lim1 = V::dup(p.qz.limit1), nlim1 = V::dup(-p.qz.limit1);
+  PassResult res;
+  Status mismatch;
+  std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  for (std::size_t i = 0; i < a.rows; ++i) {
+    const double* xr = a.da + i * a.ld_da;
+    const double* zp = a.dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
+    double* go = a.dz_prev != nullptr ? a.dz_prev + i * a.ld_dz_prev : nullptr;
+    std::uint64_t sum = 0;
+    for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
+      const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
+      const Status st = check_dot_chunk<false>(xr + c0, a.t + c0, len, 0.0, nullptr, i, c0, &sum);
+      if (!st.ok()) {
+        res.status = st;
+        res.saturated = sat;
+        return res;
+      }
+      if (go == nullptr || c0 >= a.out_cols) continue;
+      // The chunk is in L1 now: emit the gradient columns of this chunk.
+      const std::size_t olen = a.out_cols - c0 < len ? a.out_cols - c0 : len;
+      const double* x = xr + c0;
+      const double* zc = zp + c0;
+      double* out = go + c0;
+      std::size_t k = 0;
+      if (is_piecewise_linear(a.act)) {
+        const bool relu = a.act == Activation::relu;
+        for (; k + V::W <= olen; k += V::W) {
+          VD y = V::mul(V::mul(V::load(x + k), vinv), two_f);
+          if (relu) y = V::blend(V::gt(V::load(zc + k), V::zero()), V::zero(), y);
+          V::store(out + k, quantize_vec(y, lim, nlim, lim1, nlim1, &sat));
+        }
+      }
+      for (; k < olen; ++k) {
+        double y = x[k] * p.inv_scale * p.two_f;
+        switch (a.act) {
+          case Activation::identity: break;
+          case Activation::relu: y = zc[k] > 0.0 ? y : 0.0; break;
+          default: y = y * activation_derivative(a.act, zc[k]); break;
+        }
+        out[k] = quantize_scaled(y, p.qz, &sat);
+      }
+    }
+    if (a.row_sums != nullptr) a.row_sums[i] = sum;
+    if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
+      mismatch = Status::at(Fault::mismatch, i);
+    }
+  }
+  res.status = mismatch;
+  res.saturated = sat;
+  return res;
+}

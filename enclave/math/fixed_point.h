@@ -1,0 +1,70 @@
+#pragma once
+/**
+ * @file fixed_point.h
+ * The fixed-point codec (DESIGN.md section 3): a real x becomes the integer
+ * x_q = round_half_even(x * 2^f), clipped to |x_q| <= limit, stored in a double
+ * (the device computes exact integer products in float64).
+ *
+ * Rounding is round-half-to-even and independent of the FPU rounding mode.
+ * Values that do not fit saturate to +-limit and are counted, never wrapped.
+ * Round trip: |dequantize(quantize(x)) - x| <= 2^-(f+1) whenever |x| <= limit * 2^-f.
+ */
+
+#include <cstddef>
+#include <cstdint>
+
+#include "math/status.h"
+
+namespace veil {
+namespace math {
+
+/** A fixed-point format: value = integer * 2^-frac_bits, |value| <= clip. */
+struct FixedFormat {
+  int frac_bits = 8;  ///< f, in [0, 62]; defaults: activations 8, gradients 12
+  double clip = 0;    ///< largest magnitude in real units (> 0); larger values saturate
+};
+
+/** Result of a pass that quantizes: its status and how many values saturated. */
+struct PassResult {
+  Status status;
+  std::size_t saturated = 0;  ///< values clipped to +-limit (NaN inputs of quantize() too)
+};
+
+/** True if frac_bits is in [0, 62] and clip is finite and positive. */
+bool fixed_format_valid(FixedFormat fmt) noexcept;
+
+/**
+ * The largest integer magnitude of the format: floor(clip * 2^f), capped at
+ * 2^53 - 1 so every quantized value is an exact float64 integer. Returns -1
+ * for an invalid format.
+ */
+double fixed_limit(FixedFormat fmt) noexcept;
+
+/**
+ * Quantizes one value; sets *saturated (if non-null) when it was clipped or
+ * NaN. Returns 0 for an invalid format.
+ */
+double quantize_value(double x, FixedFormat fmt, bool* saturated) noexcept;
+
+/**
+ * Quantizes a row-major float64 matrix (leading dimensions in elements).
+ * NaN becomes 0 and counts as saturated; +-Inf saturates to +-limit.
+ * Fails (invalid_argument) on a bad format, null pointers or ld < cols.
+ */
+PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, double* out, std::size_t ldo) noexcept;
+
+/** As above for float32 input (each value widened exactly to float64 first). */
+PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, double* out, std::size_t ldo) noexcept;
+
+/** out = xq * 2^-frac_bits (exact for integers below 2^53). */
+Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
+                  int frac_bits, double* out, std::size_t ldo) noexcept;
+
+/** As above, rounding the result to float32. */
+Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
+                  int frac_bits, float* out, std::size_t ldo) noexcept;
+
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,67 @@
+#pragma once
+/**
+ * @file freivalds.h
+ * Freivalds checks of device products over F_q, q = 2^61 - 1.
+ *
+ * Matrices are row-major, integer-valued float64 (leading dimension `ld` in
+ * elements, ld >= cols unless rows <= 1); field vectors hold uint64_t in
+ * [0, q). Every element read from a matrix is range-checked first: finite,
+ * integral and |x| < 2^53, so any error E of an accepted value satisfies
+ * 0 < |E| < 2^54 < q and cannot vanish mod q. Failures name the first bad
+ * element in row-major order (fault, row, col); range faults take precedence
+ * over mismatches, and a mismatch names its row (col = npos).
+ *
+ * Soundness (docs/arithmetic.md): a wrong product passes the one-sided check
+ * with probability <= 1/q over a uniform secret s, the two-sided with <= 2/q.
+ */
+
+#include <cstddef>
+#include <cstdint>
+
+#include "math/status.h"
+
+namespace veil {
+namespace math {
+
+/** Range check alone: the first element that is not finite, >= 2^53 or not integral. */
+Status range_check(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) noexcept;
+
+/** out[i] = sum_j x[i][j] * v[j] mod q (length rows); x is range-checked. */
+Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                  const std::uint64_t* v, std::uint64_t* out) noexcept;
+
+/** out[j] = sum_i x[i][j] * y[i] mod q (length cols), i.e. x^T y; x is range-checked. */
+Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* y, std::uint64_t* out) noexcept;
+
+/**
+ * One-sided check of C = A * B for A (rows x inner) and C (rows x cols),
+ * given bs = B * s mod q (length inner) and the secret s (length cols):
+ * C_i . s == A_i . bs (mod q) for every row i; reports the first failing row.
+ */
+Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
+                       const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
+                       const std::uint64_t* s) noexcept;
+
+/**
+ * Batched two-sided check r^T C s == r^T A (B s) (mod q) with a second secret
+ * r (length rows): one scalar comparison for the whole batch. On a mismatch it
+ * recomputes the rows to report the first failing one.
+ */
+Status freivalds_check_two_sided(const double* a, std::size_t rows, std::size_t inner,
+                                 std::size_t lda, const double* c, std::size_t cols,
+                                 std::size_t ldc, const std::uint64_t* bs, const std::uint64_t* s,
+                                 const std::uint64_t* r) noexcept;
+
+/**
+ * Export check of a downloaded weight matrix M (rows x cols) against its
+ * fingerprints: M s == v (length rows) and M^T t == w (length cols). A failing
+ * row of M s is reported as (mismatch, row, npos), a failing entry of M^T t as
+ * (mismatch, npos, col).
+ */
+Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, std::size_t ld,
+                         const std::uint64_t* s, const std::uint64_t* v, const std::uint64_t* t,
+                         const std::uint64_t* w) noexcept;
+
+}  // namespace math
+}  // namespace veil

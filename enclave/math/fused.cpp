@@ -1,0 +1,77 @@
+#include "math/fused.h"
+
+#include <cmath>
+
+#include "math/detail/kernels.h"
+
+namespace veil {
+namespace math {
+
+namespace {
+
+bool scale_ok(int scale) noexcept { return scale >= 0 && scale <= 1000; }
+
+// A matrix argument is usable if it is empty, or present with ld >= cols.
+bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
+  if (rows == 0 || cols == 0) return true;
+  return p != nullptr && (rows == 1 || ld >= cols);
+}
+
+bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
+
+detail::Quantizer quantizer_of(FixedFormat fmt) noexcept {
+  const double limit = fixed_limit(fmt);
+  return detail::Quantizer{limit, limit + 1.0};
+}
+
+PassResult invalid() noexcept {
+  PassResult r;
+  r.status = Status::at(Fault::invalid_argument);
+  return r;
+}
+
+}  // namespace
+
+PassResult fused_forward(const ForwardArgs& args) noexcept {
+  const ForwardArgs& a = args;
+  if (!scale_ok(a.scale) || !matrix_ok(a.z, a.rows, a.cols, a.ld_z) || !vector_ok(a.s, a.cols)) {
+    return invalid();
+  }
+  if (a.z_real != nullptr && !matrix_ok(a.z_real, a.rows, a.cols, a.ld_z_real)) return invalid();
+  if (a.a_next != nullptr &&
+      (!fixed_format_valid(a.a_format) || !matrix_ok(a.a_next, a.rows, a.cols, a.ld_a_next))) {
+    return invalid();
+  }
+  if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
+  if (a.rows == 0) return PassResult{};
+  detail::ForwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
+  if (a.a_next != nullptr) {
+    plan.two_f = std::ldexp(1.0, a.a_format.frac_bits);
+    plan.qz = quantizer_of(a.a_format);
+  }
+  return detail::active_kernels().forward(plan);
+}
+
+PassResult fused_backward(const BackwardArgs& args) noexcept {
+  const BackwardArgs& a = args;
+  if (!scale_ok(a.scale) || !matrix_ok(a.da, a.rows, a.cols, a.ld_da) || !vector_ok(a.t, a.cols) ||
+      a.out_cols > a.cols) {
+    return invalid();
+  }
+  if (a.dz_prev != nullptr &&
+      (!fixed_format_valid(a.g_format) || !matrix_ok(a.dz_prev, a.rows, a.out_cols, a.ld_dz_prev) ||
+       !matrix_ok(a.z_prev, a.rows, a.out_cols, a.ld_z_prev))) {
+    return invalid();
+  }
+  if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
+  if (a.rows == 0) return PassResult{};
+  detail::BackwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
+  if (a.dz_prev != nullptr) {
+    plan.two_f = std::ldexp(1.0, a.g_format.frac_bits);
+    plan.qz = quantizer_of(a.g_format);
+  }
+  return detail::active_kernels().backward(plan);
+}
+
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,77 @@
+#pragma once
+/**
+ * @file fused.h
+ * Fused single passes over a device result (DESIGN.md 4.2 and 7): each pass
+ * range-checks every element, accumulates the per-row Freivalds sums mod q,
+ * and does the layer's non-linear work, reading the B x m result once.
+ *
+ * Scaling: the device returns integers at scale 2^scale; the real value is
+ * x * 2^-scale, computed by multiplying with an exact power of two. Quantized
+ * outputs use round-half-even and saturate at the format's limit (counted).
+ * All kernel paths (kernel_path.h) return bit-identical outputs and counts on
+ * success; on failure the outputs are unspecified and must not be used.
+ * Outputs must not alias inputs.
+ */
+
+#include <cstddef>
+#include <cstdint>
+
+#include "math/activation.h"
+#include "math/fixed_point.h"
+#include "math/status.h"
+
+namespace veil {
+namespace math {
+
+/** Inputs and outputs of the fused forward pass over Z = A * M. */
+struct ForwardArgs {
+  const double* z = nullptr;  ///< device result, rows x cols, integers at 2^scale
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::size_t ld_z = 0;
+  int scale = 0;  ///< in [0, 1000]
+
+  const std::uint64_t* s = nullptr;         ///< secret check vector, length cols
+  const std::uint64_t* expected = nullptr;  ///< optional: A v mod q per row; compared
+  std::uint64_t* row_sums = nullptr;        ///< optional out: Z s mod q per row
+
+  Activation act = Activation::identity;
+  double* z_real = nullptr;  ///< optional out: z = Z * 2^-scale (what the backward needs)
+  std::size_t ld_z_real = 0;
+  double* a_next = nullptr;  ///< optional out: quantized act(z), cols columns written
+  std::size_t ld_a_next = 0;  ///< >= cols + 1 leaves room for the caller's bias column
+  FixedFormat a_format;      ///< format of a_next (required when a_next is set)
+};
+
+/**
+ * Checks and consumes Z: status is the first range fault, else the first row
+ * whose Z s differs from `expected` (mismatch), else success.
+ */
+PassResult fused_forward(const ForwardArgs& args) noexcept;
+
+/** Inputs and outputs of the fused backward pass over dA = dZ * M^T. */
+struct BackwardArgs {
+  const double* da = nullptr;  ///< device result, rows x cols (cols = n + 1), at 2^scale
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::size_t ld_da = 0;
+  int scale = 0;  ///< in [0, 1000]
+
+  const std::uint64_t* t = nullptr;         ///< secret check vector, length cols
+  const std::uint64_t* expected = nullptr;  ///< optional: dZ w mod q per row; compared
+  std::uint64_t* row_sums = nullptr;        ///< optional out: dA t mod q per row
+
+  Activation act = Activation::identity;  ///< activation of the previous layer
+  const double* z_prev = nullptr;          ///< previous layer's z, rows x out_cols
+  std::size_t ld_z_prev = 0;
+  std::size_t out_cols = 0;  ///< columns emitted (<= cols): n drops the bias column
+  double* dz_prev = nullptr;  ///< optional out: quantize(dA * 2^-scale * act'(z_prev))
+  std::size_t ld_dz_prev = 0;
+  FixedFormat g_format;  ///< format of dz_prev (required when dz_prev is set)
+};
+
+/** Checks dA (all cols) and emits the previous layer's quantized dz (out_cols). */
+PassResult fused_backward(const BackwardArgs& args) noexcept;
+
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,106 @@
+// AVX2 kernels: the ops struct below maps the vector body onto 256-bit
+// intrinsics. Only these functions carry the avx2 target, so the rest of the
+// library (and any inline function it shares) stays baseline x86-64.
+
+#include "math/detail/kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VEIL_HAVE_AVX2_KERNELS 1
+#include <immintrin.h>
+#endif
+
+namespace veil {
+namespace math {
+namespace detail {
+
+#if defined(VEIL_HAVE_AVX2_KERNELS)
+
+namespace {
+
+#define VEIL_SIMD_TARGET __attribute__((target("avx2"), always_inline)) inline
+
+struct V {
+  static constexpr std::size_t W = 4;
+  using D = __m256d;
+  using I = __m256i;
+  using M = __m256d;  // lane masks are all-ones / all-zeros doubles
+
+  VEIL_SIMD_TARGET static D load(const double* p) { return _mm256_loadu_pd(p); }
+  VEIL_SIMD_TARGET static void store(double* p, D v) { _mm256_storeu_pd(p, v); }
+  VEIL_SIMD_TARGET static I loadi(const std::uint64_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  VEIL_SIMD_TARGET static void storei(std::uint64_t* p, I v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
+  VEIL_SIMD_TARGET static D dup(double x) { return _mm256_set1_pd(x); }
+  VEIL_SIMD_TARGET static I dupi(std::uint64_t x) {
+    return _mm256_set1_epi64x(static_cast<long long>(x));
+  }
+  VEIL_SIMD_TARGET static D zero() { return _mm256_setzero_pd(); }
+  VEIL_SIMD_TARGET static I zeroi() { return _mm256_setzero_si256(); }
+
+  VEIL_SIMD_TARGET static D abs(D x) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), x); }
+  VEIL_SIMD_TARGET static D add(D a, D b) { return _mm256_add_pd(a, b); }
+  VEIL_SIMD_TARGET static D mul(D a, D b) { return _mm256_mul_pd(a, b); }
+  VEIL_SIMD_TARGET static D max(D a, D b) { return _mm256_max_pd(a, b); }
+  VEIL_SIMD_TARGET static D min(D a, D b) { return _mm256_min_pd(a, b); }
+  VEIL_SIMD_TARGET static D trunc(D x) {
+    return _mm256_round_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  VEIL_SIMD_TARGET static D round_even(D x) {
+    return _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+
+  VEIL_SIMD_TARGET static M lt(D a, D b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  VEIL_SIMD_TARGET static M gt(D a, D b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  VEIL_SIMD_TARGET static M eq(D a, D b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+  VEIL_SIMD_TARGET static M mand(M a, M b) { return _mm256_and_pd(a, b); }
+  VEIL_SIMD_TARGET static M mor(M a, M b) { return _mm256_or_pd(a, b); }
+  VEIL_SIMD_TARGET static M mandnot(M a, M b) { return _mm256_andnot_pd(b, a); }  // a & ~b
+  VEIL_SIMD_TARGET static M mtrue() { return _mm256_castsi256_pd(_mm256_set1_epi64x(-1)); }
+  VEIL_SIMD_TARGET static M mnone() { return _mm256_setzero_pd(); }
+  VEIL_SIMD_TARGET static bool any(M m) { return _mm256_movemask_pd(m) != 0; }
+  VEIL_SIMD_TARGET static unsigned count(M m) {
+    return static_cast<unsigned>(__builtin_popcount(_mm256_movemask_pd(m)));
+  }
+  VEIL_SIMD_TARGET static D blend(M m, D a, D b) { return _mm256_blendv_pd(a, b, m); }
+  VEIL_SIMD_TARGET static I blendi(M m, I a, I b) {
+    return _mm256_castpd_si256(
+        _mm256_blendv_pd(_mm256_castsi256_pd(a), _mm256_castsi256_pd(b), m));
+  }
+
+  VEIL_SIMD_TARGET static I bits(D x) { return _mm256_castpd_si256(x); }
+  VEIL_SIMD_TARGET static I andi(I a, I b) { return _mm256_and_si256(a, b); }
+  VEIL_SIMD_TARGET static I ori(I a, I b) { return _mm256_or_si256(a, b); }
+  VEIL_SIMD_TARGET static I addi(I a, I b) { return _mm256_add_epi64(a, b); }
+  VEIL_SIMD_TARGET static I subi(I a, I b) { return _mm256_sub_epi64(a, b); }
+  VEIL_SIMD_TARGET static I srlv(I a, I n) { return _mm256_srlv_epi64(a, n); }  // n > 63 gives 0
+  VEIL_SIMD_TARGET static I mul32(I a, I b) { return _mm256_mul_epu32(a, b); }
+  template <int k>
+  VEIL_SIMD_TARGET static I srli(I a) { return _mm256_srli_epi64(a, k); }
+  template <int k>
+  VEIL_SIMD_TARGET static I slli(I a) { return _mm256_slli_epi64(a, k); }
+};
+
+#undef VEIL_SIMD_TARGET
+// The kernels themselves are not forced inline, only given the target.
+#define VEIL_SIMD_TARGET __attribute__((target("avx2")))
+#include "math/detail/simd_body.h"
+#undef VEIL_SIMD_TARGET
+
+const Kernels kAvx2 = {simd_range, simd_matvec, simd_matvec_t, simd_forward, simd_backward};
+
+}  // namespace
+
+const Kernels* avx2_kernels() noexcept { return &kAvx2; }
+
+#else
+
+const Kernels* avx2_kernels() noexcept { return nullptr; }
+
+#endif
+
+}  // namespace detail
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,110 @@
+// AVX-512F kernels: the same vector body as kernels_avx2.cpp with 512-bit
+// ops and k-register masks. Only AVX-512F instructions are used, so any
+// AVX-512 CPU (Skylake-SP and later, Zen 4 and later) runs them.
+
+#include "math/detail/kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VEIL_HAVE_AVX512_KERNELS 1
+#if defined(__clang__)
+#include <immintrin.h>
+#else
+// GCC 12 warns falsely about _mm512_undefined_* inside its own header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+namespace veil {
+namespace math {
+namespace detail {
+
+#if defined(VEIL_HAVE_AVX512_KERNELS)
+
+namespace {
+
+#define VEIL_SIMD_TARGET __attribute__((target("avx512f"), always_inline)) inline
+
+struct V {
+  static constexpr std::size_t W = 8;
+  using D = __m512d;
+  using I = __m512i;
+  using M = __mmask8;
+
+  VEIL_SIMD_TARGET static D load(const double* p) { return _mm512_loadu_pd(p); }
+  VEIL_SIMD_TARGET static void store(double* p, D v) { _mm512_storeu_pd(p, v); }
+  VEIL_SIMD_TARGET static I loadi(const std::uint64_t* p) { return _mm512_loadu_si512(p); }
+  VEIL_SIMD_TARGET static void storei(std::uint64_t* p, I v) { _mm512_storeu_si512(p, v); }
+  VEIL_SIMD_TARGET static D dup(double x) { return _mm512_set1_pd(x); }
+  VEIL_SIMD_TARGET static I dupi(std::uint64_t x) {
+    return _mm512_set1_epi64(static_cast<long long>(x));
+  }
+  VEIL_SIMD_TARGET static D zero() { return _mm512_setzero_pd(); }
+  VEIL_SIMD_TARGET static I zeroi() { return _mm512_setzero_si512(); }
+
+  VEIL_SIMD_TARGET static D abs(D x) {
+    return _mm512_castsi512_pd(
+        _mm512_and_si512(_mm512_castpd_si512(x), _mm512_set1_epi64(0x7fffffffffffffffLL)));
+  }
+  VEIL_SIMD_TARGET static D add(D a, D b) { return _mm512_add_pd(a, b); }
+  VEIL_SIMD_TARGET static D mul(D a, D b) { return _mm512_mul_pd(a, b); }
+  // vmaxpd/vminpd: the second operand wins ties and NaN, as with AVX2.
+  VEIL_SIMD_TARGET static D max(D a, D b) { return _mm512_max_pd(a, b); }
+  VEIL_SIMD_TARGET static D min(D a, D b) { return _mm512_min_pd(a, b); }
+  VEIL_SIMD_TARGET static D trunc(D x) {
+    return _mm512_roundscale_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  VEIL_SIMD_TARGET static D round_even(D x) {
+    return _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+
+  VEIL_SIMD_TARGET static M lt(D a, D b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+  VEIL_SIMD_TARGET static M gt(D a, D b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  VEIL_SIMD_TARGET static M eq(D a, D b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
+  VEIL_SIMD_TARGET static M mand(M a, M b) { return static_cast<M>(a & b); }
+  VEIL_SIMD_TARGET static M mor(M a, M b) { return static_cast<M>(a | b); }
+  VEIL_SIMD_TARGET static M mandnot(M a, M b) { return static_cast<M>(a & ~b); }
+  VEIL_SIMD_TARGET static M mtrue() { return static_cast<M>(0xff); }
+  VEIL_SIMD_TARGET static M mnone() { return static_cast<M>(0); }
+  VEIL_SIMD_TARGET static bool any(M m) { return m != 0; }
+  VEIL_SIMD_TARGET static unsigned count(M m) {
+    return static_cast<unsigned>(__builtin_popcount(static_cast<unsigned>(m)));
+  }
+  VEIL_SIMD_TARGET static D blend(M m, D a, D b) { return _mm512_mask_blend_pd(m, a, b); }
+  VEIL_SIMD_TARGET static I blendi(M m, I a, I b) { return _mm512_mask_blend_epi64(m, a, b); }
+
+  VEIL_SIMD_TARGET static I bits(D x) { return _mm512_castpd_si512(x); }
+  VEIL_SIMD_TARGET static I andi(I a, I b) { return _mm512_and_si512(a, b); }
+  VEIL_SIMD_TARGET static I ori(I a, I b) { return _mm512_or_si512(a, b); }
+  VEIL_SIMD_TARGET static I addi(I a, I b) { return _mm512_add_epi64(a, b); }
+  VEIL_SIMD_TARGET static I subi(I a, I b) { return _mm512_sub_epi64(a, b); }
+  VEIL_SIMD_TARGET static I srlv(I a, I n) { return _mm512_srlv_epi64(a, n); }  // n > 63 gives 0
+  VEIL_SIMD_TARGET static I mul32(I a, I b) { return _mm512_mul_epu32(a, b); }
+  template <int k>
+  VEIL_SIMD_TARGET static I srli(I a) { return _mm512_srli_epi64(a, k); }
+  template <int k>
+  VEIL_SIMD_TARGET static I slli(I a) { return _mm512_slli_epi64(a, k); }
+};
+
+#undef VEIL_SIMD_TARGET
+#define VEIL_SIMD_TARGET __attribute__((target("avx512f")))
+#include "math/detail/simd_body.h"
+#undef VEIL_SIMD_TARGET
+
+const Kernels kAvx512 = {simd_range, simd_matvec, simd_matvec_t, simd_forward, simd_backward};
+
+}  // namespace
+
+const Kernels* avx512_kernels() noexcept { return &kAvx512; }
+
+#else
+
+const Kernels* avx512_kernels() noexcept { return nullptr; }
+
+#endif
+
+}  // namespace detail
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,112 @@
+// The fixed-point codec: round-half-even, saturation counting, round trips.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "math/fixed_point.h"
+
+namespace veil {
+namespace math {
+namespace {
+
+TEST(MathFixedPoint, RoundsHalfToEven) {
+  const FixedFormat f0{0, 1000.0};
+  const double in[] = {0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 0.49999999999999994, 2.5000000000000004,
+                       -7.5, 7.25, -7.75};
+  const double want[] = {0, 2, 2, 4, 0, -2, -2, 0, 3, -8, 7, -8};
+  for (std::size_t i = 0; i < sizeof(in) / sizeof(in[0]); ++i) {
+    bool sat = true;
+    const double q = quantize_value(in[i], f0, &sat);
+    EXPECT_EQ(q, want[i]) << in[i];
+    if (q == 0) EXPECT_FALSE(std::signbit(q)) << "no negative zero for " << in[i];
+    EXPECT_FALSE(sat);
+  }
+  // At f = 8 a tie sits at an odd multiple of 2^-9.
+  const FixedFormat f8{8, 100.0};
+  EXPECT_EQ(quantize_value(3.0 / 512, f8, nullptr), 2.0);   // 1.5 -> 2
+  EXPECT_EQ(quantize_value(5.0 / 512, f8, nullptr), 2.0);   // 2.5 -> 2
+  EXPECT_EQ(quantize_value(-5.0 / 512, f8, nullptr), -2.0);
+}
+
+TEST(MathFixedPoint, RoundTripErrorWithinHalfUlp) {
+  std::mt19937_64 rng(8);
+  for (int f : {0, 1, 4, 8, 12, 20, 30, 40}) {
+    const FixedFormat fmt{f, 64.0};
+    const double limit = fixed_limit(fmt);
+    ASSERT_EQ(limit, std::ldexp(64.0, f));
+    const double bound = std::ldexp(1.0, -(f + 1));
+    std::uniform_real_distribution<double> d(-64.0, 64.0);
+    std::vector<double> x(20000), q(x.size()), back(x.size());
+    for (auto& v : x) v = d(rng);
+    x[0] = 64.0;
+    x[1] = -64.0;
+    x[2] = 0.0;
+    x[3] = std::ldexp(1.0, -f - 1);  // a tie
+    const PassResult r = quantize(x.data(), 1, x.size(), x.size(), fmt, q.data(), q.size());
+    ASSERT_TRUE(r.status.ok());
+    EXPECT_EQ(r.saturated, 0u) << "f=" << f;
+    ASSERT_TRUE(dequantize(q.data(), 1, q.size(), q.size(), f, back.data(), back.size()).ok());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(q[i], std::nearbyint(q[i]));
+      ASSERT_LE(std::fabs(q[i]), limit);
+      ASSERT_LE(std::fabs(back[i] - x[i]), bound) << "f=" << f << " x=" << x[i];
+    }
+  }
+}
+
+TEST(MathFixedPoint, Float32InputAndOutput) {
+  const FixedFormat fmt{12, 8.0};
+  const std::vector<float> x = {0.1f, -3.75f, 7.999f, -0.000244140625f};
+  std::vector<double> q(4);
+  std::vector<float> back(4);
+  ASSERT_TRUE(quantize(x.data(), 2, 2, 2, fmt, q.data(), 2).status.ok());
+  ASSERT_TRUE(dequantize(q.data(), 2, 2, 2, 12, back.data(), 2).ok());
+  for (int i = 0; i < 4; ++i) EXPECT_LE(std::fabs(back[i] - x[i]), std::ldexp(1.0, -13) + 1e-7);
+  EXPECT_EQ(q[1], -3.75 * 4096);
+  EXPECT_EQ(q[3], -1.0);
+}
+
+TEST(MathFixedPoint, SaturationIsCountedAndClipped) {
+  const FixedFormat fmt{8, 2.0};  // limit 512
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // Row-major 2 x 4 inside a 2 x 5 buffer (ld 5): the fifth column is ignored.
+  const std::vector<double> x = {1.0, 2.0, 2.001, -3.0, 99.0,
+                                 inf, -inf, nan, 2.0 + 1.0 / 1024, 99.0};
+  std::vector<double> q(2 * 6, -1.0);
+  const PassResult r = quantize(x.data(), 2, 4, 5, fmt, q.data(), 6);
+  ASSERT_TRUE(r.status.ok());
+  // 2.001 -> 512.256 rounds to 512 (fits); -3, +inf, -inf, NaN saturate;
+  // 2 + 2^-10 -> 512.5 rounds (half-even) to 512, which fits.
+  EXPECT_EQ(r.saturated, 4u);
+  const double want[] = {256, 512, 512, -512, 512, -512, 0, 512};
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(q[i * 6 + j], want[i * 4 + j]) << i << "," << j;
+  EXPECT_EQ(q[4], -1.0);  // untouched padding
+  bool sat = false;
+  EXPECT_EQ(quantize_value(2.0 + 3.0 / 1024, fmt, &sat), 512.0);  // 512.75 -> 513 -> clipped
+  EXPECT_TRUE(sat);
+}
+
+TEST(MathFixedPoint, LimitAndValidation) {
+  EXPECT_EQ(fixed_limit(FixedFormat{8, 8.0}), 2048.0);
+  EXPECT_EQ(fixed_limit(FixedFormat{8, 8.001}), 2048.0);  // floor
+  EXPECT_EQ(fixed_limit(FixedFormat{60, 1e6}), 9007199254740991.0);  // capped at 2^53 - 1
+  EXPECT_EQ(fixed_limit(FixedFormat{8, 0.0}), -1.0);
+  EXPECT_EQ(fixed_limit(FixedFormat{63, 1.0}), -1.0);
+  EXPECT_FALSE(fixed_format_valid(FixedFormat{-1, 1.0}));
+  double out = 0;
+  const double in = 1.0;
+  EXPECT_EQ(quantize(&in, 1, 1, 1, FixedFormat{8, -1.0}, &out, 1).status.fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(quantize(&in, 2, 2, 1, FixedFormat{8, 1.0}, &out, 2).status.fault,
+            Fault::invalid_argument);  // ld < cols
+}
+
+}  // namespace
+}  // namespace math
+}  // namespace veil

@@ -1,0 +1,207 @@
+// Freivalds checks, range checks and the mod-q matrix-vector products, run
+// once per kernel path (portable, AVX2, AVX-512 where the CPU has it).
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "math/field.h"
+#include "math/freivalds.h"
+#include "math_test_util.h"
+
+namespace veil {
+namespace math {
+namespace {
+
+using namespace testing_util;
+
+class MathFreivalds : public MathPathTest {};
+
+struct Product {
+  std::size_t rows, inner, cols;
+  std::vector<double> a, b, c;
+  std::vector<std::uint64_t> s, bs;
+};
+
+// An exact product of random integers, with B s precomputed mod q.
+Product make_product(std::mt19937_64& rng, std::size_t rows, std::size_t inner, std::size_t cols,
+                     std::int64_t bound = 1000) {
+  Product p{rows, inner, cols, random_ints(rng, rows * inner, bound),
+            random_ints(rng, inner * cols, bound), {}, random_field(rng, cols), {}};
+  p.c = matmul(p.a, p.b, rows, inner, cols);
+  p.bs.resize(inner);
+  EXPECT_TRUE(matvec_mod(p.b.data(), inner, cols, cols, p.s.data(), p.bs.data()).ok());
+  return p;
+}
+
+Status check(const Product& p, const std::vector<double>& c) {
+  return freivalds_check(p.a.data(), p.rows, p.inner, p.inner, c.data(), p.cols, p.cols,
+                         p.bs.data(), p.s.data());
+}
+
+const std::size_t kShapes[][3] = {{1, 1, 1},   {1, 7, 1},   {3, 5, 4},   {2, 3, 9},
+                                  {500, 3, 2}, {700, 9, 1}, {2, 700, 3}, {2, 5, 1500},
+                                  {17, 33, 65}, {64, 128, 10}};
+
+TEST_P(MathFreivalds, AcceptsEveryCorrectProduct) {
+  std::mt19937_64 rng(1);
+  for (const auto& sh : kShapes) {
+    const Product p = make_product(rng, sh[0], sh[1], sh[2]);
+    EXPECT_TRUE(check(p, p.c).ok()) << sh[0] << "x" << sh[1] << "x" << sh[2];
+    const std::vector<std::uint64_t> r = random_field(rng, p.rows);
+    EXPECT_TRUE(freivalds_check_two_sided(p.a.data(), p.rows, p.inner, p.inner, p.c.data(), p.cols,
+                                          p.cols, p.bs.data(), p.s.data(), r.data())
+                    .ok());
+  }
+}
+
+TEST_P(MathFreivalds, RejectsEachCorruption) {
+  std::mt19937_64 rng(2);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& sh : kShapes) {
+    const Product p = make_product(rng, sh[0], sh[1], sh[2]);
+    const std::size_t i = p.rows / 2, j = p.cols - 1, e = i * p.cols + j;
+    const std::string where = std::to_string(p.rows) + "x" + std::to_string(p.cols);
+    auto expect_fault = [&](std::vector<double> c, Fault f, std::size_t row, std::size_t col,
+                            const char* what) {
+      const Status st = check(p, c);
+      EXPECT_EQ(st.fault, f) << what << " " << where;
+      EXPECT_EQ(st.row, row) << what << " " << where;
+      EXPECT_EQ(st.col, col) << what << " " << where;
+      const std::vector<std::uint64_t> r = random_field(rng, p.rows);
+      const Status two = freivalds_check_two_sided(p.a.data(), p.rows, p.inner, p.inner, c.data(),
+                                                   p.cols, p.cols, p.bs.data(), p.s.data(),
+                                                   r.data());
+      EXPECT_EQ(two.fault, f) << "two-sided " << what << " " << where;
+      EXPECT_EQ(two.row, row) << "two-sided " << what << " " << where;
+    };
+    std::vector<double> c = p.c;
+    c[e] += 1;
+    expect_fault(c, Fault::mismatch, i, Status::npos, "one wrong element");
+    c = p.c;
+    for (std::size_t k = 0; k < p.cols; ++k) c[i * p.cols + k] += 1 + static_cast<double>(rng() % 1000);
+    expect_fault(c, Fault::mismatch, i, Status::npos, "wrong row");
+    if (p.cols >= 2) {
+      c = p.c;
+      // Swap two columns of the whole result; the first row where they differ fails.
+      std::size_t first = Status::npos;
+      for (std::size_t r = 0; r < p.rows; ++r) {
+        std::swap(c[r * p.cols], c[r * p.cols + 1]);
+        if (first == Status::npos && c[r * p.cols] != c[r * p.cols + 1]) first = r;
+      }
+      if (first != Status::npos) expect_fault(c, Fault::mismatch, first, Status::npos, "swapped columns");
+    }
+    c = p.c;
+    c[e] += static_cast<double>(FieldQ::modulus);  // invisible mod q, caught by the range check
+    expect_fault(c, Fault::out_of_range, i, j, "off by q");
+    c = p.c;
+    c[e] += 0.5;
+    expect_fault(c, Fault::not_integral, i, j, "non-integral");
+    c = p.c;
+    c[e] = 9007199254740992.0;  // 2^53
+    expect_fault(c, Fault::out_of_range, i, j, "2^53");
+    c[e] = -9007199254740992.0;
+    expect_fault(c, Fault::out_of_range, i, j, "-2^53");
+    c[e] = nan;
+    expect_fault(c, Fault::not_finite, i, j, "NaN");
+    c[e] = inf;
+    expect_fault(c, Fault::not_finite, i, j, "+Inf");
+    c[e] = -inf;
+    expect_fault(c, Fault::not_finite, i, j, "-Inf");
+    c[e] = 1e-300;  // tiny, non-zero: not an integer
+    expect_fault(c, Fault::not_integral, i, j, "tiny");
+    c[e] = 5e-324;  // subnormal
+    expect_fault(c, Fault::not_integral, i, j, "subnormal");
+  }
+}
+
+TEST_P(MathFreivalds, RangeFaultWinsOverEarlierMismatch) {
+  std::mt19937_64 rng(3);
+  const Product p = make_product(rng, 6, 4, 5);
+  std::vector<double> c = p.c;
+  c[0] += 1;                                            // mismatch in row 0
+  c[4 * 5 + 2] = std::numeric_limits<double>::quiet_NaN();  // range fault in row 4
+  const Status st = check(p, c);
+  EXPECT_EQ(st.fault, Fault::not_finite);
+  EXPECT_EQ(st.row, 4u);
+  EXPECT_EQ(st.col, 2u);
+  EXPECT_EQ(range_check(c.data(), 6, 5, 5).fault, Fault::not_finite);
+  EXPECT_TRUE(range_check(p.c.data(), 6, 5, 5).ok());
+}
+
+TEST_P(MathFreivalds, MatvecAgreesWithReferenceOnWideValues) {
+  std::mt19937_64 rng(4);
+  const std::int64_t big = (std::int64_t{1} << 53) - 1;
+  for (const auto& sh : kShapes) {
+    const std::size_t rows = sh[0], cols = sh[2] + sh[1], ld = cols + 3;
+    std::vector<double> x = random_ints(rng, rows * ld, big);
+    // Edge values: 0, +-1, +-(2^53 - 1), -0.0, powers of two around 2^32.
+    const double edges[] = {0.0, -0.0, 1.0, -1.0, static_cast<double>(big), -static_cast<double>(big),
+                            4294967296.0, -4294967295.0, 4294967297.0, 2147483648.0};
+    for (std::size_t k = 0; k < sizeof(edges) / sizeof(edges[0]) && k < x.size(); ++k) {
+      x[(k * 7) % x.size()] = edges[k];
+    }
+    std::vector<std::uint64_t> v = random_field(rng, cols), y = random_field(rng, rows);
+    v[0] = FieldQ::modulus - 1;
+    y[0] = 0;
+    std::vector<std::uint64_t> out(rows), out_t(cols);
+    ASSERT_TRUE(matvec_mod(x.data(), rows, cols, ld, v.data(), out.data()).ok());
+    EXPECT_EQ(out, ref_matvec(x, rows, cols, ld, v));
+    ASSERT_TRUE(matvec_t_mod(x.data(), rows, cols, ld, y.data(), out_t.data()).ok());
+    EXPECT_EQ(out_t, ref_matvec_t(x, rows, cols, ld, y));
+  }
+}
+
+TEST_P(MathFreivalds, MatvecReportsFirstRangeFault) {
+  std::vector<double> x(4 * 9, 1.0);
+  std::vector<std::uint64_t> v(9, 1), y(4, 1), out(9);
+  x[2 * 9 + 6] = 0.25;
+  x[3 * 9 + 1] = std::numeric_limits<double>::infinity();
+  Status st = matvec_mod(x.data(), 4, 9, 9, v.data(), out.data());
+  EXPECT_EQ(st.fault, Fault::not_integral);
+  EXPECT_EQ(st.row, 2u);
+  EXPECT_EQ(st.col, 6u);
+  st = matvec_t_mod(x.data(), 4, 9, 9, y.data(), out.data());
+  EXPECT_EQ(st.fault, Fault::not_integral);
+  EXPECT_EQ(st.row, 2u);
+  EXPECT_EQ(st.col, 6u);
+}
+
+TEST_P(MathFreivalds, FingerprintExportCheck) {
+  std::mt19937_64 rng(5);
+  const std::size_t rows = 37, cols = 300;  // more columns than one internal block
+  std::vector<double> m = random_ints(rng, rows * cols, std::int64_t{1} << 40);
+  const std::vector<std::uint64_t> s = random_field(rng, cols), t = random_field(rng, rows);
+  std::vector<std::uint64_t> v(rows), w(cols);
+  ASSERT_TRUE(matvec_mod(m.data(), rows, cols, cols, s.data(), v.data()).ok());
+  ASSERT_TRUE(matvec_t_mod(m.data(), rows, cols, cols, t.data(), w.data()).ok());
+  EXPECT_TRUE(fingerprint_check(m.data(), rows, cols, cols, s.data(), v.data(), t.data(), w.data()).ok());
+  m[5 * cols + 280] -= 1;
+  Status st = fingerprint_check(m.data(), rows, cols, cols, s.data(), v.data(), t.data(), w.data());
+  EXPECT_EQ(st.fault, Fault::mismatch);
+  EXPECT_EQ(st.row, 5u);
+  m[5 * cols + 280] += 1;
+  w[281] = FieldQ::add(w[281], 1);
+  st = fingerprint_check(m.data(), rows, cols, cols, s.data(), v.data(), t.data(), w.data());
+  EXPECT_EQ(st.fault, Fault::mismatch);
+  EXPECT_EQ(st.row, Status::npos);
+  EXPECT_EQ(st.col, 281u);
+}
+
+TEST_P(MathFreivalds, RejectsBadArguments) {
+  std::vector<double> x(4, 1.0);
+  std::vector<std::uint64_t> v(2, 1), out(2);
+  EXPECT_EQ(matvec_mod(nullptr, 2, 2, 2, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_mod(x.data(), 2, 2, 1, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_TRUE(matvec_mod(x.data(), 0, 2, 2, v.data(), out.data()).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, MathFreivalds, ::testing::ValuesIn(all_paths()), path_param_name);
+
+}  // namespace
+}  // namespace math
+}  // namespace veil
