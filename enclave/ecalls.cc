@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "baseline.h"
 #include "math/fixed_point.h"
 #include "platform.h"
 #include "session.h"
@@ -29,19 +30,34 @@ uint64_t cpu_features() {
   return bits;
 }
 
+// Both bridges (oeedger8r and runtime/edger) pass a NULL host pointer through as
+// NULL, whatever count came with it: refuse it before anything dereferences it.
+bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
+
+int null_argument(Session& s, const char* call, const char* name) {
+  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
+}
+
 }  // namespace
 
-int ecall_open_session(uint64_t* session) { return open_session(session); }
+int ecall_open_session(uint64_t* session) {
+  if (missing(session))
+    return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "open_session: session is NULL");
+  return open_session(session);
+}
 
 int ecall_close_session(uint64_t session) { return close_session(session); }
 
 int ecall_get_info(veil_info_t* info) {
+  if (missing(info))
+    return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "get_info: info is NULL");
   std::memset(info, 0, sizeof *info);
   info->version_major = kVersionMajor;
   info->version_minor = kVersionMinor;
   info->version_patch = kVersionPatch;
   info->max_sessions = kMaxSessions;
-  info->features = VEIL_FEATURE_VERIFY_TRAINING | VEIL_FEATURE_VERIFY_INFERENCE | cpu_features();
+  info->features = VEIL_FEATURE_VERIFY_TRAINING | VEIL_FEATURE_VERIFY_INFERENCE |
+                   VEIL_FEATURE_PRIVATE_INFERENCE | cpu_features();
 #if defined(VEIL_BACKEND_OPENENCLAVE)
   std::strncpy(info->backend, "openenclave", sizeof info->backend - 1);
 #else
@@ -51,7 +67,7 @@ int ecall_get_info(veil_info_t* info) {
 }
 
 int ecall_last_error(uint64_t session, char* message, size_t capacity) {
-  if (capacity == 0) return VEIL_ERR_INVALID_ARGUMENT;
+  if (capacity == 0 || missing(message)) return VEIL_ERR_INVALID_ARGUMENT;
   if (session == 0 || last_failure_was_sessionless()) {
     last_sessionless_error(message, capacity);
     return VEIL_OK;
@@ -72,6 +88,13 @@ int ecall_fixed_point_round_trip(uint64_t session, const double* input, double* 
   Session& s = guard.session();
   if (frac_bits < 0 || frac_bits > 52)
     return s.fail(VEIL_ERR_INVALID_ARGUMENT, "frac_bits=%d is outside [0, 52]", frac_bits);
+  if (missing(input, count)) return null_argument(s, "fixed_point_round_trip", "input");
+  if (missing(output, count)) return null_argument(s, "fixed_point_round_trip", "output");
+  if (missing(saturated)) return null_argument(s, "fixed_point_round_trip", "saturated");
+  if (count == 0) {  // nothing to convert (the codec refuses empty matrices)
+    *saturated = 0;
+    return VEIL_OK;
+  }
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(input[i]))
       return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
@@ -98,6 +121,8 @@ int ecall_train_init(uint64_t session, const veil_train_config_t* config,
   if (s.aborted()) return s.fail(VEIL_ERR_ABORTED, "the session was aborted by an earlier integrity failure");
   if (s.training)
     return s.fail(VEIL_ERR_ORDER, "training is already configured in this session; open a new session");
+  if (missing(config)) return null_argument(s, "train_init", "config");
+  if (missing(layers, layer_count)) return null_argument(s, "train_init", "layers");
   return s.finish_call(Training::create(s, *config, layers, layer_count, &s.training));
 }
 
@@ -116,12 +141,17 @@ int ecall_train_init(uint64_t session, const veil_train_config_t* config,
 int ecall_train_step(uint64_t session, const double* x, size_t x_count, const int32_t* labels,
                      size_t batch, veil_step_result_t* result) {
   VEIL_TRAINING_SESSION("train_step")
+  if (missing(x, x_count)) return null_argument(s, "train_step", "x");
+  if (missing(labels, batch)) return null_argument(s, "train_step", "labels");
+  if (missing(result)) return null_argument(s, "train_step", "result");
   return s.finish_call(s.training->step(s, x, x_count, labels, batch, result));
 }
 
 int ecall_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
                   double* output, size_t out_count) {
   VEIL_TRAINING_SESSION("predict")
+  if (missing(x, x_count)) return null_argument(s, "predict", "x");
+  if (missing(output, out_count)) return null_argument(s, "predict", "output");
   return s.finish_call(s.training->predict(s, x, x_count, batch, output, out_count));
 }
 
@@ -132,13 +162,41 @@ int ecall_halve_lr(uint64_t session) {
 
 int ecall_export_weights(uint64_t session, uint32_t layer, double* weights, size_t count) {
   VEIL_TRAINING_SESSION("export_weights")
+  if (missing(weights, count)) return null_argument(s, "export_weights", "weights");
   return s.finish_call(s.training->export_weights(s, layer, weights, count));
+}
+
+int ecall_train_checkpoint_size(uint64_t session, uint64_t* size) {
+  VEIL_TRAINING_SESSION("train_checkpoint_size")
+  *size = s.training->checkpoint_size();
+  return VEIL_OK;
+}
+
+int ecall_train_checkpoint(uint64_t session, const uint8_t* key, size_t key_len, uint8_t* blob,
+                           size_t capacity, uint64_t* blob_len) {
+  VEIL_TRAINING_SESSION("train_checkpoint")
+  return s.finish_call(s.training->checkpoint(s, key, key_len, blob, capacity, blob_len));
+}
+
+int ecall_train_restore(uint64_t session, const veil_train_config_t* config,
+                        const veil_layer_spec_t* layers, size_t layer_count, const uint8_t* key,
+                        size_t key_len, const uint8_t* blob, size_t blob_len) {
+  Guard guard(session);
+  if (guard.status() != VEIL_OK) return guard.status();
+  Session& s = guard.session();
+  if (s.aborted()) return s.fail(VEIL_ERR_ABORTED, "restore: the session was aborted");
+  if (s.training)
+    return s.fail(VEIL_ERR_ORDER, "restore: training is already configured in this session; "
+                                  "restore into a fresh session");
+  return s.finish_call(Training::restore(s, *config, layers, layer_count, key, key_len, blob,
+                                         blob_len, &s.training));
 }
 
 int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
   Guard guard(session);
   if (guard.status() != VEIL_OK) return guard.status();
   Session& s = guard.session();
+  if (missing(stats)) return null_argument(s, "session_stats", "stats");
   std::memset(stats, 0, sizeof *stats);
   stats->checks_passed = s.counters().checks_passed;
   stats->products = s.counters().products;
@@ -149,4 +207,50 @@ int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
     stats->lr_exp = s.training->lr_exp();
   }
   return VEIL_OK;
+}
+
+int ecall_enclave_train_init(uint64_t session, const veil_train_config_t* config,
+                             const veil_layer_spec_t* layers, size_t layer_count) {
+  Guard guard(session);
+  if (guard.status() != VEIL_OK) return guard.status();
+  Session& s = guard.session();
+  if (s.baseline)
+    return s.fail(VEIL_ERR_ORDER, "in-enclave training is already configured in this session");
+  if (missing(config)) return null_argument(s, "enclave_train_init", "config");
+  if (missing(layers, layer_count)) return null_argument(s, "enclave_train_init", "layers");
+  return EnclaveTraining::create(s, *config, layers, layer_count, &s.baseline);
+}
+
+// The in-enclave baseline needs a configured session.
+#define VEIL_BASELINE_SESSION(call)                                                        \
+  Guard guard(session);                                                                     \
+  if (guard.status() != VEIL_OK) return guard.status();                                     \
+  Session& s = guard.session();                                                             \
+  if (!s.baseline)                                                                          \
+    return s.fail(VEIL_ERR_ORDER, call ": in-enclave training is not configured (call "      \
+                                       "ecall_enclave_train_init first)");
+
+int ecall_enclave_train_step(uint64_t session, const double* x, size_t x_count,
+                             const int32_t* labels, size_t batch, veil_step_result_t* result) {
+  VEIL_BASELINE_SESSION("enclave_train_step")
+  if (missing(x, x_count)) return null_argument(s, "enclave_train_step", "x");
+  if (missing(labels, batch)) return null_argument(s, "enclave_train_step", "labels");
+  if (missing(result)) return null_argument(s, "enclave_train_step", "result");
+  return s.baseline->step(s, x, x_count, labels, batch, result);
+}
+
+int ecall_enclave_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
+                          double* output, size_t out_count) {
+  VEIL_BASELINE_SESSION("enclave_predict")
+  if (missing(x, x_count)) return null_argument(s, "enclave_predict", "x");
+  if (missing(output, out_count)) return null_argument(s, "enclave_predict", "output");
+  return s.baseline->predict(s, x, x_count, batch, output, out_count);
+}
+
+int ecall_enclave_gemm(uint64_t session, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats,
+                       double* checksum) {
+  Guard guard(session);
+  if (guard.status() != VEIL_OK) return guard.status();
+  if (missing(checksum)) return null_argument(guard.session(), "enclave_gemm", "checksum");
+  return enclave_gemm(guard.session(), m, n, k, repeats, checksum);
 }

@@ -6,6 +6,8 @@
 #include <map>
 
 #include "platform.h"
+#include "baseline.h"
+#include "inference.h"
 #include "training.h"
 
 namespace veil::enclave {

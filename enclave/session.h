@@ -10,6 +10,8 @@
 namespace veil::enclave {
 
 class Training;
+class EnclaveTraining;
+class Inference;
 
 /** Counters every protocol of a session adds to. */
 struct Counters {
@@ -41,6 +43,8 @@ class Session {
   void last_error(char* out, size_t capacity) const;
 
   std::unique_ptr<Training> training;
+  std::unique_ptr<EnclaveTraining> baseline;  // the benchmarks' all-in-enclave trainer
+  std::unique_ptr<Inference> inference;       // private / verify-mode inference (inference.h)
 
  private:
   uint64_t id_;

@@ -13,6 +13,7 @@
 #include "math/prg.h"
 #include "math/status.h"
 #include "platform.h"
+#include "seal.h"
 #include "session.h"
 
 namespace veil::enclave {
@@ -122,6 +123,80 @@ LimbPlan plan_limbs(double row_l1, double max_operand, size_t cols, double max_m
 
 }  // namespace
 
+int validate_model(Session& session, const veil_train_config_t& config,
+                   const veil_layer_spec_t* layers, size_t layer_count) {
+  if (layer_count == 0 || layer_count > kMaxLayers || layer_count != config.layer_count)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "layer_count=%zu (config says %u); a model has 1 to %u layers", layer_count,
+                        config.layer_count, kMaxLayers);
+  for (size_t i = 0; i < layer_count; ++i) {
+    const veil_layer_spec_t& l = layers[i];
+    if (l.inputs == 0 || l.outputs == 0 || l.inputs > kMaxWidth || l.outputs > kMaxWidth)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "layer %zu is %u -> %u; widths must be in [1, %u]", i, l.inputs,
+                          l.outputs, kMaxWidth);
+    if (i > 0 && layers[i - 1].outputs != l.inputs)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
+                          i - 1, layers[i - 1].outputs);
+    if (l.activation < 0 || l.activation > 4)
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
+                          l.activation);
+  }
+  if (config.loss != 0 && config.loss != 1)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
+                        config.loss);
+  if (config.loss == 0 && layers[layer_count - 1].activation != 0)
+    return session.fail(VEIL_ERR_CONFIG,
+                        "cross-entropy fuses the softmax: the last layer's activation must be "
+                        "identity");
+  if (config.loss == 0 && layers[layer_count - 1].outputs < 2)
+    return session.fail(VEIL_ERR_CONFIG, "cross-entropy needs at least 2 classes");
+  if (config.frac_act < 0 || config.frac_act > 20)
+    return session.fail(VEIL_ERR_CONFIG, "frac_act=%d is outside [0, 20]", config.frac_act);
+  if (config.frac_grad < 0 || config.frac_grad > 24)
+    return session.fail(VEIL_ERR_CONFIG, "frac_grad=%d is outside [0, 24]", config.frac_grad);
+  if (config.lr_exp < 0 || config.lr_exp > 30)
+    return session.fail(VEIL_ERR_CONFIG, "lr_exp=%d is outside [0, 30] (learning rate 2^-lr_exp)",
+                        config.lr_exp);
+  if (config.max_batch == 0 || config.max_batch > kMaxBatch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "max_batch=%u is outside [1, %u]",
+                        config.max_batch, kMaxBatch);
+  const double clips[3] = {config.act_clip, config.grad_clip, config.weight_max};
+  const char* clip_names[3] = {"act_clip", "grad_clip", "weight_max"};
+  for (int i = 0; i < 3; ++i)
+    if (!std::isfinite(clips[i]) || clips[i] <= 0 || clips[i] > 1e6)
+      return session.fail(VEIL_ERR_CONFIG, "%s=%g must be finite and in (0, 1e6]", clip_names[i],
+                          clips[i]);
+
+  return VEIL_OK;
+}
+
+bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,
+                     math::Activation activation, std::vector<double>* out) {
+  // The initial weights depend only on the public seed, so runs are reproducible.
+  math::PrgKey key{{'v', 'e', 'i', 'l', '-', 'i', 'n', 'i'}};
+  std::memcpy(key.bytes + 8, &config.seed, sizeof config.seed);
+  math::Prg prg;
+  if (!prg.init(key).ok()) return false;
+  // He-uniform for rectifier-like activations, Glorot-uniform otherwise; bias 0.
+  const bool rectifier =
+      activation == math::Activation::relu || activation == math::Activation::softplus;
+  const double limit = std::min(rectifier ? std::sqrt(6.0 / n) : std::sqrt(6.0 / (n + m)),
+                                config.weight_max);
+  out->assign(static_cast<size_t>(n + 1) * m, 0.0);
+  std::vector<uint64_t> bits(static_cast<size_t>(n) * m);
+  if (!prg.keystream(math::prg_stream(li, kStreamInit), 0, reinterpret_cast<uint8_t*>(bits.data()),
+                     bits.size() * sizeof(uint64_t))
+           .ok())
+    return false;
+  for (size_t k = 0; k < bits.size(); ++k) {
+    const double u = static_cast<double>(bits[k] >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+    (*out)[k] = (2.0 * u - 1.0) * limit;
+  }
+  return true;
+}
+
 struct Training::Layer {
   uint32_t n = 0;  // inputs (the weight matrix has n + 1 rows: the bias is last)
   uint32_t m = 0;  // outputs
@@ -130,6 +205,7 @@ struct Training::Layer {
   std::vector<uint64_t> v, w;  // fingerprints M s (n + 1) and M^T t (m), mod q
   double device_max = 0;       // max |M| as the device reports it: decides limbs
   double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
+  double operand_l1 = 0;       // largest operand row L1 norm of the current step
 };
 
 Training::~Training() {
@@ -176,55 +252,18 @@ int Training::exactness_refusal(Session& session, uint32_t l, const char* produc
 int Training::create(Session& session, const veil_train_config_t& config,
                      const veil_layer_spec_t* layers, size_t layer_count,
                      std::unique_ptr<Training>* out) {
-  if (layer_count == 0 || layer_count > kMaxLayers || layer_count != config.layer_count)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "layer_count=%zu (config says %u); a model has 1 to %u layers", layer_count,
-                        config.layer_count, kMaxLayers);
-  for (size_t i = 0; i < layer_count; ++i) {
-    const veil_layer_spec_t& l = layers[i];
-    if (l.inputs == 0 || l.outputs == 0 || l.inputs > kMaxWidth || l.outputs > kMaxWidth)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "layer %zu is %u -> %u; widths must be in [1, %u]", i, l.inputs,
-                          l.outputs, kMaxWidth);
-    if (i > 0 && layers[i - 1].outputs != l.inputs)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
-                          i - 1, layers[i - 1].outputs);
-    if (l.activation < 0 || l.activation > 4)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
-                          l.activation);
-  }
-  if (config.loss != 0 && config.loss != 1)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
-                        config.loss);
-  if (config.loss == 0 && layers[layer_count - 1].activation != 0)
-    return session.fail(VEIL_ERR_CONFIG,
-                        "cross-entropy fuses the softmax: the last layer's activation must be "
-                        "identity");
-  if (config.loss == 0 && layers[layer_count - 1].outputs < 2)
-    return session.fail(VEIL_ERR_CONFIG, "cross-entropy needs at least 2 classes");
-  if (config.frac_act < 0 || config.frac_act > 20)
-    return session.fail(VEIL_ERR_CONFIG, "frac_act=%d is outside [0, 20]", config.frac_act);
-  if (config.frac_grad < 0 || config.frac_grad > 24)
-    return session.fail(VEIL_ERR_CONFIG, "frac_grad=%d is outside [0, 24]", config.frac_grad);
-  if (config.lr_exp < 0 || config.lr_exp > 30)
-    return session.fail(VEIL_ERR_CONFIG, "lr_exp=%d is outside [0, 30] (learning rate 2^-lr_exp)",
-                        config.lr_exp);
-  if (config.max_batch == 0 || config.max_batch > kMaxBatch)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "max_batch=%u is outside [1, %u]",
-                        config.max_batch, kMaxBatch);
-  const double clips[3] = {config.act_clip, config.grad_clip, config.weight_max};
-  const char* clip_names[3] = {"act_clip", "grad_clip", "weight_max"};
-  for (int i = 0; i < 3; ++i)
-    if (!std::isfinite(clips[i]) || clips[i] <= 0 || clips[i] > 1e6)
-      return session.fail(VEIL_ERR_CONFIG, "%s=%g must be finite and in (0, 1e6]", clip_names[i],
-                          clips[i]);
+  int rc = validate_model(session, config, layers, layer_count);
+  if (rc != VEIL_OK) return rc;
 
   // Work buffers: refuse a configuration that would exhaust enclave memory.
-  double bytes = 0;
-  for (size_t i = 0; i < layer_count; ++i)
+  double bytes = 0, largest = 0;
+  for (size_t i = 0; i < layer_count; ++i) {
     bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs) +
              8.0 * 4 * (layers[i].inputs + 1 + layers[i].outputs);
+    largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
+  }
+  // Set-up holds the largest layer's initial weights and their random bits at once.
+  bytes += 16.0 * largest;
   if (bytes > kMaxBufferBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "the model needs %.0f MiB of enclave memory at max_batch=%u; the limit is "
@@ -237,6 +276,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   t->batch_exp_ = ceil_log2(config.max_batch);
   t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
   t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
+  t->call_name_ = "train_init";  // names the call in upload errors
   t->layers_.resize(layer_count);
   for (size_t i = 0; i < layer_count; ++i) {
     Layer& l = t->layers_[i];
@@ -254,35 +294,19 @@ int Training::create(Session& session, const veil_train_config_t& config,
   math::Prg secrets;
   math::Status st = secrets.init(secret_key);
   wipe(secret_key.bytes, sizeof secret_key.bytes);
-  // The initial weights depend only on the public seed, so runs are reproducible.
-  math::PrgKey init_key{{'v', 'e', 'i', 'l', '-', 'i', 'n', 'i'}};
-  std::memcpy(init_key.bytes + 8, &config.seed, sizeof config.seed);
-  math::Prg init;
-  if (st.ok()) st = init.init(init_key);
   if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed to start");
 
   const int scale = t->weight_scale();
   std::vector<double> weights;
-  std::vector<uint64_t> bits;
   for (uint32_t li = 0; li < layer_count; ++li) {
     Layer& l = t->layers_[li];
     const size_t rows = l.n + 1, cols = l.m;
-    // He-uniform for rectifier-like activations, Glorot-uniform otherwise; bias 0.
-    bool rectifier = l.activation == math::Activation::relu ||
-                     l.activation == math::Activation::softplus;
-    double limit = rectifier ? std::sqrt(6.0 / l.n) : std::sqrt(6.0 / (l.n + l.m));
-    limit = std::min(limit, config.weight_max);
-    weights.assign(rows * cols, 0.0);
-    bits.resize(static_cast<size_t>(l.n) * cols);
-    st = init.keystream(math::prg_stream(li, kStreamInit), 0,
-                        reinterpret_cast<uint8_t*>(bits.data()), bits.size() * sizeof(uint64_t));
-    for (size_t k = 0; k < bits.size() && st.ok(); ++k) {
-      double u = static_cast<double>(bits[k] >> 11) * 0x1.0p-53;  // uniform in [0, 1)
-      weights[k] = std::nearbyint(std::ldexp((2.0 * u - 1.0) * limit, scale));
-    }
+    if (!initial_weights(config, li, l.n, l.m, l.activation, &weights))
+      return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
+    for (double& w : weights) w = std::nearbyint(std::ldexp(w, scale));
     l.s.resize(cols);
     l.t.resize(rows);
-    if (st.ok()) st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), cols);
+    st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), cols);
     if (st.ok()) st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretT), l.t.data(), rows);
     if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
     l.v.resize(rows);
@@ -296,14 +320,18 @@ int Training::create(Session& session, const veil_train_config_t& config,
   }
   wipe(weights.data(), weights.size() * sizeof(double));
 
-  t->acts_.resize(layer_count);
-  t->pre_.resize(layer_count);
-  for (uint32_t li = 0; li < layer_count; ++li) {
-    t->acts_[li].resize(static_cast<size_t>(config.max_batch) * (t->layers_[li].n + 1));
-    t->pre_[li].resize(static_cast<size_t>(config.max_batch) * t->layers_[li].m);
-  }
+  t->allocate_buffers();
   *out = std::move(t);
   return VEIL_OK;
+}
+
+void Training::allocate_buffers() {
+  acts_.resize(layers_.size());
+  pre_.resize(layers_.size());
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
+    pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
+  }
 }
 
 int Training::weight_scale() const {
@@ -341,12 +369,17 @@ int Training::device_status(Session& session, uint32_t l, Phase phase, const cha
   // After the device may have changed its weights, the enclave can no longer
   // vouch for the session: it ends.
   if (phase == Phase::update || phase == Phase::halve) session.abort();
+  // The same location words as verification_failure.
+  char where[128];
+  if (in_step_)
+    std::snprintf(where, sizeof where, "layer %u, phase %s, step %llu", l, phase_name(phase),
+                  static_cast<unsigned long long>(step_ + 1));
+  else
+    std::snprintf(where, sizeof where, "layer %u, phase %s (%s), after step %llu", l,
+                  phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
   if (result != OE_OK)
-    return session.fail(VEIL_ERR_DEVICE, "layer %u, phase %s, step %llu: %s failed: %s", l,
-                        phase_name(phase), static_cast<unsigned long long>(step_), call,
-                        oe_result_str(result));
-  return session.fail(VEIL_ERR_DEVICE, "layer %u, phase %s, step %llu: %s: the device failed", l,
-                      phase_name(phase), static_cast<unsigned long long>(step_), call);
+    return session.fail(VEIL_ERR_DEVICE, "%s: %s failed: %s", where, call, oe_result_str(result));
+  return session.fail(VEIL_ERR_DEVICE, "%s: %s: the device failed", where, call);
 }
 
 int Training::upload(Session& session, uint32_t l, const double* weights) {
@@ -453,10 +486,18 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   const size_t in_cols = fwd ? layer.n + 1 : layer.m;
   const size_t out_cols = fwd ? layer.m : layer.n + 1;
   const uint64_t* fingerprint = fwd ? layer.v.data() : layer.w.data();
-  const double row_l1 = max_row_l1(x, batch, in_cols);
+  // The clip gives a bound on every operand row for free; only when it is not
+  // enough are the actual row norms measured (one pass over the operand).
+  const double operand_max = fwd ? act_clip_int_ : grad_clip_int_;
+  double row_l1 = static_cast<double>(in_cols) * operand_max;
+  if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit)
+    row_l1 = max_row_l1(x, batch, in_cols);
   int rc = ensure_sound(session, l, row_l1, phase);
   if (rc != VEIL_OK) return rc;
-  LimbPlan plan = plan_limbs(row_l1, max_abs(x, batch * in_cols), in_cols, layer.device_max);
+  layer.operand_l1 = phase == Phase::forward ? row_l1 : std::max(layer.operand_l1, row_l1);
+  LimbPlan plan = row_l1 * layer.device_max < kExact
+                      ? LimbPlan{53, 1}
+                      : plan_limbs(row_l1, max_abs(x, batch * in_cols), in_cols, layer.device_max);
   if (plan.count == 0 || plan.count > 64)
     return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
 
@@ -594,7 +635,13 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   math::matvec_t_mod(dz, batch, cols, cols, row_mod_.data(), delta_.data());
   for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_[j]);
   layer.proven_max += growth;
-  return refresh_device_max(session, l, Phase::update);
+  // An honest device's max |M| grows by at most `growth`: track that bound and
+  // ask the device for the actual value (an O(n m) scan) only when the bound
+  // would force a limb split.
+  layer.device_max += growth;
+  if (layer.operand_l1 * layer.device_max >= kExact)
+    return refresh_device_max(session, l, Phase::update);
+  return VEIL_OK;
 }
 
 int Training::step(Session& session, const double* x, size_t x_count, const int32_t* labels,
@@ -751,6 +798,201 @@ int Training::export_weights(Session& session, uint32_t layer, double* weights, 
   if (rc != VEIL_OK) return rc;
   const int scale = weight_scale();
   for (size_t i = 0; i < count; ++i) weights[i] = std::ldexp(m[i], -scale);
+  return VEIL_OK;
+}
+
+// ---- Sealed checkpoints ---------------------------------------------------
+
+namespace {
+
+constexpr char kCheckpointMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'P', '1'};
+
+// Associated data: the format and the model's shape, so a checkpoint of
+// another model fails to open at all.
+std::vector<uint8_t> checkpoint_ad(const veil_layer_spec_t* layers, size_t count) {
+  std::vector<uint8_t> ad(kCheckpointMagic, kCheckpointMagic + sizeof kCheckpointMagic);
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(layers);
+  ad.insert(ad.end(), p, p + count * sizeof(veil_layer_spec_t));
+  return ad;
+}
+
+// The caller's 32-byte key, or the platform's sealing key when none is given.
+int sealing_key(Session& session, const uint8_t* key, size_t key_len, uint8_t out[kSealKeyBytes]) {
+  if (key_len == kSealKeyBytes) {
+    std::memcpy(out, key, kSealKeyBytes);
+    return VEIL_OK;
+  }
+  if (key_len != 0)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "a sealing key is %zu bytes, got %zu",
+                        kSealKeyBytes, key_len);
+  uint8_t* platform_key = nullptr;
+  size_t platform_len = 0;
+  oe_result_t r = oe_get_seal_key_by_policy(OE_SEAL_POLICY_UNIQUE, &platform_key, &platform_len,
+                                            nullptr, nullptr);
+  if (r != OE_OK || platform_len == 0)
+    return session.fail(VEIL_ERR_CONFIG,
+                        "this enclave has no platform sealing key (%s); pass a %zu-byte key "
+                        "(the virtual backend never has one)",
+                        oe_result_str(r), kSealKeyBytes);
+  // Stretch the platform's 128-bit key to AES-256 width; same key, same result.
+  for (size_t i = 0; i < kSealKeyBytes; ++i) out[i] = platform_key[i % platform_len];
+  wipe(platform_key, platform_len);
+  oe_free_seal_key(platform_key, nullptr);
+  return VEIL_OK;
+}
+
+template <typename T>
+void put(std::vector<uint8_t>& out, const T& value) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&value);
+  out.insert(out.end(), p, p + sizeof value);
+}
+
+void put_field(std::vector<uint8_t>& out, const std::vector<uint64_t>& values) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(values.data());
+  out.insert(out.end(), p, p + values.size() * sizeof(uint64_t));
+}
+
+// Reads what put() wrote; any short read marks the reader bad.
+struct Reader {
+  const uint8_t* p;
+  size_t left;
+  bool ok = true;
+  template <typename T>
+  T get() {
+    T value{};
+    if (left < sizeof value) {
+      ok = false;
+      return value;
+    }
+    std::memcpy(&value, p, sizeof value);
+    p += sizeof value;
+    left -= sizeof value;
+    return value;
+  }
+  void get_field(std::vector<uint64_t>& out, size_t n) {
+    out.assign(n, 0);
+    if (left < n * sizeof(uint64_t)) {
+      ok = false;
+      return;
+    }
+    std::memcpy(out.data(), p, n * sizeof(uint64_t));
+    p += n * sizeof(uint64_t);
+    left -= n * sizeof(uint64_t);
+  }
+};
+
+}  // namespace
+
+size_t Training::state_size() const {
+  size_t bytes = sizeof kCheckpointMagic + sizeof config_ + sizeof step_ + 2 * sizeof(int32_t);
+  for (const Layer& l : layers_) bytes += 2 * sizeof(double) + 16 * (l.n + 1 + l.m);
+  return bytes;
+}
+
+size_t Training::checkpoint_size() const { return state_size() + kSealOverhead; }
+
+int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, uint8_t* blob,
+                         size_t capacity, uint64_t* blob_len) {
+  const size_t size = checkpoint_size();
+  if (capacity < size)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "checkpoint: the buffer holds %zu bytes, %zu needed",
+                        capacity, size);
+  uint8_t seal_key[kSealKeyBytes];
+  int rc = sealing_key(session, key, key_len, seal_key);
+  if (rc != VEIL_OK) return rc;
+  std::vector<uint8_t> plain(kCheckpointMagic, kCheckpointMagic + sizeof kCheckpointMagic);
+  plain.reserve(state_size());
+  put(plain, config_);
+  put(plain, step_);
+  put(plain, lr_exp_);
+  put(plain, batch_exp_);
+  std::vector<veil_layer_spec_t> specs;
+  for (const Layer& l : layers_) {
+    put(plain, l.device_max);
+    put(plain, l.proven_max);
+    put_field(plain, l.s);
+    put_field(plain, l.t);
+    put_field(plain, l.v);
+    put_field(plain, l.w);
+    specs.push_back({l.n, l.m, static_cast<int32_t>(l.activation)});
+  }
+  std::vector<uint8_t> ad = checkpoint_ad(specs.data(), specs.size());
+  const bool sealed = seal(seal_key, nullptr, ad.data(), ad.size(), plain.data(), plain.size(), blob);
+  wipe(seal_key, sizeof seal_key);
+  wipe(plain.data(), plain.size());
+  if (!sealed) return session.fail(VEIL_ERR_INTERNAL, "checkpoint: sealing failed");
+  *blob_len = size;
+  return VEIL_OK;
+}
+
+int Training::restore(Session& session, const veil_train_config_t& config,
+                      const veil_layer_spec_t* layers, size_t layer_count, const uint8_t* key,
+                      size_t key_len, const uint8_t* blob, size_t blob_len,
+                      std::unique_ptr<Training>* out) {
+  int rc = validate_model(session, config, layers, layer_count);
+  if (rc != VEIL_OK) return rc;
+  uint8_t seal_key[kSealKeyBytes];
+  rc = sealing_key(session, key, key_len, seal_key);
+  if (rc != VEIL_OK) return rc;
+  if (blob_len < kSealOverhead || blob_len > (size_t{1} << 34))
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "restore: a checkpoint of %zu bytes cannot be valid",
+                        blob_len);
+  std::vector<uint8_t> plain(blob_len - kSealOverhead);
+  std::vector<uint8_t> ad = checkpoint_ad(layers, layer_count);
+  const bool opened = unseal(seal_key, ad.data(), ad.size(), blob, blob_len, plain.data());
+  wipe(seal_key, sizeof seal_key);
+  if (!opened)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "restore: the checkpoint does not authenticate (tampered, sealed under "
+                        "another key, or for another model)");
+  Reader in{plain.data(), plain.size()};
+  char magic[sizeof kCheckpointMagic];
+  for (char& c : magic) c = in.get<char>();
+  std::unique_ptr<Training> t(new Training());
+  t->config_ = in.get<veil_train_config_t>();
+  t->step_ = in.get<uint64_t>();
+  t->lr_exp_ = in.get<int32_t>();
+  t->batch_exp_ = in.get<int32_t>();
+  const veil_train_config_t& c = t->config_;
+  const bool same_config =
+      c.layer_count == config.layer_count && c.loss == config.loss &&
+      c.frac_act == config.frac_act && c.frac_grad == config.frac_grad &&
+      c.lr_exp == config.lr_exp && c.max_batch == config.max_batch && c.seed == config.seed &&
+      c.act_clip == config.act_clip && c.grad_clip == config.grad_clip &&
+      c.weight_max == config.weight_max;
+  if (!in.ok || std::memcmp(magic, kCheckpointMagic, sizeof magic) != 0 || !same_config) {
+    wipe(plain.data(), plain.size());
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "restore: the checkpoint was sealed for another configuration");
+  }
+  t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
+  t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
+  t->layers_.resize(layer_count);
+  for (size_t li = 0; li < layer_count; ++li) {
+    Layer& l = t->layers_[li];
+    l.n = layers[li].inputs;
+    l.m = layers[li].outputs;
+    l.activation = static_cast<math::Activation>(layers[li].activation);
+    l.device_max = in.get<double>();
+    l.proven_max = in.get<double>();
+    in.get_field(l.s, l.m);
+    in.get_field(l.t, l.n + 1);
+    in.get_field(l.v, l.n + 1);
+    in.get_field(l.w, l.m);
+  }
+  wipe(plain.data(), plain.size());
+  if (!in.ok || in.left != 0)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "restore: the checkpoint's state is malformed");
+  t->allocate_buffers();
+  // The weights the host kept beside the checkpoint must be the ones these
+  // fingerprints describe: a state rolled back or forward against them, or
+  // weights altered while stored, fails here.
+  t->call_name_ = "restore";
+  for (uint32_t li = 0; li < layer_count; ++li) {
+    rc = t->audit(session, li, Phase::export_check, nullptr);
+    if (rc != VEIL_OK) return rc;
+  }
+  *out = std::move(t);
   return VEIL_OK;
 }
 

@@ -17,6 +17,18 @@ namespace veil::enclave {
 
 class Session;
 
+/** Check a model description; on failure the session's error names what is wrong. */
+int validate_model(Session& session, const veil_train_config_t& config,
+                   const veil_layer_spec_t* layers, size_t layer_count);
+
+/**
+ * Initial real weights of layer li, (n + 1) x m with a zero bias row: He-uniform
+ * for ReLU/softplus, Glorot-uniform otherwise, from a PRG keyed by the public
+ * seed (so runs are reproducible and every trainer starts alike).
+ */
+bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,
+                     math::Activation activation, std::vector<double>* out);
+
 /** The protocol state of one verify-mode training session. */
 class Training {
  public:
@@ -36,6 +48,24 @@ class Training {
   int halve_lr(Session& session);
   int export_weights(Session& session, uint32_t layer, double* weights, size_t count);
 
+  /** Bytes of the sealed checkpoint of this state. */
+  size_t checkpoint_size() const;
+  /**
+   * Seal the state (secrets, fingerprints, bounds, step, schedule) under the
+   * caller's 32-byte key or, with key_len 0, the platform's sealing key.
+   */
+  int checkpoint(Session& session, const uint8_t* key, size_t key_len, uint8_t* blob,
+                 size_t capacity, uint64_t* blob_len);
+  /**
+   * Open a sealed state for the same model into a fresh session whose device
+   * already holds the weights stored beside it; every layer's weights are
+   * checked against the restored fingerprints before the session is usable.
+   */
+  static int restore(Session& session, const veil_train_config_t& config,
+                     const veil_layer_spec_t* layers, size_t layer_count, const uint8_t* key,
+                     size_t key_len, const uint8_t* blob, size_t blob_len,
+                     std::unique_ptr<Training>* out);
+
   uint64_t steps() const { return step_; }
   int32_t lr_exp() const { return lr_exp_; }
 
@@ -49,6 +79,8 @@ class Training {
   static const char* phase_name(Phase p);
 
   int weight_scale() const;  // S = f_a + f_g + k + beta
+  void allocate_buffers();
+  size_t state_size() const;
   int check_budget(Session& session) const;
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                   const char* call);

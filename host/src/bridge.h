@@ -3,6 +3,7 @@
 #include <openenclave/host.h>
 
 #include <string>
+#include <vector>
 
 #include "veil/enclave.h"
 #include "veil_u.h"
@@ -15,6 +16,11 @@ struct Enclave::Handle {
 
 class Device;
 struct Timing;
+struct TrainConfig;
+
+/** The wire form of a training configuration (shared by every trainer). */
+void to_wire(const TrainConfig& config, veil_train_config_t* raw,
+             std::vector<veil_layer_spec_t>* layers);
 
 namespace detail {
 

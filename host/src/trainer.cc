@@ -27,24 +27,30 @@ class EcallTimer {
 
 }  // namespace
 
+void to_wire(const TrainConfig& config, veil_train_config_t* raw,
+             std::vector<veil_layer_spec_t>* layers) {
+  raw->layer_count = static_cast<uint32_t>(config.layers.size());
+  raw->loss = static_cast<int32_t>(config.loss);
+  raw->frac_act = config.frac_act;
+  raw->frac_grad = config.frac_grad;
+  raw->lr_exp = config.lr_exp;
+  raw->max_batch = config.max_batch;
+  raw->seed = config.seed;
+  raw->act_clip = config.act_clip;
+  raw->grad_clip = config.grad_clip;
+  raw->weight_max = config.weight_max;
+  layers->clear();
+  for (const LayerSpec& l : config.layers)
+    layers->push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
+}
+
 Trainer::Trainer(Enclave& enclave, Device& device, const TrainConfig& config)
     : Session(enclave), device_(device), config_(config) {
   if (config_.layers.empty()) throw ConfigError("Trainer: the model has no layers", 2, 0);
   detail::bind_device(id(), &device_, &timing_);
   veil_train_config_t raw{};
-  raw.layer_count = static_cast<uint32_t>(config_.layers.size());
-  raw.loss = static_cast<int32_t>(config_.loss);
-  raw.frac_act = config_.frac_act;
-  raw.frac_grad = config_.frac_grad;
-  raw.lr_exp = config_.lr_exp;
-  raw.max_batch = config_.max_batch;
-  raw.seed = config_.seed;
-  raw.act_clip = config_.act_clip;
-  raw.grad_clip = config_.grad_clip;
-  raw.weight_max = config_.weight_max;
   std::vector<veil_layer_spec_t> layers;
-  for (const LayerSpec& l : config_.layers)
-    layers.push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
+  to_wire(config_, &raw, &layers);
   int status = VEIL_OK;
   oe_result_t result;
   {
@@ -63,6 +69,79 @@ Trainer::Trainer(Enclave& enclave, Device& device, const TrainConfig& config)
 }
 
 Trainer::~Trainer() { detail::unbind_device(id()); }
+
+Trainer::Trainer(Enclave& enclave, Device& device, const TrainConfig& config, Restoring)
+    : Session(enclave), device_(device), config_(config) {
+  if (config_.layers.empty()) throw ConfigError("Trainer: the model has no layers", 2, 0);
+  detail::bind_device(id(), &device_, &timing_);
+}
+
+std::unique_ptr<Trainer> Trainer::restore(Enclave& enclave, Device& device,
+                                          const TrainConfig& config,
+                                          const std::vector<uint8_t>& checkpoint,
+                                          const std::vector<std::vector<double>>& device_weights,
+                                          const std::vector<uint8_t>& key) {
+  std::unique_ptr<Trainer> t(new Trainer(enclave, device, config, Restoring{}));
+  if (device_weights.size() != config.layers.size())
+    throw InputError("restore: " + std::to_string(device_weights.size()) +
+                         " weight matrices for a model of " + std::to_string(config.layers.size()) +
+                         " layers",
+                     VEIL_ERR_INVALID_ARGUMENT, 0);
+  // The stored weights go to the device through the ocall router, exactly as
+  // the enclave's own upload would, so the router knows every layer's shape.
+  for (uint32_t l = 0; l < config.layers.size(); ++l) {
+    const LayerSpec& spec = config.layers[l];
+    const size_t rows = spec.inputs + 1, cols = spec.outputs;
+    if (device_weights[l].size() != rows * cols)
+      throw InputError("restore: layer " + std::to_string(l) + " has " +
+                           std::to_string(device_weights[l].size()) + " stored weights, expected " +
+                           std::to_string(rows * cols),
+                       VEIL_ERR_INVALID_ARGUMENT, 0);
+    int rc = ocall_device_upload(t->id(), l, device_weights[l].data(), rows, cols, rows * cols);
+    if (rc != VEIL_OK)
+      throw DeviceError("restore: the device refused layer " + std::to_string(l) + ": " +
+                            detail::take_device_error(t->id()),
+                        rc, 0);
+  }
+  veil_train_config_t raw{};
+  std::vector<veil_layer_spec_t> layers;
+  to_wire(config, &raw, &layers);
+  int status = VEIL_OK;
+  oe_result_t result;
+  {
+    EcallTimer timer(t->timing_);
+    result = ecall_train_restore(enclave.handle().enclave, &status, t->id(), &raw, layers.data(),
+                                 layers.size(), key.data(), key.size(), checkpoint.data(),
+                                 checkpoint.size());
+  }
+  t->check("ecall_train_restore", result, status);
+  t->config_.lr_exp = t->stats().lr_exp;
+  return t;
+}
+
+std::vector<uint8_t> Trainer::checkpoint(const std::vector<uint8_t>& key) {
+  uint64_t size = 0;
+  int status = VEIL_OK;
+  oe_result_t result = ecall_train_checkpoint_size(enclave().handle().enclave, &status, id(), &size);
+  check("ecall_train_checkpoint_size", result, status);
+  std::vector<uint8_t> blob(size);
+  uint64_t written = 0;
+  result = ecall_train_checkpoint(enclave().handle().enclave, &status, id(), key.data(), key.size(),
+                                  blob.data(), blob.size(), &written);
+  check("ecall_train_checkpoint", result, status);
+  blob.resize(written);
+  return blob;
+}
+
+std::vector<double> Trainer::device_weights(uint32_t layer) {
+  if (layer >= config_.layers.size())
+    throw InputError("device_weights: layer " + std::to_string(layer) + " does not exist",
+                     VEIL_ERR_INVALID_ARGUMENT, 0);
+  const LayerSpec& spec = config_.layers[layer];
+  std::vector<double> w(static_cast<size_t>(spec.inputs + 1) * spec.outputs);
+  device_.download(layer, w.data());
+  return w;
+}
 
 StepResult Trainer::step(const double* x, const int32_t* labels, size_t batch) {
   size_t features = config_.layers.front().inputs;

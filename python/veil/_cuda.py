@@ -99,6 +99,7 @@ class CudaDevice(Device):
         self._in2 = _Pinned(cp)
         self._out = _Pinned(cp)
         self.transfer_bytes = 0
+        self.transfer_seconds = 0.0  # host<->GPU copy time, measured with CUDA events
 
     @property
     def gpu_name(self) -> str:
@@ -106,12 +107,26 @@ class CudaDevice(Device):
         name = props["name"]
         return name.decode() if isinstance(name, bytes) else str(name)
 
+    def _timed_copy(self, stream, copy):
+        """Run copy() on stream between two events; returns the end event's pair."""
+        cp = self._cp
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record(stream)
+        copy()
+        end.record(stream)
+        return start, end
+
+    def _charge(self, pairs) -> None:
+        for start, end in pairs:
+            end.synchronize()
+            self.transfer_seconds += self._cp.cuda.get_elapsed_time(start, end) / 1e3
+
     def _to_gpu(self, host: np.ndarray, pinned: _Pinned, stream):
         staged = pinned.view(host.shape)
         staged[...] = host
         self.transfer_bytes += host.nbytes
         out = self._cp.empty(host.shape, dtype=np.float64)
-        out.set(staged, stream=stream)
+        self._charge([self._timed_copy(stream, lambda: out.set(staged, stream=stream))])
         return out
 
     def upload(self, layer: int, weights: np.ndarray) -> None:
@@ -127,19 +142,23 @@ class CudaDevice(Device):
         result = self._out.view((rows, out_cols))
         bounds = np.linspace(0, rows, min(self._blocks, rows) + 1, dtype=np.int64)
         with self._gpu:
-            pending = []
+            pending, copies = [], []
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 if hi <= lo:
                     continue
                 block = cp.empty((hi - lo, x.shape[1]), dtype=np.float64)
-                block.set(staged[lo:hi], stream=self._copy)
+                copies.append(self._timed_copy(
+                    self._copy, lambda: block.set(staged[lo:hi], stream=self._copy)))
                 ready = self._copy.record()
                 self._compute.wait_event(ready)
                 with self._compute:
                     prod = rhs_fn(block)
-                    prod.get(stream=self._compute, out=result[lo:hi])
+                    copies.append(self._timed_copy(
+                        self._compute,
+                        lambda: prod.get(stream=self._compute, out=result[lo:hi])))
                 pending.append(prod)
             self._compute.synchronize()
+            self._charge(copies)
         self.transfer_bytes += x.nbytes + result.nbytes
         return result
 

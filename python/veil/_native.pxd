@@ -1,5 +1,6 @@
 # Declarations of veil's C++ API (host/include/veil/) for the Cython bindings.
-from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
+from libcpp.memory cimport unique_ptr
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -126,5 +127,56 @@ cdef extern from "veil/trainer.h" namespace "veil":
         void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
         void halve_lr() except +veil_translate_exception nogil
         vector[double] export_weights(uint32_t layer) except +veil_translate_exception nogil
+        vector[uint8_t] checkpoint(const vector[uint8_t]& key) except +veil_translate_exception nogil
+        vector[double] device_weights(uint32_t layer) except +veil_translate_exception nogil
+        Timing timing()
+        void reset_timing()
+
+    unique_ptr[Trainer] trainer_restore "veil::Trainer::restore"(
+        Enclave& enclave, Device& device, const TrainConfig& config,
+        const vector[uint8_t]& checkpoint, const vector[vector[double]]& device_weights,
+        const vector[uint8_t]& key) except +veil_translate_exception
+
+
+cdef extern from "veil/baseline.h" namespace "veil":
+    cdef cppclass EnclaveOnlyTrainer(Session):
+        EnclaveOnlyTrainer(Enclave& enclave, const TrainConfig& config) except +veil_translate_exception
+        StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
+        void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
+        double gemm(uint32_t m, uint32_t n, uint32_t k, uint32_t repeats) except +veil_translate_exception nogil
+
+
+# ---- Inference (veil/inference.h): private and verify-mode inference --------------------------
+from libc.stdint cimport uint8_t
+
+cdef extern from "veil/inference.h" namespace "veil":
+    cpdef enum class InferenceMode(int32_t):
+        verify
+        private_
+
+    cdef cppclass InferenceConfig:
+        vector[LayerSpec] layers
+        Loss loss
+        InferenceMode mode
+        int32_t frac_act
+        int32_t frac_weights
+        double act_clip
+
+    cdef cppclass InferenceStatus:
+        uint64_t batches
+        uint64_t next_slot
+        uint64_t slots_sealed
+        uint64_t checks_passed
+        uint64_t saturated
+        bool aborted
+
+    cdef cppclass Inference(Session):
+        Inference(Enclave& enclave, Device& device, const InferenceConfig& config,
+                  const vector[const double*]& weights) except +veil_translate_exception
+        size_t sealed_slot_size(uint32_t rows)
+        vector[uint8_t] precompute(uint32_t rows) except +veil_translate_exception nogil
+        void predict(const double* x, size_t batch, double* out, const uint8_t* sealed,
+                     size_t sealed_size) except +veil_translate_exception nogil
+        InferenceStatus status() except +veil_translate_exception
         Timing timing()
         void reset_timing()

@@ -5,7 +5,7 @@ Arrays cross without copies: every buffer handed to C++ is a C-contiguous view
 of the caller's numpy array. Long calls release the GIL; devices written in
 Python take it back inside their callbacks.
 """
-from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
 from libc.string cimport strncpy
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -237,6 +237,26 @@ def python_device(device):
     return d
 
 
+cdef TrainConfig _train_config(list layers, dict config) except *:
+    cdef TrainConfig c
+    cdef LayerSpec spec
+    for inputs, outputs, activation in layers:
+        spec.inputs = inputs
+        spec.outputs = outputs
+        spec.activation = <Activation> <int32_t> activation
+        c.layers.push_back(spec)
+    c.loss = <Loss> <int32_t> config["loss"]
+    c.frac_act = config["frac_act"]
+    c.frac_grad = config["frac_grad"]
+    c.lr_exp = config["lr_exp"]
+    c.max_batch = config["max_batch"]
+    c.seed = config["seed"]
+    c.act_clip = config["act_clip"]
+    c.grad_clip = config["grad_clip"]
+    c.weight_max = config["weight_max"]
+    return c
+
+
 cdef class NativeTrainer:
     """A verify-mode training session (veil::Trainer)."""
     cdef Trainer* ptr
@@ -246,29 +266,41 @@ cdef class NativeTrainer:
     cdef readonly size_t classes
     cdef readonly size_t max_batch
 
-    def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config):
-        cdef TrainConfig c
-        cdef LayerSpec spec
-        for inputs, outputs, activation in layers:
-            spec.inputs = inputs
-            spec.outputs = outputs
-            spec.activation = <Activation> <int32_t> activation
-            c.layers.push_back(spec)
-        c.loss = <Loss> <int32_t> config["loss"]
-        c.frac_act = config["frac_act"]
-        c.frac_grad = config["frac_grad"]
-        c.lr_exp = config["lr_exp"]
-        c.max_batch = config["max_batch"]
-        c.seed = config["seed"]
-        c.act_clip = config["act_clip"]
-        c.grad_clip = config["grad_clip"]
-        c.weight_max = config["weight_max"]
+    def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config,
+                  checkpoint=None, list device_weights=None, bytes key=b""):
+        """A new session, or with checkpoint: one restored from a sealed checkpoint
+        whose device receives device_weights (the raw matrices kept beside it)."""
+        cdef TrainConfig c = _train_config(layers, config)
+        cdef vector[uint8_t] blob
+        cdef vector[uint8_t] key_bytes = key
+        cdef vector[vector[double]] stored
         self.enclave = enclave
         self.device = device
         self.features = layers[0][0]
         self.classes = layers[len(layers) - 1][1]
         self.max_batch = config["max_batch"]
-        self.ptr = new Trainer(enclave.ptr[0], device.ptr[0], c)
+        if checkpoint is None:
+            self.ptr = new Trainer(enclave.ptr[0], device.ptr[0], c)
+            return
+        blob = bytes(checkpoint)
+        for w in device_weights:
+            stored.push_back(np.ascontiguousarray(w, dtype=np.float64).ravel())
+        self.ptr = trainer_restore(enclave.ptr[0], device.ptr[0], c, blob, stored, key_bytes).release()
+
+    def checkpoint(self, bytes key=b""):
+        """The sealed training state (bytes)."""
+        cdef vector[uint8_t] key_bytes = key
+        cdef vector[uint8_t] blob
+        with nogil:
+            blob = self.ptr.checkpoint(key_bytes)
+        return bytes(blob)
+
+    def device_weights(self, uint32_t layer):
+        """The device's raw integer weights of a layer (unchecked), flat."""
+        cdef vector[double] w
+        with nogil:
+            w = self.ptr.device_weights(layer)
+        return np.asarray(<double[:w.size()]> w.data()).copy()
 
     def __dealloc__(self):
         del self.ptr
@@ -312,6 +344,143 @@ cdef class NativeTrainer:
         cdef SessionStats s = self.ptr.stats()
         return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
                 "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False}
+
+    def timing(self):
+        cdef Timing t = self.ptr.timing()
+        return {"total": t.total_seconds, "device": t.device_seconds,
+                "enclave": t.enclave_seconds()}
+
+    def reset_timing(self):
+        self.ptr.reset_timing()
+
+    @property
+    def session_id(self):
+        return self.ptr.id()
+
+
+cdef class NativeEnclaveOnlyTrainer:
+    """The benchmarks' baseline: float32 training entirely inside the enclave."""
+    cdef EnclaveOnlyTrainer* ptr
+    cdef NativeEnclave enclave
+    cdef readonly size_t features
+    cdef readonly size_t classes
+
+    def __cinit__(self, NativeEnclave enclave, list layers, dict config):
+        cdef TrainConfig c = _train_config(layers, config)
+        self.enclave = enclave
+        self.features = layers[0][0]
+        self.classes = layers[len(layers) - 1][1]
+        self.ptr = new EnclaveOnlyTrainer(enclave.ptr[0], c)
+
+    def __dealloc__(self):
+        del self.ptr
+
+    def step(self, const double[:, ::1] x not None, const int32_t[::1] labels not None):
+        if <size_t> x.shape[1] != self.features or labels.shape[0] != x.shape[0] or x.shape[0] == 0:
+            raise _errors.InputError(f"x must be (n, {self.features}) with n labels, n > 0")
+        cdef StepResult r
+        with nogil:
+            r = self.ptr.step(&x[0, 0], &labels[0], x.shape[0])
+        return r.loss, r.correct
+
+    def predict(self, const double[:, ::1] x not None):
+        if <size_t> x.shape[1] != self.features or x.shape[0] == 0:
+            raise _errors.InputError(f"x must be (n, {self.features}), n > 0")
+        out = np.empty((x.shape[0], self.classes), dtype=np.float64)
+        cdef double[:, ::1] out_view = out
+        with nogil:
+            self.ptr.predict(&x[0, 0], x.shape[0], &out_view[0, 0])
+        return out
+
+    def gemm(self, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats=1):
+        """Run the enclave's float32 GEMM; returns a checksum of the product."""
+        cdef double checksum
+        with nogil:
+            checksum = self.ptr.gemm(m, n, k, repeats)
+        return checksum
+
+
+# ---- Inference (veil::Inference): private and verify-mode inference ----------------------------
+
+cdef class NativeInference:
+    """An inference session (veil::Inference), private or verify mode.
+
+    weights: one C-contiguous float64 array per layer, (inputs + 1) x outputs with
+    the bias last; read while the constructor runs.
+    """
+    cdef Inference* ptr
+    cdef NativeEnclave enclave
+    cdef NativeDevice device
+    cdef readonly size_t features
+    cdef readonly size_t classes
+
+    def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config,
+                  list weights):
+        cdef InferenceConfig c
+        cdef LayerSpec spec
+        cdef vector[const double*] pointers
+        cdef const double[:, ::1] view
+        for inputs, outputs, activation in layers:
+            spec.inputs = inputs
+            spec.outputs = outputs
+            spec.activation = <Activation> <int32_t> activation
+            c.layers.push_back(spec)
+        c.loss = <Loss> <int32_t> config["loss"]
+        c.mode = <InferenceMode> <int32_t> config["mode"]
+        c.frac_act = config["frac_act"]
+        c.frac_weights = config["frac_weights"]
+        c.act_clip = config["act_clip"]
+        if len(weights) != len(layers):
+            raise _errors.InputError(f"{len(weights)} weight matrices for {len(layers)} layers")
+        for (inputs, outputs, _), w in zip(layers, weights):
+            if w.shape != (inputs + 1, outputs):
+                raise _errors.InputError(
+                    f"a weight matrix has shape {w.shape}; the layer needs {(inputs + 1, outputs)}")
+            view = w
+            pointers.push_back(&view[0, 0])
+        self.enclave = enclave
+        self.device = device
+        self.features = layers[0][0]
+        self.classes = layers[len(layers) - 1][1]
+        self.ptr = new Inference(enclave.ptr[0], device.ptr[0], c, pointers)
+
+    def __dealloc__(self):
+        del self.ptr
+
+    def sealed_slot_size(self, uint32_t rows):
+        """Bytes of one slot's sealed blobs for batches of up to rows rows."""
+        return self.ptr.sealed_slot_size(rows)
+
+    def precompute(self, uint32_t rows):
+        """Seal the next slot's U for batches of up to rows rows; returns the blobs (bytes)."""
+        cdef vector[uint8_t] blob
+        with nogil:
+            blob = self.ptr.precompute(rows)
+        return (<const char*> blob.data())[:blob.size()]
+
+    def predict(self, const double[:, ::1] x not None, const unsigned char[::1] sealed=None):
+        """One batch; private mode passes the next slot's sealed blobs."""
+        cdef size_t batch = x.shape[0]
+        if <size_t> x.shape[1] != self.features:
+            raise _errors.InputError(f"x has {x.shape[1]} features; the model takes {self.features}")
+        if batch == 0:
+            raise _errors.InputError("the batch is empty")
+        cdef const uint8_t* sealed_ptr = NULL
+        cdef size_t sealed_size = 0
+        if sealed is not None and sealed.shape[0] > 0:
+            sealed_ptr = &sealed[0]
+            sealed_size = sealed.shape[0]
+        out = np.empty((batch, self.classes), dtype=np.float64)
+        cdef double[:, ::1] out_view = out
+        with nogil:
+            self.ptr.predict(&x[0, 0], batch, &out_view[0, 0], sealed_ptr, sealed_size)
+        return out
+
+    def status(self):
+        cdef InferenceStatus s = self.ptr.status()
+        return {"batches": s.batches, "next_slot": s.next_slot, "slots_sealed": s.slots_sealed,
+                "checks_passed": s.checks_passed, "saturated": s.saturated,
+                "aborted": True if s.aborted else False}
 
     def timing(self):
         cdef Timing t = self.ptr.timing()

@@ -1,7 +1,10 @@
 """Verify-mode training (DESIGN.md 4.2) from Python."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -15,6 +18,22 @@ from veil._errors import ConfigError, DeviceError, InputError
 from veil._model import ACTIVATIONS, Sequential
 
 _LOSSES = {"cross_entropy": 0, "mse": 1}
+
+#: A fixed, publicly known sealing key for tests and demos. Checkpoints sealed
+#: with it protect nothing: anyone can open them. The virtual backend has no
+#: platform sealing key, so real use passes a secret 32-byte key of its own.
+INSECURE_TEST_SEALING_KEY = b"veil INSECURE test sealing key!!"
+
+_CHECKPOINT_FORMAT = "veil-checkpoint-1"
+
+
+def _sealing_key(key) -> bytes:
+    if key is None:
+        return b""  # the platform's sealing key (Open Enclave builds)
+    key = bytes(key)
+    if len(key) != 32:
+        raise ConfigError(f"a sealing key is 32 bytes, got {len(key)}")
+    return key
 _ACTIVATION_CODES = {name: cls.code for name, cls in ACTIVATIONS.items()}
 
 
@@ -32,27 +51,28 @@ def _lr_exponent(lr: float) -> int:
 
 
 def resolve_device(device: Union[str, Device, "_native.NativeDevice"]):
-    """Turn ``device=`` into a native device the trainer can drive.
+    """Turn ``device=`` into (native device, name, the Python Device object or None).
 
     "cpu" is the C++ CPU device; "cuda" the CuPy device; "auto" picks CUDA when
     CuPy sees a GPU and the CPU otherwise (saying so once); a veil.Device
     instance is wrapped so the enclave's ocalls reach its Python methods.
     """
     if isinstance(device, _native.NativeDevice):
-        return device, device.name
+        return device, device.name, None
     if isinstance(device, Device):
-        return _native.python_device(device), device.name
+        return _native.python_device(device), device.name, device
     if device == "cpu":
-        return _native.cpu_device(), "cpu"
+        return _native.cpu_device(), "cpu", None
     if device in ("cuda", "auto"):
         from veil import _cuda
 
         if _cuda.available():
-            return _native.python_device(_cuda.CudaDevice()), "cuda"
+            cuda = _cuda.CudaDevice()
+            return _native.python_device(cuda), "cuda", cuda
         if device == "cuda":
             raise ConfigError(f"device='cuda' needs CuPy and a CUDA GPU: {_cuda.unavailable_reason()}")
         _cuda.note_cpu_fallback()
-        return _native.cpu_device(), "cpu"
+        return _native.cpu_device(), "cpu", None
     raise ConfigError(f"device={device!r}: use 'auto', 'cpu', 'cuda' or a veil.Device instance")
 
 
@@ -153,9 +173,16 @@ class Trainer:
             act_clip=float(act_clip), grad_clip=float(grad_clip), weight_max=float(weight_max),
         )
         self.config = config
-        self._device, self.device_name = resolve_device(device)
+        self._layers = layers
+        self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
-        self._native = _native.NativeTrainer(self._enclave, self._device, layers, config)
+        restore = getattr(self, "_restore_from", None)
+        if restore is None:
+            self._native = _native.NativeTrainer(self._enclave, self._device, layers, config)
+        else:
+            blob, weights, key = restore
+            self._native = _native.NativeTrainer(self._enclave, self._device, layers, config,
+                                                 blob, weights, key)
         self._epochs_done = 0
         self.history: Dict[str, List[dict]] = {"epochs": []}
 
@@ -205,11 +232,14 @@ class Trainer:
         batch_size: Optional[int] = None,
         validation_data: Optional[Tuple[object, object]] = None,
         verbose: int = 1,
+        checkpoint_dir: Optional[str] = None,
+        sealing_key: Optional[bytes] = None,
     ) -> Dict[str, List[dict]]:
         """Train for ``epochs`` epochs; returns the history (also kept in ``self.history``).
 
         Each epoch's entry holds epoch, loss, accuracy, val_loss, val_accuracy,
-        checks_passed, lr_exp and seconds.
+        checks_passed, lr_exp and seconds. With ``checkpoint_dir`` the trainer is
+        saved there (see :meth:`save`) after every epoch.
         """
         batch_size = self.batch_size if batch_size is None else batch_size
         if not isinstance(batch_size, int) or not 1 <= batch_size <= self.batch_size:
@@ -266,7 +296,111 @@ class Trainer:
             entry["seconds"] = time.perf_counter() - start
             self.history["epochs"].append(entry)
             self._epochs_done += 1
+            if checkpoint_dir is not None:
+                self.save(checkpoint_dir, sealing_key=sealing_key)
         return self.history
+
+    # -- checkpoints -----------------------------------------------------------
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained so far (restored ones included)."""
+        return self._epochs_done
+
+    def save(self, path: str, sealing_key: Optional[bytes] = None) -> None:
+        """Write a checkpoint directory: the enclave's sealed state (secrets,
+        fingerprints, step, schedule; AES-256-GCM), the device's weights beside
+        it, and the host-side progress (epochs, history).
+
+        Args:
+            path: the directory; replaced atomically, so a crash leaves the
+                previous checkpoint intact.
+            sealing_key: 32 secret bytes, or None for the platform's sealing key
+                (Open Enclave builds; the virtual backend has none). See
+                ``veil.INSECURE_TEST_SEALING_KEY`` for tests.
+        """
+        key = _sealing_key(sealing_key)
+        blob = self._native.checkpoint(key)
+        weights = {f"layer{l}": self._native.device_weights(l).reshape(i + 1, o)
+                   for l, (i, o, _a) in enumerate(self._layers)}
+        meta = {
+            "format": _CHECKPOINT_FORMAT,
+            "layers": [list(spec) for spec in self._layers],
+            "config": self.config,
+            "loss": self.loss,
+            "seed": self.seed,
+            "halve_lr_at": list(self.halve_lr_at),
+            "batch_size": self.batch_size,
+            "lr_exp": self.lr_exp,
+            "epochs_done": self._epochs_done,
+            "history": self.history,
+        }
+        path = os.path.abspath(path)
+        staging, previous = path + ".staging", path + ".previous"
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        with open(os.path.join(staging, "state.sealed"), "wb") as f:
+            f.write(blob)
+        np.savez(os.path.join(staging, "weights.npz"), **weights)
+        with open(os.path.join(staging, "trainer.json"), "w") as f:
+            json.dump(meta, f)
+        for name in ("state.sealed", "weights.npz", "trainer.json"):
+            with open(os.path.join(staging, name), "rb") as f:
+                os.fsync(f.fileno())
+        shutil.rmtree(previous, ignore_errors=True)
+        if os.path.exists(path):
+            os.replace(path, previous)
+        os.replace(staging, path)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    @classmethod
+    def resume(cls, path: str, device: Union[str, Device] = "auto",
+               sealing_key: Optional[bytes] = None, enclave=None) -> "Trainer":
+        """Resume from a directory written by :meth:`save` (or by ``fit`` with
+        ``checkpoint_dir``). The device receives the stored weights, and the
+        enclave opens the sealed state and checks every layer's weights against
+        its fingerprints before anything else happens.
+
+        Raises:
+            veil.InputError: tampered checkpoint, another key, another model.
+            veil.VerificationError: weights that do not match the sealed state
+                (altered, or from another point of the run).
+        """
+        path = os.path.abspath(path)
+        if not os.path.isdir(path) and os.path.isdir(path + ".previous"):
+            path = path + ".previous"  # a crash between the two renames of save()
+        try:
+            with open(os.path.join(path, "trainer.json")) as f:
+                meta = json.load(f)
+            with open(os.path.join(path, "state.sealed"), "rb") as f:
+                blob = f.read()
+            with np.load(os.path.join(path, "weights.npz"), allow_pickle=False) as stored:
+                weights = [stored[f"layer{l}"] for l in range(len(meta["layers"]))]
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"{path} is not a veil checkpoint: {e}") from e
+        if meta.get("format") != _CHECKPOINT_FORMAT:
+            raise InputError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+        names = {code: name for name, code in _ACTIVATION_CODES.items()}
+        from veil._model import ACTIVATIONS, Dense
+
+        layers = []
+        for i, o, a in meta["layers"]:
+            layers.append(Dense(int(i), int(o)))
+            if names.get(a, "identity") != "identity":
+                layers.append(ACTIVATIONS[names[a]]())
+        config = meta["config"]
+        self = cls.__new__(cls)
+        self._restore_from = (blob, weights, _sealing_key(sealing_key))
+        cls.__init__(
+            self, Sequential(layers), mode="verify", device=device, loss=meta["loss"],
+            lr=2.0 ** -config["lr_exp"], seed=meta["seed"], halve_lr_at=meta["halve_lr_at"],
+            batch_size=meta["batch_size"], frac_act=config["frac_act"],
+            frac_grad=config["frac_grad"], act_clip=config["act_clip"],
+            grad_clip=config["grad_clip"], weight_max=config["weight_max"], enclave=enclave)
+        del self._restore_from
+        self.lr_exp = int(meta["lr_exp"])
+        self._epochs_done = int(meta["epochs_done"])
+        self.history = meta["history"]
+        return self
 
     # -- inference -------------------------------------------------------------
     def predict(self, X) -> np.ndarray:

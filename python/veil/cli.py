@@ -179,8 +179,20 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train a float64 NumPy reference from the same initial weights, batches and "
              "schedule, and report its test accuracy")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory for history.json and curves.png "
+                        help="output directory for history.json, curves.png and weights.npz "
                              "(default: runs/train-<timestamp>)")
+    parser.add_argument(
+        "--resume", metavar="DIR", default=None,
+        help="resume the run whose --out was DIR from its last checkpoint (DIR/checkpoint); "
+             "--epochs is the total to reach")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--sealing-key-file", metavar="FILE", default=None,
+        help="32-byte key file to seal a checkpoint into OUT/checkpoint after every epoch")
+    key.add_argument(
+        "--insecure-test-key", action="store_true",
+        help="seal checkpoints with veil.INSECURE_TEST_SEALING_KEY (anyone can open them; "
+             "for tests and demos)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the final summary line")
 
@@ -257,9 +269,22 @@ def _run_train(args: argparse.Namespace) -> int:
                         validation_fraction=args.val_fraction, seed=args.seed)
     _check_widths(widths, data.n_features, data.n_classes, data.name)
     # Created before training so that an unusable --out fails in seconds, not after the run.
-    out = _output_dir(args.out)
+    out = _output_dir(args.resume or args.out)
+
+    import numpy as np
 
     import veil
+
+    sealing_key: Optional[bytes] = None
+    if args.insecure_test_key:
+        sealing_key = veil.INSECURE_TEST_SEALING_KEY
+    elif args.sealing_key_file:
+        with open(args.sealing_key_file, "rb") as f:
+            sealing_key = f.read()
+    checkpoint_dir = os.path.join(out, "checkpoint") if sealing_key is not None else None
+    if args.resume and sealing_key is None:
+        raise ValueError("--resume needs the key the checkpoint was sealed with "
+                         "(--sealing-key-file or --insecure-test-key)")
 
     output_activation = args.output_activation or ("sigmoid" if loss_name == "mse" else "identity")
     activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
@@ -269,16 +294,31 @@ def _run_train(args: argparse.Namespace) -> int:
         if name != "identity":
             layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
     model = veil.Sequential(layers)
-    trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
-                           lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
-                           batch_size=args.batch_size)
-    # Exported before any step so the reference starts from exactly veil's initial weights.
-    initial = trainer.export_weights() if args.compare_float else None
+    initial_path = os.path.join(out, "initial_weights.npz")
+    if args.resume:
+        trainer = veil.Trainer.resume(os.path.join(out, "checkpoint"), device=args.device,
+                                      sealing_key=sealing_key)
+        if trainer.model.layer_specs() != model.layer_specs():
+            raise ValueError(f"--resume {args.resume}: the checkpoint holds "
+                             f"{trainer.model!r}, not {model!r}")
+    else:
+        trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
+                               lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
+                               batch_size=args.batch_size)
+        # Kept so that the float reference (also on resume) starts from veil's initial weights.
+        initial_weights = trainer.export_weights()
+        np.savez(initial_path, *initial_weights)
+    initial = None
+    if args.compare_float:
+        with np.load(initial_path) as stored:
+            initial = [stored[f"arr_{l}"] for l in range(len(stored.files))]
 
     validation = None if data.X_val is None else (data.X_val, data.y_val)
-    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs,
+    history = trainer.fit(data.X_train, data.y_train,
+                          epochs=max(0, args.epochs - trainer.epochs_done),
                           batch_size=args.batch_size, validation_data=validation,
-                          verbose=0 if args.quiet else 1)
+                          verbose=0 if args.quiet else 1, checkpoint_dir=checkpoint_dir,
+                          sealing_key=sealing_key)
     veil_epochs = list(history["epochs"])
     test = trainer.evaluate(data.X_test, data.y_test)
     checks_passed = int(trainer.checks_passed)
@@ -340,9 +380,111 @@ def _run_train(args: argparse.Namespace) -> int:
     curves_path = plot_history(summary, os.path.join(out, "curves.png"))
     if not args.quiet:
         print(f"wrote {history_path} and {curves_path}")
+    # The checked float weights, for `veil predict --weights DIR/weights.npz` and veil.Inference.
+    from ._inference import save_weights
+
+    weights_path = os.path.join(out, "weights.npz")
+    save_weights(weights_path, trainer.export_weights(), activation_names, loss_name)
+    if not args.quiet:
+        print(f"wrote {weights_path}")
     # The last line is a stable, machine-readable summary (scripts and CI parse it).
     print(f"test_accuracy={test_accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={checks_passed}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# veil bench
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="widths 256,1024 and batches 64,256 (a few minutes at most)")
+    parser.add_argument("--widths", type=_int_list, default=None, metavar="W1,W2,...",
+                        help="widths to sweep (default: 256,512,1024,2048,4096)")
+    parser.add_argument("--batches", type=_int_list, default=None, metavar="B1,B2,...",
+                        help="batch sizes to sweep (default: 32,128,256,512)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                        help="device for (a) and (c) (default: cpu)")
+    parser.add_argument("--repeats", type=_int_at_least(1), default=3,
+                        help="steps per configuration; the median is reported (default: 3)")
+    parser.add_argument("--enclave-only-max-width", type=_int_at_least(1), default=4096,
+                        help="skip baseline (b) above this width (it is slow by design)")
+    parser.add_argument("--out", default=None, help="write bench.json and bench.png here")
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from veil import bench
+
+    bench.run(quick=args.quick, widths=args.widths, batches=args.batches, device=args.device,
+              repeats=args.repeats, out=args.out,
+              enclave_only_max_width=args.enclave_only_max_width)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# veil predict
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="the weights.npz that `veil train --out DIR` writes")
+    parser.add_argument(
+        "--dataset", default="digits",
+        help="as for `veil train`; predictions are scored on its test split (default: "
+             "%(default)s)")
+    parser.add_argument(
+        "--mode", choices=("private", "verify"), default="private",
+        help="private: the device sees only one-time-padded activations; verify: it sees the "
+             "quantized activations (default: %(default)s)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the untrusted matrix products run (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=64,
+                        help="samples per batch (and per precomputed slot) (default: %(default)s)")
+    parser.add_argument("--frac-weights", type=_int_at_least(0), default=10, metavar="F",
+                        help="fractional bits of the quantized weights (default: %(default)s)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="seed of the data split; use training's (default: %(default)s)")
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+                        help="fraction held out for testing; use training's (default: "
+                             "%(default)s)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the final summary line")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .datasets import load_dataset
+    from ._inference import Inference, float_forward, load_weights
+
+    weights, activations, loss = load_weights(args.weights)
+    data = load_dataset(args.dataset, test_fraction=args.test_fraction, seed=args.seed)
+    widths = [w.shape[0] - 1 for w in weights] + [weights[-1].shape[1]]
+    _check_widths(widths, data.n_features, data.n_classes, data.name)
+    infer = Inference(args.weights, mode=args.mode, device=args.device,
+                      frac_weights=args.frac_weights, batch_size=args.batch_size)
+    if args.mode == "private":
+        slots = -(-len(data.y_test) // args.batch_size)
+        stored = infer.precompute(batches=slots, verbose=0 if args.quiet else 1)
+        if not args.quiet:
+            print(f"sealed {slots} slots: {stored} bytes kept on the host")
+    result = infer.evaluate(data.X_test, data.y_test)
+    float_probs = float_forward(weights, activations, loss, data.X_test)
+    float_accuracy = float(np.mean(np.argmax(float_probs, axis=1) == data.y_test))
+    # The last line is a stable, machine-readable summary, like `veil train`'s.
+    print(f"test_accuracy={result['accuracy']:.4f} float_test_accuracy={float_accuracy:.4f} "
+          f"checks_passed={infer.checks_passed} mode={args.mode}")
     return EXIT_OK
 
 
@@ -359,6 +501,16 @@ SUBCOMMANDS: Dict[str, Subcommand] = {
         help="train an MLP with every device product verified by the enclave",
         add_arguments=_train_arguments,
         run=_run_train,
+    ),
+    "predict": Subcommand(
+        help="run a trained model's test split with private (or verify-mode) inference",
+        add_arguments=_predict_arguments,
+        run=_run_predict,
+    ),
+    "bench": Subcommand(
+        help="measure veil against insecure training and against training inside the enclave",
+        add_arguments=_bench_arguments,
+        run=_run_bench,
     ),
 }
 """Subcommand name -> :class:`Subcommand`; ``veil --help`` lists them in this order."""

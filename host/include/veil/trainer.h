@@ -6,6 +6,7 @@
  */
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "veil/session.h"
@@ -84,6 +85,29 @@ class Trainer : public Session {
   /** A layer's weights, (inputs+1) x outputs with the bias last, checked first. */
   std::vector<double> export_weights(uint32_t layer);
 
+  /**
+   * Seal the enclave's training state (AES-256-GCM). key: 32 bytes, or empty
+   * for the platform's sealing key (Open Enclave builds; the virtual backend has
+   * none). Keep the result with device_weights() of every layer.
+   */
+  std::vector<uint8_t> checkpoint(const std::vector<uint8_t>& key);
+
+  /** The device's raw integer weights of a layer, as stored (unchecked). */
+  std::vector<double> device_weights(uint32_t layer);
+
+  /**
+   * Resume from a checkpoint: device receives the stored raw weights, then the
+   * enclave opens the sealed state and checks every layer's weights against
+   * its fingerprints. config must be the one the checkpoint was made with.
+   * @throws InputError for a tampered, foreign or mismatched checkpoint,
+   *         VerificationError when the stored weights do not match the state
+   */
+  static std::unique_ptr<Trainer> restore(Enclave& enclave, Device& device,
+                                          const TrainConfig& config,
+                                          const std::vector<uint8_t>& checkpoint,
+                                          const std::vector<std::vector<double>>& device_weights,
+                                          const std::vector<uint8_t>& key);
+
   /** The configuration the trainer was built with. */
   const TrainConfig& config() const noexcept { return config_; }
   /** The device doing the products. */
@@ -94,6 +118,8 @@ class Trainer : public Session {
   void reset_timing();
 
  private:
+  struct Restoring {};
+  Trainer(Enclave& enclave, Device& device, const TrainConfig& config, Restoring);
   Device& device_;
   TrainConfig config_;
   Timing timing_;  // the ocall router adds device time here while ecalls run

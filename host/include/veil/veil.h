@@ -3,9 +3,11 @@
  * @file veil.h
  * @brief Everything an application needs to embed veil.
  */
+#include "veil/baseline.h"
 #include "veil/cpu_device.h"
 #include "veil/device.h"
 #include "veil/enclave.h"
 #include "veil/error.h"
+#include "veil/inference.h"
 #include "veil/session.h"
 #include "veil/trainer.h"

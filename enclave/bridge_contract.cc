@@ -1,5 +1,6 @@
 // The EDL contract, enclave side: the trusted bridge declares the ecalls the
 // enclave implements and the ocall stubs it calls, with oeedger8r's prototypes.
+// Compiled into the image in both backends; a drifted prototype fails the build.
 #include <openenclave/enclave.h>
 
 #include <type_traits>

@@ -1,0 +1,160 @@
+"""Online private inference against verify-mode inference and against inference done
+entirely inside the enclave, measured in one run on one machine (DESIGN.md 7).
+
+The same MLP (w -> w -> w -> 10, ReLU, softmax) with the same initial weights (seed 0)
+and the same batch of 64 random rows, for each width w:
+
+- private: ``veil.Inference(mode="private")``, online part only (the device gets two
+  24-bit limbs of X~ = X_q + R mod p_b per layer; the enclave checks both products,
+  unmasks with the sealed U, applies the activation). The offline precompute per slot
+  is reported beside it.
+- verify: ``veil.Inference(mode="verify")`` on the same device (X_q in the clear, one
+  checked product per layer).
+- enclave-only: the whole inference inside the enclave, float32, its own single-threaded
+  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b)).
+- insecure: float32 numpy on the CPU (CuPy on a GPU), for scale (DESIGN.md 7 (a)).
+
+Every time is the median over --repeats batches; the result is the ratios.
+
+    python benchmarks/private_inference.py [--quick] [--widths 256,1024] [--device auto]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import numpy as np
+
+import veil
+from veil import _native
+from veil._enclave import default_enclave
+
+FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
+QUICK_WIDTHS = (256, 1024)
+ACTIVATIONS = ["relu", "relu", "identity"]
+
+
+def _median(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _model(width: int) -> veil.Sequential:
+    return veil.Sequential([veil.Dense(width, width), veil.ReLU(),
+                            veil.Dense(width, width), veil.ReLU(),
+                            veil.Dense(width, 10)])
+
+
+def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, object]:
+    """Seconds per batch of each way to run the same model on the same batch."""
+    rng = np.random.default_rng(width)
+    x = rng.random((batch, width))
+    # The trainer's seed-0 initial weights are the enclave-only baseline's too.
+    trainer = veil.Trainer(_model(width), device="cpu", seed=0, batch_size=batch)
+    weights = trainer.export_weights()
+    del trainer
+    row: Dict[str, object] = {"width": width}
+
+    infer = veil.Inference(weights, mode="private", device=device, activations=ACTIVATIONS,
+                           batch_size=batch)
+    start = time.perf_counter()
+    infer.precompute(batches=repeats + 1, verbose=0)
+    row["precompute_s"] = (time.perf_counter() - start) / (repeats + 1)
+    row["sealed_bytes_per_slot"] = infer.sealed_bytes / (repeats + 1)
+    row["device"] = infer.device_name
+    private = infer.predict(x)  # warm-up
+    infer.reset_timing()
+    row["private_s"] = _median(lambda: infer.predict(x), repeats)
+    split = infer.timing()
+    row["private_enclave_share"] = split["enclave"] / split["total"]
+    del infer
+    gc.collect()
+
+    verify = veil.Inference(weights, mode="verify", device=device, activations=ACTIVATIONS,
+                            batch_size=batch)
+    if not np.array_equal(verify.predict(x), private):
+        raise AssertionError("private and verify-mode predictions differ")
+    verify.reset_timing()
+    row["verify_s"] = _median(lambda: verify.predict(x), repeats)
+    split = verify.timing()
+    row["verify_enclave_share"] = split["enclave"] / split["total"]
+    del verify
+    gc.collect()
+
+    specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
+    config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=2, max_batch=batch, seed=0,
+                  act_clip=64.0, grad_clip=8.0, weight_max=8.0)
+    inside = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs, config)
+    inside.predict(x)
+    row["enclave_only_s"] = _median(lambda: inside.predict(x), repeats)
+    del inside
+
+    w32 = [w.astype(np.float32) for w in weights]
+    x32 = x.astype(np.float32)
+
+    def insecure():
+        a = x32
+        for k, w in enumerate(w32):
+            a = a @ w[:-1] + w[-1]
+            if k < 2:
+                a = np.maximum(a, 0)
+        e = np.exp(a - a.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    insecure()
+    row["insecure_s"] = _median(insecure, repeats)
+    del weights
+    gc.collect()
+    return row
+
+
+def format_table(rows: List[Dict[str, object]], batch: int, device: str) -> str:
+    lines = [
+        f"private inference, batch {batch}, device {device}: ms per batch (median) and ratios",
+        f"{'width':>5} | {'private':>8} {'verify':>8} {'encl-only':>9} {'insecure':>8} | "
+        f"{'private/verify':>14} {'encl-only/private':>17} {'private/insecure':>16} | "
+        f"{'encl. share':>11} {'precompute/slot':>15} {'sealed/slot':>11}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{int(r['width']):>5} | {1e3 * r['private_s']:>8.2f} {1e3 * r['verify_s']:>8.2f} "
+            f"{1e3 * r['enclave_only_s']:>9.2f} {1e3 * r['insecure_s']:>8.2f} | "
+            f"{r['private_s'] / r['verify_s']:>14.2f} "
+            f"{r['enclave_only_s'] / r['private_s']:>17.2f} "
+            f"{r['private_s'] / r['insecure_s']:>16.1f} | "
+            f"{100 * r['private_enclave_share']:>10.0f}% {1e3 * r['precompute_s']:>12.0f} ms "
+            f"{r['sealed_bytes_per_slot'] / 2**20:>7.2f} MiB")
+    lines.append("private/verify: cost of hiding the activations (two limb products per layer, "
+                 "masking and unmasking); encl-only/private: speed-up over running the model "
+                 "inside the enclave; encl. share: the enclave's part of a private batch.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="widths 256 and 1024 only")
+    parser.add_argument("--widths", default=None, help="comma-separated widths")
+    parser.add_argument("--batch", type=int, default=64, help="rows per batch (default 64)")
+    parser.add_argument("--repeats", type=int, default=3, help="batches timed per way (default 3)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="device of private and verify-mode inference (default auto)")
+    args = parser.parse_args()
+    widths = ([int(w) for w in args.widths.split(",")] if args.widths
+              else list(QUICK_WIDTHS if args.quick else FULL_WIDTHS))
+    print(f"veil {veil.__version__}, enclave backend {veil.enclave_backend()}", flush=True)
+    rows = []
+    for width in widths:
+        rows.append(measure(width, args.batch, args.repeats, args.device))
+        print(f"  width {width} done", flush=True)
+    print(format_table(rows, args.batch, str(rows[0]["device"])))
+
+
+if __name__ == "__main__":
+    main()

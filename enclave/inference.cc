@@ -1,0 +1,836 @@
+#include "inference.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "math/blinding.h"
+#include "math/field.h"
+#include "math/freivalds.h"
+#include "math/fused.h"
+#include "math/status.h"
+#include "platform.h"
+#include "session.h"
+#include "training.h"
+
+namespace veil::enclave {
+namespace {
+
+constexpr double kExact = 9007199254740992.0;  // 2^53
+constexpr uint32_t kMaxBatch = 1u << 16;
+constexpr uint32_t kMaxWidth = 1u << 16;
+// W_q stays in the enclave (U = R W_q needs it); refuse models beyond this.
+constexpr double kMaxModelBytes = 4.0 * 1024 * 1024 * 1024;
+// Per-call work buffers (activations, limbs, masks, U) beyond this are refused.
+constexpr double kMaxWorkBytes = 2.0 * 1024 * 1024 * 1024;
+// The slot is the low half of a PRG stream id.
+constexpr uint64_t kMaxSlots = uint64_t{1} << 32;
+constexpr uint8_t kMagic[4] = {'v', 'U', 'm', '1'};
+constexpr size_t kIvBytes = 12;
+constexpr size_t kAdBytes = 8 + kSealedHeaderBytes + 8;
+// The check vectors come from their own fresh key, on this stream per layer.
+constexpr uint32_t kStreamSecretS = 1;
+
+using math::FieldPb;
+
+struct Header {
+  uint32_t layer = 0;
+  uint64_t slot = 0;
+  uint32_t rows = 0;
+  uint32_t cols = 0;
+};
+
+void put_le(uint8_t* p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t get_le(const uint8_t* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+void write_header(const Header& h, uint8_t* p) {
+  std::memcpy(p, kMagic, 4);
+  put_le(p + 4, h.layer, 4);
+  put_le(p + 8, h.slot, 8);
+  put_le(p + 16, h.rows, 4);
+  put_le(p + 20, h.cols, 4);
+}
+
+Header read_header(const uint8_t* p) {
+  Header h;
+  h.layer = static_cast<uint32_t>(get_le(p + 4, 4));
+  h.slot = get_le(p + 8, 8);
+  h.rows = static_cast<uint32_t>(get_le(p + 16, 4));
+  h.cols = static_cast<uint32_t>(get_le(p + 20, 4));
+  return h;
+}
+
+size_t blob_bytes(size_t rows, size_t cols) {
+  return kSealedHeaderBytes + rows * cols * kSealedElementBytes + kSealedTagBytes;
+}
+
+// Associated data: the session, the whole header and the blob's length, so a
+// blob cannot move to another session, layer, slot or shape.
+void make_ad(uint64_t session, const uint8_t* header, size_t blob_len, uint8_t* ad) {
+  put_le(ad, session, 8);
+  std::memcpy(ad + 8, header, kSealedHeaderBytes);
+  put_le(ad + 8 + kSealedHeaderBytes, blob_len, 8);
+}
+
+// The IV is (layer, slot): unique per blob under a key that lives one session.
+void make_iv(uint32_t layer, uint64_t slot, uint8_t* iv) {
+  put_le(iv, layer, 4);
+  put_le(iv + 4, slot, 8);
+}
+
+EVP_CIPHER_CTX* as_ctx(void* p) { return static_cast<EVP_CIPHER_CTX*>(p); }
+
+// EVP takes int lengths: feed long buffers in parts.
+template <typename Update>
+bool in_parts(const uint8_t* in, uint8_t* out, size_t len, Update update) {
+  size_t done = 0;
+  while (done < len) {
+    const int part = static_cast<int>(std::min<size_t>(len - done, size_t{1} << 30));
+    int outl = 0;
+    if (update(out + done, &outl, in + done, part) != 1 || outl != part) return false;
+    done += static_cast<size_t>(part);
+  }
+  return true;
+}
+
+bool gcm_seal(EVP_CIPHER_CTX* ctx, const uint8_t* key, const uint8_t* iv, const uint8_t* ad,
+              const uint8_t* plain, size_t len, uint8_t* cipher, uint8_t* tag) {
+  int outl = 0;
+  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx, nullptr, nullptr, key, iv) != 1 ||
+      EVP_EncryptUpdate(ctx, nullptr, &outl, ad, static_cast<int>(kAdBytes)) != 1)
+    return false;
+  if (!in_parts(plain, cipher, len, [&](uint8_t* o, int* ol, const uint8_t* i, int n) {
+        return EVP_EncryptUpdate(ctx, o, ol, i, n);
+      }))
+    return false;
+  return EVP_EncryptFinal_ex(ctx, cipher + len, &outl) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kSealedTagBytes), tag) ==
+             1;
+}
+
+// True only if the tag authenticates ad and the ciphertext under key.
+bool gcm_open(EVP_CIPHER_CTX* ctx, const uint8_t* key, const uint8_t* iv, const uint8_t* ad,
+              const uint8_t* cipher, size_t len, const uint8_t* tag_in, uint8_t* plain) {
+  uint8_t tag[kSealedTagBytes];
+  std::memcpy(tag, tag_in, sizeof tag);
+  int outl = 0;
+  if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr) != 1 ||
+      EVP_DecryptInit_ex(ctx, nullptr, nullptr, key, iv) != 1 ||
+      EVP_DecryptUpdate(ctx, nullptr, &outl, ad, static_cast<int>(kAdBytes)) != 1)
+    return false;
+  if (!in_parts(cipher, plain, len, [&](uint8_t* o, int* ol, const uint8_t* i, int n) {
+        return EVP_DecryptUpdate(ctx, o, ol, i, n);
+      }))
+    return false;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(sizeof tag), tag) != 1)
+    return false;
+  return EVP_DecryptFinal_ex(ctx, plain + len, &outl) > 0;
+}
+
+void describe(const math::Status& st, const char* what, char* out, size_t capacity) {
+  if (st.row != math::Status::npos && st.col != math::Status::npos)
+    std::snprintf(out, capacity, "%s: %s at row %zu, column %zu", what,
+                  math::fault_name(st.fault), st.row, st.col);
+  else if (st.row != math::Status::npos)
+    std::snprintf(out, capacity, "%s: %s at row %zu", what, math::fault_name(st.fault), st.row);
+  else
+    std::snprintf(out, capacity, "%s: %s", what, math::fault_name(st.fault));
+}
+
+template <typename T>
+void wipe_vector(std::vector<T>& v) {
+  if (!v.empty()) wipe(v.data(), v.size() * sizeof(T));
+}
+
+}  // namespace
+
+struct Inference::Layer {
+  uint32_t n = 0;  // inputs (W_q has n + 1 rows: the bias is last)
+  uint32_t m = 0;  // outputs
+  math::Activation activation = math::Activation::identity;
+  std::vector<double> wq;   // W_q = round(W 2^f_w), (n + 1) x m; U = R W_q needs it
+  std::vector<uint64_t> s;  // secret check vector (m), mod q
+  std::vector<uint64_t> v;  // W_q s mod q (n + 1)
+};
+
+Inference::~Inference() {
+  for (Layer& l : layers_) {
+    wipe_vector(l.wq);
+    wipe_vector(l.s);
+    wipe_vector(l.v);
+  }
+  for (auto& a : acts_) wipe_vector(a);
+  for (auto& u : u_) wipe_vector(u);
+  wipe_vector(r_);
+  wipe_vector(plain_);
+  wipe_vector(y_);
+  wipe_vector(z_);
+  wipe(seal_key_, sizeof seal_key_);
+  if (seal_ctx_ != nullptr) EVP_CIPHER_CTX_free(as_ctx(seal_ctx_));  // cleanses the key schedule
+}
+
+int Inference::create(Session& session, const veil_inference_config_t& config,
+                      const veil_layer_spec_t* layers, size_t layer_count,
+                      std::unique_ptr<Inference>* out) {
+  if (config.mode != 0 && config.mode != 1)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown inference mode %d (0 verify, 1 private)",
+                        config.mode);
+  // The model checks are training's: the same layers, losses and activation formats.
+  veil_train_config_t model{};
+  model.layer_count = config.layer_count;
+  model.loss = config.loss;
+  model.frac_act = config.frac_act;
+  model.frac_grad = 12;
+  model.max_batch = 1;
+  model.act_clip = config.act_clip;
+  model.grad_clip = 1;
+  model.weight_max = 1;
+  int rc = validate_model(session, model, layers, layer_count);
+  if (rc != VEIL_OK) return rc;
+  if (config.frac_weights < 0 || config.frac_weights > 24)
+    return session.fail(VEIL_ERR_CONFIG, "frac_weights=%d is outside [0, 24]", config.frac_weights);
+  double bytes = 0;
+  for (size_t i = 0; i < layer_count; ++i)
+    bytes += 8.0 * (layers[i].inputs + 1.0) * layers[i].outputs;
+  if (bytes > kMaxModelBytes)
+    return session.fail(VEIL_ERR_RESOURCE,
+                        "the quantized model needs %.0f MiB of enclave memory; the limit is %.0f "
+                        "MiB: narrow the layers",
+                        bytes / 1048576.0, kMaxModelBytes / 1048576.0);
+
+  std::unique_ptr<Inference> t(new Inference());
+  t->config_ = config;
+  t->session_id_ = session.id();
+  t->layers_.resize(layer_count);
+  for (size_t i = 0; i < layer_count; ++i) {
+    t->layers_[i].n = layers[i].inputs;
+    t->layers_[i].m = layers[i].outputs;
+    t->layers_[i].activation = static_cast<math::Activation>(layers[i].activation);
+  }
+  t->acts_.resize(layer_count);
+  t->u_.resize(layer_count);
+
+  // Three fresh keys that never leave the enclave: check vectors, masks, sealing.
+  math::PrgKey secret_key, mask_key;
+  bool keys = secure_random(secret_key.bytes, sizeof secret_key.bytes) &&
+              secure_random(mask_key.bytes, sizeof mask_key.bytes) &&
+              secure_random(t->seal_key_, sizeof t->seal_key_);
+  math::Prg secrets;
+  bool prgs = keys && secrets.init(secret_key).ok() && t->masks_.init(mask_key).ok();
+  wipe(secret_key.bytes, sizeof secret_key.bytes);
+  wipe(mask_key.bytes, sizeof mask_key.bytes);
+  if (!keys) return session.fail(VEIL_ERR_INTERNAL, "the platform's random source failed");
+  t->seal_ctx_ = EVP_CIPHER_CTX_new();
+  if (!prgs || t->seal_ctx_ == nullptr)
+    return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG or cipher failed to start");
+  for (uint32_t li = 0; li < layer_count; ++li) {
+    Layer& l = t->layers_[li];
+    l.s.resize(l.m);
+    if (!secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), l.m).ok())
+      return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
+  }
+  *out = std::move(t);
+  return VEIL_OK;
+}
+
+bool Inference::ready() const { return loaded_ == layers_.size(); }
+
+int Inference::require_ready(Session& session, const char* call) const {
+  if (ready()) return VEIL_OK;
+  return session.fail(VEIL_ERR_ORDER, "%s: %zu of %zu layers are loaded; load every layer first",
+                      call, loaded_, layers_.size());
+}
+
+// The exactness budget (docs/arithmetic.md 3 and 9), from the largest column
+// L1 norm of W_q and the largest |X_q| the enclave can produce (clipped
+// activations, or the bias column 2^f_a).
+int Inference::check_budget(Session& session, uint32_t l, double col_l1) const {
+  const double act_max =
+      std::max(math::fixed_limit(act_format()), std::ldexp(1.0, config_.frac_act));
+  const double y_max = act_max * col_l1;
+  if (is_private()) {
+    if (!math::blind_limbs_exact(col_l1))
+      return session.fail(VEIL_ERR_CONFIG,
+                          "layer %u: a column of W_q has L1 norm 2^%.1f, so a 24-bit limb product "
+                          "could reach 2^%.1f, beyond the exact float64 range 2^53; lower "
+                          "frac_weights (now %d) or the layer's weights",
+                          l, std::log2(col_l1), std::log2(col_l1) + 24, config_.frac_weights);
+    if (!math::blind_result_recoverable(act_max, col_l1))
+      return session.fail(VEIL_ERR_CONFIG,
+                          "layer %u: |X_q W_q| could reach 2^%.1f, not below p_b/2 ~ 2^47, so "
+                          "unmasking would be ambiguous; lower frac_weights (now %d), frac_act "
+                          "(now %d) or act_clip (now %g)",
+                          l, std::log2(y_max), config_.frac_weights, config_.frac_act,
+                          config_.act_clip);
+  } else if (!(y_max < kExact)) {
+    return session.fail(VEIL_ERR_CONFIG,
+                        "layer %u: |X_q W_q| could reach 2^%.1f, beyond the exact float64 range "
+                        "2^53; lower frac_weights (now %d), frac_act (now %d) or act_clip (now %g)",
+                        l, std::log2(y_max), config_.frac_weights, config_.frac_act,
+                        config_.act_clip);
+  }
+  return VEIL_OK;
+}
+
+int Inference::load_layer(Session& session, uint32_t layer, const double* weights, size_t count) {
+  if (ready())
+    return session.fail(VEIL_ERR_ORDER, "load_layer: all %zu layers are already loaded",
+                        layers_.size());
+  if (layer != loaded_)
+    return session.fail(VEIL_ERR_ORDER,
+                        "load_layer: expected layer %zu, got layer %u (layers load in order, once "
+                        "each)",
+                        loaded_, layer);
+  Layer& l = layers_[layer];
+  const size_t rows = l.n + 1, cols = l.m;
+  if (count != rows * cols)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "load_layer: layer %u holds %zu values; it needs (%u + 1) x %u = %zu", layer,
+                        count, l.n, l.m, rows * cols);
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(weights[i]))
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "load_layer: layer %u, weights[%zu, %zu] is %s; weights must be finite",
+                          layer, i / cols, i % cols, std::isnan(weights[i]) ? "NaN" : "infinite");
+  // W_q = round(W 2^f_w) for every row, the bias row too: with the input's bias
+  // column at 2^f_a the bias enters Y at scale f_a + f_w like every other term.
+  // The clip only keeps values exact; anything near it fails the budget below.
+  l.wq.resize(count);
+  const math::FixedFormat w_format{config_.frac_weights,
+                                   std::ldexp(1.0, 52 - config_.frac_weights)};
+  math::PassResult q = math::quantize(weights, rows, cols, cols, w_format, l.wq.data(), cols);
+  if (!q.status.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "load_layer: quantizing layer %u failed (%s)", layer,
+                        math::fault_name(q.status.fault));
+  const double col_l1 = math::max_column_l1(l.wq.data(), rows, cols, cols);
+  int rc = check_budget(session, layer, col_l1);
+  if (rc != VEIL_OK) {
+    wipe_vector(l.wq);
+    return rc;
+  }
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_upload(&status, session.id(), layer, l.wq.data(), rows, cols, count);
+  if (r != OE_OK || status != VEIL_OK) {
+    // The device may hold part of a matrix now: nothing it computes can be vouched for.
+    session.abort();
+    if (r != OE_OK)
+      return session.fail(VEIL_ERR_DEVICE, "layer %u, phase upload: the upload ocall failed: %s",
+                          layer, oe_result_str(r));
+    return session.fail(VEIL_ERR_DEVICE, "layer %u, phase upload: the device failed", layer);
+  }
+  l.v.resize(rows);
+  math::Status st = math::matvec_mod(l.wq.data(), rows, cols, cols, l.s.data(), l.v.data());
+  if (!st.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "load_layer: W_q s of layer %u failed (%s)", layer,
+                        math::fault_name(st.fault));
+  ++loaded_;
+  return VEIL_OK;
+}
+
+bool Inference::seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector<uint64_t>& u,
+                     uint8_t* out) {
+  const uint32_t cols = layers_[l].m;
+  const size_t n = static_cast<size_t>(rows) * cols;
+  plain_.resize(n * kSealedElementBytes);
+  for (size_t i = 0; i < n; ++i) put_le(plain_.data() + i * kSealedElementBytes, u[i], 6);
+  write_header(Header{l, slot, rows, cols}, out);
+  uint8_t ad[kAdBytes], iv[kIvBytes];
+  make_iv(l, slot, iv);
+  make_ad(session_id_, out, blob_bytes(rows, cols), ad);
+  const bool ok = gcm_seal(as_ctx(seal_ctx_), seal_key_, iv, ad, plain_.data(), plain_.size(),
+                           out + kSealedHeaderBytes,
+                           out + kSealedHeaderBytes + plain_.size());
+  wipe_vector(plain_);
+  return ok;
+}
+
+int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size_t capacity) {
+  if (!is_private())
+    return session.fail(VEIL_ERR_ORDER,
+                        "precompute: this session runs verify-mode inference, which needs no masks");
+  int rc = require_ready(session, "precompute");
+  if (rc != VEIL_OK) return rc;
+  if (rows == 0 || rows > kMaxBatch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "precompute: rows=%u is outside [1, %u]", rows,
+                        kMaxBatch);
+  size_t needed = 0, widest = 0;
+  for (const Layer& l : layers_) {
+    needed += blob_bytes(rows, l.m);
+    widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
+  }
+  if (8.0 * rows * widest * 2 > kMaxWorkBytes)
+    return session.fail(VEIL_ERR_RESOURCE,
+                        "precompute: a slot of %u rows needs %.0f MiB of enclave work memory; the "
+                        "limit is %.0f MiB: lower batch_size",
+                        rows, 16.0 * rows * widest / 1048576.0, kMaxWorkBytes / 1048576.0);
+  if (capacity != needed)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "precompute: the buffer holds %zu bytes; a slot of %u rows needs %zu",
+                        capacity, rows, needed);
+  if (sealed_until_ >= kMaxSlots)
+    return session.fail(VEIL_ERR_RESOURCE,
+                        "precompute: this session has sealed all %llu slots it can address; open a "
+                        "new session",
+                        static_cast<unsigned long long>(kMaxSlots));
+  const uint64_t slot = sealed_until_;
+  std::vector<uint64_t> u;
+  size_t off = 0;
+  int status = VEIL_OK;
+  for (uint32_t li = 0; li < layers_.size() && status == VEIL_OK; ++li) {
+    const Layer& l = layers_[li];
+    const size_t in = l.n + 1, count = static_cast<size_t>(rows) * in;
+    // R = PRG(mask key, (layer, slot)): regenerated online, never stored or sealed.
+    r_.resize(count);
+    math::Status st =
+        masks_.uniform_mod_pb(math::prg_stream(li, static_cast<uint32_t>(slot)), r_.data(), count);
+    u.resize(static_cast<size_t>(rows) * l.m);
+    if (st.ok())
+      st = math::blind_correction(r_.data(), rows, in, in, l.wq.data(), l.m, l.m, u.data(), l.m);
+    wipe_vector(r_);
+    if (!st.ok())
+      status = session.fail(VEIL_ERR_INTERNAL, "precompute: U of layer %u failed (%s)", li,
+                            math::fault_name(st.fault));
+    else if (!seal(li, slot, rows, u, sealed + off))
+      status = session.fail(VEIL_ERR_INTERNAL, "precompute: sealing U of layer %u failed", li);
+    off += blob_bytes(rows, l.m);
+  }
+  wipe_vector(u);
+  if (status != VEIL_OK) return status;
+  ++sealed_until_;
+  return VEIL_OK;
+}
+
+int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,
+                           size_t out_count) {
+  const size_t features = layers_.front().n, classes = layers_.back().m;
+  if (batch == 0) return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: the batch is empty");
+  if (batch > kMaxBatch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: a batch of %zu rows exceeds %u",
+                        batch, kMaxBatch);
+  double work = 0;
+  size_t widest = 0;
+  for (const Layer& l : layers_) {
+    work += 8.0 * batch * (l.n + 1.0 + l.m);
+    widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
+  }
+  work += 8.0 * batch * widest * 6;
+  if (work > kMaxWorkBytes)
+    return session.fail(VEIL_ERR_RESOURCE,
+                        "predict: a batch of %zu rows needs %.0f MiB of enclave work memory; the "
+                        "limit is %.0f MiB: send smaller batches",
+                        batch, work / 1048576.0, kMaxWorkBytes / 1048576.0);
+  if (x_count != batch * features)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "predict: x holds %zu values but the batch is %zu x %zu", x_count, batch,
+                        features);
+  if (out_count != batch * classes)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "predict: the output holds %zu values but the batch needs %zu x %zu",
+                        out_count, batch, classes);
+  for (size_t i = 0; i < x_count; ++i)
+    if (!std::isfinite(x[i]))
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                          "predict: x[%zu, %zu] is %s; inputs must be finite", i / features,
+                          i % features, std::isnan(x[i]) ? "NaN" : "infinite");
+  return VEIL_OK;
+}
+
+// A sealed blob that does not authenticate (or cannot be parsed) is data the
+// host altered: an integrity failure, so the session ends.
+int Inference::tampered(Session& session, uint32_t l, const char* what) {
+  return session.fail(VEIL_ERR_VERIFICATION,
+                      "integrity check failed: layer %u, phase unseal, batch %llu: %s", l,
+                      static_cast<unsigned long long>(batches_ + 1), what);
+}
+
+// Authenticate every layer's sealed U of one slot and decrypt the rows the
+// batch needs into u_. Authentic but wrong (reused, out of order, missing)
+// slots are refused without ending the session: no mask has been used yet,
+// and the enclave still expects the same slot.
+int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, size_t batch,
+                         uint64_t* slot_out) {
+  char what[240];
+  size_t off = 0;
+  uint64_t slot = 0;
+  uint32_t rows = 0;
+  for (uint32_t li = 0; li < layers_.size(); ++li) {
+    if (off == size)
+      return session.fail(VEIL_ERR_ORDER,
+                          "predict: the sealed masks hold %u of %zu layers; the sealed U of layer "
+                          "%u is missing",
+                          li, layers_.size(), li);
+    const size_t left = size - off;
+    const uint8_t* blob = sealed + off;
+    if (left < kSealedHeaderBytes + kSealedTagBytes) {
+      std::snprintf(what, sizeof what, "the sealed U is truncated to %zu bytes", left);
+      return tampered(session, li, what);
+    }
+    if (std::memcmp(blob, kMagic, sizeof kMagic) != 0)
+      return tampered(session, li, "the sealed U does not start with the sealed format's magic");
+    const Header h = read_header(blob);
+    if (h.rows == 0 || h.rows > kMaxBatch || h.cols == 0 || h.cols > kMaxWidth) {
+      std::snprintf(what, sizeof what, "the sealed U's header claims a %u x %u matrix", h.rows,
+                    h.cols);
+      return tampered(session, li, what);
+    }
+    const size_t bytes = blob_bytes(h.rows, h.cols);
+    if (bytes > left) {
+      std::snprintf(what, sizeof what, "the sealed U claims %zu bytes but %zu remain", bytes, left);
+      return tampered(session, li, what);
+    }
+    const size_t cipher_len = bytes - kSealedHeaderBytes - kSealedTagBytes;
+    plain_.resize(cipher_len);
+    uint8_t ad[kAdBytes], iv[kIvBytes];
+    make_iv(h.layer, h.slot, iv);
+    make_ad(session_id_, blob, bytes, ad);
+    if (!gcm_open(as_ctx(seal_ctx_), seal_key_, iv, ad, blob + kSealedHeaderBytes, cipher_len,
+                  blob + kSealedHeaderBytes + cipher_len, plain_.data())) {
+      std::snprintf(what, sizeof what,
+                    "the sealed U (claiming layer %u, slot %llu) failed authentication: it was "
+                    "altered, or not sealed by this session",
+                    h.layer, static_cast<unsigned long long>(h.slot));
+      return tampered(session, li, what);
+    }
+    // From here on the header is the enclave's own.
+    int refusal = VEIL_OK;
+    if (h.layer != li)
+      refusal = session.fail(VEIL_ERR_ORDER, "predict: expected the sealed U of layer %u, got layer %u",
+                             li, h.layer);
+    else if (li > 0 && h.slot != slot)
+      refusal = session.fail(VEIL_ERR_ORDER,
+                             "predict: the sealed masks mix slot %llu (layer 0) and slot %llu "
+                             "(layer %u)",
+                             static_cast<unsigned long long>(slot),
+                             static_cast<unsigned long long>(h.slot), li);
+    else if (h.cols != layers_[li].m || (li > 0 && h.rows != rows))
+      refusal = session.fail(VEIL_ERR_INTERNAL, "predict: an authentic sealed U has the wrong shape");
+    if (refusal != VEIL_OK) return refusal;
+    slot = h.slot;
+    rows = h.rows;
+    const size_t used = std::min<size_t>(batch, h.rows) * h.cols;
+    u_[li].resize(used);
+    for (size_t i = 0; i < used; ++i)
+      u_[li][i] = get_le(plain_.data() + i * kSealedElementBytes, kSealedElementBytes);
+    off += bytes;
+  }
+  if (off != size) {
+    std::snprintf(what, sizeof what, "%zu bytes follow the last layer's sealed U", size - off);
+    return tampered(session, static_cast<uint32_t>(layers_.size() - 1), what);
+  }
+  if (slot < next_slot_)
+    return session.fail(VEIL_ERR_ORDER,
+                        "predict: slot %llu was already used; each slot masks one batch only",
+                        static_cast<unsigned long long>(slot));
+  if (slot > next_slot_)
+    return session.fail(VEIL_ERR_ORDER,
+                        "predict: expected slot %llu, got slot %llu; slots are used in order and "
+                        "none may be skipped",
+                        static_cast<unsigned long long>(next_slot_),
+                        static_cast<unsigned long long>(slot));
+  if (batch > rows)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "predict: slot %llu holds masks for batches of up to %u rows; this batch "
+                        "has %zu",
+                        static_cast<unsigned long long>(slot), rows, batch);
+  // The slot is spent from now on, whatever happens next: its mask is about to
+  // reach the device.
+  next_slot_ = slot + 1;
+  *slot_out = slot;
+  return VEIL_OK;
+}
+
+int Inference::verification_failure(Session& session, uint32_t l, const char* what) {
+  if (is_private())
+    return session.fail(VEIL_ERR_VERIFICATION,
+                        "integrity check failed: layer %u, phase forward, batch %llu (slot %llu): %s",
+                        l, static_cast<unsigned long long>(batches_),
+                        static_cast<unsigned long long>(current_slot_), what);
+  return session.fail(VEIL_ERR_VERIFICATION,
+                      "integrity check failed: layer %u, phase forward, batch %llu: %s", l,
+                      static_cast<unsigned long long>(batches_), what);
+}
+
+int Inference::device_product(Session& session, uint32_t l, const double* x, size_t batch,
+                              double* y) {
+  const Layer& layer = layers_[l];
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_forward(&status, session.id(), l, x, batch * (layer.n + 1), batch,
+                                       y, batch * layer.m);
+  session.counters().products++;
+  if (r == OE_OK && status == VEIL_OK) return VEIL_OK;
+  if (r != OE_OK)
+    return session.fail(VEIL_ERR_DEVICE, "layer %u, phase forward, batch %llu: forward failed: %s",
+                        l, static_cast<unsigned long long>(batches_), oe_result_str(r));
+  return session.fail(VEIL_ERR_DEVICE, "layer %u, phase forward, batch %llu: forward: the device failed",
+                      l, static_cast<unsigned long long>(batches_));
+}
+
+// Private mode: X~ = X_q + R mod p_b goes to the device as two 24-bit limbs;
+// each limb product is range-checked and checked mod q on its own, then
+// Y = centre(Y~_lo + 2^24 Y~_hi - U mod p_b) lands in y_.
+int Inference::checked_private(Session& session, uint32_t l, size_t batch, uint64_t slot) {
+  const Layer& layer = layers_[l];
+  const size_t in = layer.n + 1, m = layer.m, count = batch * in;
+  r_.resize(count);
+  math::Status st =
+      masks_.uniform_mod_pb(math::prg_stream(l, static_cast<uint32_t>(slot)), r_.data(), count);
+  lo_.resize(count);
+  hi_.resize(count);
+  if (st.ok())
+    st = math::blind(acts_[l].data(), batch, in, in, r_.data(), in, lo_.data(), hi_.data(), in);
+  if (!st.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "layer %u: masking failed (%s)", l,
+                        math::fault_name(st.fault));
+  y_lo_.resize(batch * m);
+  y_hi_.resize(batch * m);
+  const double* limbs[2] = {lo_.data(), hi_.data()};
+  double* products[2] = {y_lo_.data(), y_hi_.data()};
+  const char* names[2] = {"low", "high"};
+  for (int k = 0; k < 2; ++k) {
+    int rc = device_product(session, l, limbs[k], batch, products[k]);
+    if (rc != VEIL_OK) return rc;
+    // Nothing the device returned is used before it passes its check.
+    st = math::freivalds_check(limbs[k], batch, in, in, products[k], m, m, layer.v.data(),
+                               layer.s.data());
+    if (!st.ok()) {
+      char what[200], label[80];
+      std::snprintf(label, sizeof label, "the device's product of the %s limb failed its check",
+                    names[k]);
+      describe(st, label, what, sizeof what);
+      if (st.fault == math::Fault::invalid_argument)
+        return session.fail(VEIL_ERR_INTERNAL, "layer %u: %s", l, what);
+      return verification_failure(session, l, what);
+    }
+    session.counters().checks_passed++;
+  }
+  y_.resize(batch * m);
+  st = math::unblind(y_lo_.data(), y_hi_.data(), batch, m, m, u_[l].data(), m, y_.data(), m);
+  if (!st.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "layer %u: unmasking failed (%s)", l,
+                        math::fault_name(st.fault));
+  return VEIL_OK;
+}
+
+// Verify mode: the device sees X_q; its product lands in y_ and the row sums
+// it must match in expected_ (compared by the fused pass).
+int Inference::checked_verify(Session& session, uint32_t l, size_t batch) {
+  const Layer& layer = layers_[l];
+  const size_t in = layer.n + 1;
+  y_.resize(batch * layer.m);
+  int rc = device_product(session, l, acts_[l].data(), batch, y_.data());
+  if (rc != VEIL_OK) return rc;
+  expected_.resize(batch);
+  math::Status st = math::matvec_mod(acts_[l].data(), batch, in, in, layer.v.data(),
+                                     expected_.data());
+  if (!st.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "layer %u: X_q v failed (%s)", l,
+                        math::fault_name(st.fault));
+  return VEIL_OK;
+}
+
+// Y (exact integers at scale 2^(f_a + f_w)) becomes the next layer's X_q, or
+// the last layer's real z: the same fused pass in both modes, so private and
+// verify outputs are bit-identical. expected (verify mode) makes the pass the
+// Freivalds check too.
+int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
+                            uint64_t* saturated) {
+  const Layer& layer = layers_[l];
+  const bool last = l + 1 == layers_.size();
+  math::ForwardArgs f;
+  f.z = y_.data();
+  f.rows = batch;
+  f.cols = layer.m;
+  f.ld_z = layer.m;
+  f.scale = config_.frac_act + config_.frac_weights;
+  f.s = layer.s.data();
+  f.expected = expected;
+  f.act = layer.activation;
+  if (last) {
+    z_.resize(batch * layer.m);
+    f.z_real = z_.data();
+    f.ld_z_real = layer.m;
+  } else {
+    acts_[l + 1].resize(batch * (layer.m + 1));
+    f.a_next = acts_[l + 1].data();
+    f.ld_a_next = layer.m + 1;
+    f.a_format = act_format();
+  }
+  math::PassResult pass = math::fused_forward(f);
+  if (!pass.status.ok()) {
+    char what[200];
+    if (pass.status.fault == math::Fault::invalid_argument) {
+      describe(pass.status, "the fused pass refused its arguments", what, sizeof what);
+      return session.fail(VEIL_ERR_INTERNAL, "layer %u: %s", l, what);
+    }
+    describe(pass.status, "the device's product failed its check", what, sizeof what);
+    return verification_failure(session, l, what);
+  }
+  if (expected != nullptr) session.counters().checks_passed++;
+  *saturated += pass.saturated;
+  if (!last) {
+    const double one = std::ldexp(1.0, config_.frac_act);
+    double* next = acts_[l + 1].data();
+    for (size_t i = 0; i < batch; ++i) next[i * (layer.m + 1) + layer.m] = one;  // bias column
+  }
+  return VEIL_OK;
+}
+
+// Softmax for a cross-entropy model, the last activation for an MSE model.
+void Inference::write_output(size_t batch, double* output) const {
+  const size_t m = layers_.back().m;
+  const double* z = z_.data();
+  if (config_.loss == 0) {
+    for (size_t i = 0; i < batch; ++i) {  // shifted by the row max for stability
+      const double* row = z + i * m;
+      double top = row[0], sum = 0;
+      for (size_t j = 1; j < m; ++j) top = std::max(top, row[j]);
+      for (size_t j = 0; j < m; ++j) sum += (output[i * m + j] = std::exp(row[j] - top));
+      for (size_t j = 0; j < m; ++j) output[i * m + j] /= sum;
+    }
+  } else {
+    for (size_t i = 0; i < batch * m; ++i)
+      output[i] = math::activate(layers_.back().activation, z[i]);
+  }
+}
+
+int Inference::predict(Session& session, const double* x, size_t x_count, size_t batch,
+                       const uint8_t* sealed, size_t sealed_size, double* output,
+                       size_t out_count) {
+  int rc = require_ready(session, "predict");
+  if (rc == VEIL_OK) rc = check_input(session, x, x_count, batch, out_count);
+  if (rc != VEIL_OK) return rc;
+  uint64_t slot = 0;
+  if (is_private()) {
+    if (sealed_size == 0)
+      return session.fail(VEIL_ERR_ORDER,
+                          "predict: private inference needs the sealed U of slot %llu; call "
+                          "precompute first",
+                          static_cast<unsigned long long>(next_slot_));
+    rc = open_slot(session, sealed, sealed_size, batch, &slot);
+    if (rc != VEIL_OK) return rc;
+  } else if (sealed_size != 0) {
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "predict: verify-mode inference takes no sealed masks (got %zu bytes)",
+                        sealed_size);
+  }
+  current_slot_ = slot;
+  ++batches_;
+  const size_t n0 = layers_.front().n;
+  acts_[0].resize(batch * (n0 + 1));
+  uint64_t saturated =
+      math::quantize(x, batch, n0, n0, act_format(), acts_[0].data(), n0 + 1).saturated;
+  const double one = std::ldexp(1.0, config_.frac_act);
+  for (size_t i = 0; i < batch; ++i) acts_[0][i * (n0 + 1) + n0] = one;
+  for (uint32_t l = 0; l < layers_.size() && rc == VEIL_OK; ++l) {
+    if (is_private()) {
+      rc = checked_private(session, l, batch, slot);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, nullptr, &saturated);
+    } else {
+      rc = checked_verify(session, l, batch);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, expected_.data(), &saturated);
+    }
+  }
+  if (rc != VEIL_OK) return rc;
+  session.counters().saturated += saturated;
+  write_output(batch, output);
+  return VEIL_OK;
+}
+
+void Inference::status(veil_inference_status_t* out) const {
+  out->mode = config_.mode;
+  out->layer_count = static_cast<uint32_t>(layers_.size());
+  out->layers_loaded = static_cast<uint32_t>(loaded_);
+  out->batches = batches_;
+  out->next_slot = next_slot_;
+  out->slots_sealed = sealed_until_;
+}
+
+}  // namespace veil::enclave
+
+// ---- ecall entry points of the inference block of edl/veil.edl --------------
+
+using veil::enclave::Guard;
+using veil::enclave::Inference;
+using veil::enclave::Session;
+
+namespace {
+
+// An aborted session drops its inference state (and secrets) once the call unwinds.
+int finish(Session& s, int status) {
+  if (s.aborted()) s.inference.reset();
+  return s.finish_call(status);
+}
+
+}  // namespace
+
+int ecall_inference_init(uint64_t session, const veil_inference_config_t* config,
+                         const veil_layer_spec_t* layers, size_t layer_count) {
+  Guard guard(session);
+  if (guard.status() != VEIL_OK) return guard.status();
+  Session& s = guard.session();
+  if (s.aborted())
+    return s.fail(VEIL_ERR_ABORTED, "inference_init: the session was aborted by an earlier "
+                                    "integrity failure");
+  if (s.inference || s.training)
+    return s.fail(VEIL_ERR_ORDER,
+                  "inference_init: this session already runs a protocol; open a new session");
+  return finish(s, Inference::create(s, *config, layers, layer_count, &s.inference));
+}
+
+// Every call below needs a configured, live inference session.
+#define VEIL_INFERENCE_SESSION(call)                                                           \
+  Guard guard(session);                                                                         \
+  if (guard.status() != VEIL_OK) return guard.status();                                         \
+  Session& s = guard.session();                                                                 \
+  if (s.aborted())                                                                              \
+    return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier integrity "   \
+                                         "failure; no further results leave it");               \
+  if (!s.inference)                                                                             \
+    return s.fail(VEIL_ERR_ORDER, call ": inference is not configured (call "                   \
+                                       "ecall_inference_init first)");
+
+int ecall_inference_load_layer(uint64_t session, uint32_t layer, const double* weights,
+                               size_t count) {
+  VEIL_INFERENCE_SESSION("inference_load_layer")
+  return finish(s, s.inference->load_layer(s, layer, weights, count));
+}
+
+int ecall_inference_precompute(uint64_t session, uint32_t rows, uint8_t* sealed,
+                               size_t capacity) {
+  VEIL_INFERENCE_SESSION("inference_precompute")
+  return finish(s, s.inference->precompute(s, rows, sealed, capacity));
+}
+
+int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
+                            const uint8_t* sealed, size_t sealed_size, double* output,
+                            size_t out_count) {
+  VEIL_INFERENCE_SESSION("inference_predict")
+  return finish(s, s.inference->predict(s, x, x_count, batch, sealed, sealed_size, output,
+                                        out_count));
+}
+
+int ecall_inference_status(uint64_t session, veil_inference_status_t* status) {
+  Guard guard(session);
+  if (guard.status() != VEIL_OK) return guard.status();
+  Session& s = guard.session();
+  std::memset(status, 0, sizeof *status);
+  if (s.inference) s.inference->status(status);
+  status->checks_passed = s.counters().checks_passed;
+  status->saturated = s.counters().saturated;
+  status->aborted = s.aborted() ? 1 : 0;
+  return VEIL_OK;
+}

@@ -1,0 +1,32 @@
+#pragma once
+// Authenticated encryption of enclave state handed to the host to keep
+// (AES-256-GCM from the platform's libcrypto). A blob is IV || ciphertext ||
+// tag; the associated data binds it to where it belongs, so a blob moved to
+// another session, layer, slot or model fails to open.
+#include <cstddef>
+#include <cstdint>
+
+namespace veil::enclave {
+
+constexpr size_t kSealKeyBytes = 32;
+constexpr size_t kSealIvBytes = 12;
+constexpr size_t kSealTagBytes = 16;
+constexpr size_t kSealOverhead = kSealIvBytes + kSealTagBytes;
+
+/**
+ * Encrypt plain (len bytes) into blob (len + kSealOverhead bytes) under key,
+ * authenticating ad too. iv must never repeat under one key: pass nullptr to
+ * draw a random one.
+ */
+bool seal(const uint8_t key[kSealKeyBytes], const uint8_t* iv, const uint8_t* ad, size_t ad_len,
+          const uint8_t* plain, size_t len, uint8_t* blob);
+
+/**
+ * Decrypt blob (blob_len bytes) into plain (blob_len - kSealOverhead bytes);
+ * false when the blob is too short or the tag does not authenticate ad and the
+ * ciphertext under key (plain is then wiped).
+ */
+bool unseal(const uint8_t key[kSealKeyBytes], const uint8_t* ad, size_t ad_len,
+            const uint8_t* blob, size_t blob_len, uint8_t* plain);
+
+}  // namespace veil::enclave

@@ -1,0 +1,110 @@
+#include "veil/inference.h"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "bridge.h"
+#include "veil/device.h"
+#include "veil/error.h"
+
+namespace veil {
+namespace {
+
+// The sealed format of enclave/inference.h: header, 6 bytes per element, tag.
+constexpr size_t kSealedHeaderBytes = 24;
+constexpr size_t kSealedTagBytes = 16;
+constexpr size_t kSealedElementBytes = 6;
+
+}  // namespace
+
+// Runs one ecall, charging its wall time to timing_ and throwing on failure.
+template <typename Call>
+void Inference::timed(const char* name, Call&& call) {
+  int status = VEIL_OK;
+  const auto start = std::chrono::steady_clock::now();
+  oe_result_t result = call(enclave().handle().enclave, &status);
+  timing_.total_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  check(name, result, status);
+}
+
+Inference::Inference(Enclave& enclave, Device& device, const InferenceConfig& config,
+                     const std::vector<const double*>& weights)
+    : Session(enclave), device_(device), config_(config) {
+  if (config_.layers.empty()) throw ConfigError("Inference: the model has no layers", 2, 0);
+  if (weights.size() != config_.layers.size())
+    throw InputError("Inference: " + std::to_string(weights.size()) + " weight matrices for " +
+                         std::to_string(config_.layers.size()) + " layers",
+                     VEIL_ERR_INVALID_ARGUMENT, 0);
+  detail::bind_device(id(), &device_, &timing_);
+  try {
+    veil_inference_config_t raw{};
+    raw.layer_count = static_cast<uint32_t>(config_.layers.size());
+    raw.mode = static_cast<int32_t>(config_.mode);
+    raw.loss = static_cast<int32_t>(config_.loss);
+    raw.frac_act = config_.frac_act;
+    raw.frac_weights = config_.frac_weights;
+    raw.act_clip = config_.act_clip;
+    std::vector<veil_layer_spec_t> layers;
+    for (const LayerSpec& l : config_.layers)
+      layers.push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
+    timed("ecall_inference_init", [&](oe_enclave_t* e, int* status) {
+      return ecall_inference_init(e, status, id(), &raw, layers.data(), layers.size());
+    });
+    for (uint32_t l = 0; l < layers.size(); ++l) {
+      const size_t count = static_cast<size_t>(layers[l].inputs + 1) * layers[l].outputs;
+      timed("ecall_inference_load_layer", [&](oe_enclave_t* e, int* status) {
+        return ecall_inference_load_layer(e, status, id(), l, weights[l], count);
+      });
+    }
+  } catch (...) {
+    detail::unbind_device(id());
+    throw;
+  }
+}
+
+Inference::~Inference() { detail::unbind_device(id()); }
+
+size_t Inference::sealed_slot_size(uint32_t rows) const {
+  size_t bytes = 0;
+  for (const LayerSpec& l : config_.layers)
+    bytes += kSealedHeaderBytes + static_cast<size_t>(rows) * l.outputs * kSealedElementBytes +
+             kSealedTagBytes;
+  return bytes;
+}
+
+std::vector<uint8_t> Inference::precompute(uint32_t rows) {
+  std::vector<uint8_t> sealed(sealed_slot_size(rows));
+  timed("ecall_inference_precompute", [&](oe_enclave_t* e, int* status) {
+    return ecall_inference_precompute(e, status, id(), rows, sealed.data(), sealed.size());
+  });
+  return sealed;
+}
+
+void Inference::predict(const double* x, size_t batch, double* out, const uint8_t* sealed,
+                        size_t sealed_size) {
+  const size_t features = config_.layers.front().inputs;
+  const size_t classes = config_.layers.back().outputs;
+  timed("ecall_inference_predict", [&](oe_enclave_t* e, int* status) {
+    return ecall_inference_predict(e, status, id(), x, batch * features, batch, sealed,
+                                   sealed_size, out, batch * classes);
+  });
+}
+
+InferenceStatus Inference::status() const {
+  veil_inference_status_t raw{};
+  int status = VEIL_OK;
+  oe_result_t result = ecall_inference_status(enclave().handle().enclave, &status, id(), &raw);
+  check("ecall_inference_status", result, status);
+  InferenceStatus s;
+  s.batches = raw.batches;
+  s.next_slot = raw.next_slot;
+  s.slots_sealed = raw.slots_sealed;
+  s.checks_passed = raw.checks_passed;
+  s.saturated = raw.saturated;
+  s.aborted = raw.aborted != 0;
+  return s;
+}
+
+}  // namespace veil

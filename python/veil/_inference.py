@@ -1,0 +1,411 @@
+"""Private and verify-mode inference (DESIGN.md 4.1) from Python, and a recording device."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from veil import _native
+from veil._device import Device, NumpyDevice
+from veil._enclave import default_enclave
+from veil._errors import ConfigError, DeviceError, InputError, ProtocolError
+from veil._model import ACTIVATIONS, _Activation
+from veil._trainer import Trainer, _as_labels, _as_matrix, resolve_device, score
+
+_MODES = {"verify": 0, "private": 1}
+_LOSSES = {"cross_entropy": 0, "mse": 1}
+
+Weights = List[np.ndarray]
+
+
+# -- weights files --------------------------------------------------------------------------------
+
+def save_weights(path: Union[str, os.PathLike], weights: Sequence[np.ndarray],
+                 activations: Sequence[str], loss: str) -> None:
+    """Write float weights, activations and loss as the ``weights.npz`` that ``veil train
+    --out DIR`` writes and :class:`Inference` reads.
+
+    Args:
+        path: the file to write.
+        weights: one array per layer, shape (inputs + 1, outputs), bias in the last row.
+        activations: one activation name per layer ("relu", ..., "identity").
+        loss: "cross_entropy" or "mse".
+    """
+    arrays = {f"layer_{i}": np.asarray(w, dtype=np.float64) for i, w in enumerate(weights)}
+    np.savez(path, activations=np.asarray(list(activations), dtype=str),
+             loss=np.asarray(loss, dtype=str), **arrays)
+
+
+def load_weights(path: Union[str, os.PathLike]) -> Tuple[Weights, List[str], str]:
+    """Read a ``weights.npz``: (weights, activation names, loss)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            count = sum(1 for k in data.files if k.startswith("layer_"))
+            missing = [k for k in ("activations", "loss", "layer_0") if k not in data.files]
+            if missing:
+                raise ConfigError(f"{os.fspath(path)!r} is not a veil weights file: it lacks "
+                                  f"{', '.join(missing)}")
+            weights = [np.array(data[f"layer_{i}"], dtype=np.float64) for i in range(count)]
+            activations = [str(a) for a in data["activations"]]
+            loss = str(data["loss"])
+    except OSError as e:
+        raise ConfigError(f"cannot read weights file {os.fspath(path)!r}: {e}") from e
+    return weights, activations, loss
+
+
+def _activation_name(a) -> str:
+    if isinstance(a, str) and a in ACTIVATIONS:
+        return a
+    if isinstance(a, _Activation):
+        return a.name
+    if isinstance(a, type) and issubclass(a, _Activation):
+        return a.name
+    raise ConfigError(f"unknown activation {a!r}: use one of {', '.join(ACTIVATIONS)}")
+
+
+# -- the recording device -------------------------------------------------------------------------
+
+class Record(NamedTuple):
+    """One operation a RecordingDevice was asked for, with copies of its array arguments."""
+
+    operation: str
+    layer: int
+    arrays: Tuple[np.ndarray, ...]
+
+
+class RecordingDevice(Device):
+    """A device that keeps a copy of every array it is given: for audits and tests.
+
+    It delegates every operation to ``inner`` (an honest :class:`veil.NumpyDevice` when
+    None) and records the arguments first, so a user can check what the untrusted side
+    saw. With ``veil.Inference(mode="private")`` the uploads are the quantized weights
+    (the device may see them) and every forward input is one 24-bit limb of
+    X~ = X_q + R mod p_b: uniform, independent of the data.
+
+    Args:
+        inner: the device doing the work.
+    """
+
+    def __init__(self, inner: Optional[Device] = None) -> None:
+        self.inner = NumpyDevice() if inner is None else inner
+        if not isinstance(self.inner, Device):
+            raise ConfigError(f"inner must be a veil.Device, got {type(self.inner).__name__}")
+        self.name = f"recording-{self.inner.name}"
+        self.records: List[Record] = []
+
+    def _keep(self, operation: str, layer: int, *arrays: np.ndarray) -> None:
+        self.records.append(Record(operation, int(layer),
+                                   tuple(np.array(a, dtype=np.float64, copy=True) for a in arrays)))
+
+    def received(self, operation: Optional[str] = None,
+                 layer: Optional[int] = None) -> List[np.ndarray]:
+        """Every array given to the device, in order, optionally only those of one
+        operation ("upload", "forward", "backward", "update") or one layer."""
+        return [a for r in self.records
+                if (operation is None or r.operation == operation)
+                and (layer is None or r.layer == layer) for a in r.arrays]
+
+    def clear(self) -> None:
+        """Forget what was recorded."""
+        self.records.clear()
+
+    def upload(self, layer: int, weights: np.ndarray) -> None:
+        self._keep("upload", layer, weights)
+        self.inner.upload(layer, weights)
+
+    def forward(self, layer: int, a: np.ndarray) -> np.ndarray:
+        self._keep("forward", layer, a)
+        return self.inner.forward(layer, a)
+
+    def backward(self, layer: int, dz: np.ndarray) -> np.ndarray:
+        self._keep("backward", layer, dz)
+        return self.inner.backward(layer, dz)
+
+    def update(self, layer: int, a: np.ndarray, dz: np.ndarray) -> None:
+        self._keep("update", layer, a, dz)
+        self.inner.update(layer, a, dz)
+
+    def scale(self, layer: int) -> None:
+        self._keep("scale", layer)
+        self.inner.scale(layer)
+
+    def max_abs(self, layer: int) -> float:
+        return self.inner.max_abs(layer)
+
+    def download(self, layer: int) -> np.ndarray:
+        return self.inner.download(layer)
+
+
+# -- inference ------------------------------------------------------------------------------------
+
+class Inference:
+    """Runs a trained model with every device product checked, privately or not.
+
+    ``mode="private"`` (DESIGN.md 4.1): the device sees only X~ = X_q + R mod p_b, R
+    uniform and fresh per batch; the enclave precomputes U = R·W_q mod p_b for each
+    future batch (a *slot*) and seals it (AES-256-GCM) for the host to keep in
+    :attr:`sealed`. Each batch consumes the next slot; a reused, out-of-order or
+    missing slot is refused (:class:`veil.ProtocolError`, the session stays usable), an
+    altered one ends the session (:class:`veil.VerificationError`).
+    ``mode="verify"``: the device sees the quantized activations X_q; no precompute.
+    Both modes run the same integer arithmetic, so their predictions are bit-identical.
+
+    The model is quantized as W_q = round(W·2^frac_weights) (bias row included; the
+    input's bias column is 2^frac_act), activations at 2^-frac_act; docs/arithmetic.md
+    section 9 bounds the difference to float inference.
+
+    Args:
+        source: a :class:`veil.Trainer` (its checked weights are exported), a path to
+            the ``weights.npz`` that ``veil train --out DIR`` writes, or a list of float
+            arrays, one per layer, of shape (inputs + 1, outputs) with the bias in the
+            last row (what ``Trainer.export_weights()`` returns); the list needs
+            ``activations``.
+        mode: "private" or "verify".
+        device: "auto", "cpu", "cuda" or a :class:`veil.Device` instance; the session
+            gets its own device (do not share one Device object between sessions).
+        frac_weights: fractional bits f_w of the quantized weights.
+        activations: with a list source, one activation per layer: a name ("relu",
+            "sigmoid", "arctan", "softplus", "identity") or a veil activation.
+        loss: with a list source, "cross_entropy" (predict returns the softmax; the last
+            activation must be identity) or "mse" (predict returns the last activation).
+        batch_size: rows per enclave call in verify mode, and the default batch size of
+            :meth:`precompute`.
+        frac_act, act_clip: fixed-point format of inputs and activations (default: the
+            trainer's when the source is a Trainer, else 8 and 64.0).
+
+    Raises:
+        veil.ConfigError: a layer outside the exactness budget (the message names the
+            layer and the knob), a bad mode, activation or loss.
+        veil.InputError: weights of the wrong shape or not finite.
+    """
+
+    def __init__(self, source, mode: str = "private", device: Union[str, Device] = "auto",
+                 frac_weights: int = 10, *, activations: Optional[Sequence] = None,
+                 loss: Optional[str] = None, batch_size: int = 64,
+                 frac_act: Optional[int] = None, act_clip: Optional[float] = None,
+                 enclave=None) -> None:
+        if mode not in _MODES:
+            raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(source, Trainer):
+            weights = source.export_weights()
+            names = [a for _i, _o, a in source.model.layer_specs()]
+            loss = source.loss if loss is None else loss
+            frac_act = source.config["frac_act"] if frac_act is None else frac_act
+            act_clip = source.config["act_clip"] if act_clip is None else act_clip
+        elif isinstance(source, (str, os.PathLike)):
+            weights, names, file_loss = load_weights(source)
+            loss = file_loss if loss is None else loss
+        elif isinstance(source, (list, tuple)):
+            if activations is None:
+                raise ConfigError("a list of weight arrays needs activations=[...], one per layer")
+            weights = list(source)
+            names = [_activation_name(a) for a in activations]
+        else:
+            raise ConfigError(
+                f"source must be a veil.Trainer, a weights.npz path or a list of arrays, got "
+                f"{type(source).__name__}")
+        loss = "cross_entropy" if loss is None else loss
+        if loss not in _LOSSES:
+            raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
+        names = [_activation_name(a) for a in names]
+        weights = self._check_weights(weights, names)
+        layers = [(w.shape[0] - 1, w.shape[1], ACTIVATIONS[a].code) for w, a in zip(weights, names)]
+        self.mode = mode
+        self.loss = loss
+        self.activations = names
+        self.layer_sizes = [(i, o) for i, o, _ in layers]
+        self.batch_size = batch_size
+        self.config = dict(mode=_MODES[mode], loss=_LOSSES[loss],
+                           frac_act=int(8 if frac_act is None else frac_act),
+                           frac_weights=int(frac_weights),
+                           act_clip=float(64.0 if act_clip is None else act_clip))
+        self._device, self.device_name, self.python_device = resolve_device(device)
+        self._enclave = enclave if enclave is not None else default_enclave()
+        self._native = _native.NativeInference(self._enclave, self._device, layers, self.config,
+                                               weights)
+        #: The host's store of sealed slots: slot number -> the blobs of every layer.
+        #: The enclave authenticates them; altering this is what a malicious host does.
+        self.sealed: Dict[int, bytes] = {}
+        self._slot_rows: Optional[int] = None
+
+    @staticmethod
+    def _check_weights(weights, names) -> Weights:
+        if len(weights) == 0:
+            raise ConfigError("the model has no layers")
+        if len(names) != len(weights):
+            raise ConfigError(f"{len(names)} activations for {len(weights)} layers")
+        out = []
+        for i, w in enumerate(weights):
+            if hasattr(w, "get") and not isinstance(w, np.ndarray):  # CuPy arrays
+                w = w.get()
+            arr = np.asarray(w)
+            if arr.dtype.kind not in "fiu":
+                raise InputError(f"layer {i}: weights must be numeric, got dtype {arr.dtype}")
+            if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+                raise InputError(f"layer {i}: weights must have shape (inputs + 1, outputs), bias "
+                                 f"last; got {arr.shape}")
+            if out and out[-1].shape[1] != arr.shape[0] - 1:
+                raise InputError(f"layer {i} takes {arr.shape[0] - 1} inputs but layer {i - 1} "
+                                 f"gives {out[-1].shape[1]} outputs")
+            out.append(np.ascontiguousarray(arr, dtype=np.float64))
+        return out
+
+    # -- introspection -----------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return self.layer_sizes[0][0]
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1][1]
+
+    @property
+    def slots_left(self) -> int:
+        """Precomputed slots not used yet (each masks one batch)."""
+        return len(self.sealed)
+
+    @property
+    def sealed_bytes(self) -> int:
+        """Bytes of sealed slots the host keeps now."""
+        return sum(len(b) for b in self.sealed.values())
+
+    @property
+    def checks_passed(self) -> int:
+        """Freivalds checks passed in this session."""
+        return int(self._native.status()["checks_passed"])
+
+    def status(self) -> dict:
+        """The enclave's view: batches, next_slot, slots_sealed, checks_passed, saturated, aborted."""
+        return self._native.status()
+
+    def timing(self) -> dict:
+        """Seconds so far: total (inside ecalls), device (in device ocalls), enclave."""
+        return self._native.timing()
+
+    def reset_timing(self) -> None:
+        self._native.reset_timing()
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except DeviceError as e:
+            raise DeviceError(str(e)) from self._device.python_exception
+
+    # -- private mode: slots -----------------------------------------------------------------
+    def precompute(self, batches: int, batch_size: Optional[int] = None, verbose: int = 1) -> int:
+        """Seal the unblinding factors U of ``batches`` future batches (offline work,
+        O(batch_size·n·m) per layer and batch inside the enclave).
+
+        Args:
+            batches: slots to add; each masks one batch of up to ``batch_size`` rows.
+            batch_size: rows per slot (default: the session's ``batch_size``). Slots of
+                one session share one size while unused ones remain.
+            verbose: show a progress bar (on a terminal) with the bytes stored.
+
+        Returns:
+            The bytes of sealed slots the host keeps now (all unused slots).
+        """
+        if self.mode != "private":
+            raise ConfigError("precompute is for mode='private'; verify-mode inference needs no "
+                              "precomputation")
+        if not isinstance(batches, int) or isinstance(batches, bool) or batches < 0:
+            raise ConfigError(f"batches must be a non-negative int, got {batches!r}")
+        rows = self.batch_size if batch_size is None else batch_size
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {rows!r}")
+        if self.sealed and self._slot_rows != rows:
+            raise ConfigError(
+                f"batch_size={rows}: the {len(self.sealed)} unused slots of this session are "
+                f"sealed for batches of {self._slot_rows}; use that size or use them up first")
+        self._slot_rows = rows
+        self.batch_size = rows
+        progress = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=batches, desc="precompute", unit="slot", disable=None)
+        try:
+            for _ in range(batches):
+                slot = int(self._native.status()["slots_sealed"])
+                self.sealed[slot] = self._call(self._native.precompute, rows)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(stored=f"{self.sealed_bytes / 2**20:.1f} MiB")
+        finally:
+            if progress is not None:
+                progress.close()
+        return self.sealed_bytes
+
+    def _forget_spent_slots(self) -> None:
+        # The enclave decides which slots are spent; the host only follows.
+        st = self._native.status()
+        if st["aborted"]:
+            self.sealed.clear()
+            return
+        for slot in [s for s in self.sealed if s < st["next_slot"]]:
+            del self.sealed[slot]
+
+    # -- inference ---------------------------------------------------------------------------
+    def predict(self, X) -> np.ndarray:
+        """Class probabilities (softmax for cross-entropy models, the last activation for
+        MSE models), every product checked. Private mode uses one slot per batch of
+        ``batch_size`` rows.
+
+        Raises:
+            veil.ProtocolError: not enough precomputed slots (the message says how many
+                are needed and left), or a reused, out-of-order or missing slot.
+            veil.VerificationError: a device product failed its check, or a sealed slot
+                was altered; the session is over.
+            veil.InputError: bad shape or non-finite values; the session stays usable.
+        """
+        X = _as_matrix(X, self.input_size, "X")
+        n = X.shape[0]
+        if n == 0:
+            return np.empty((0, self.output_size))
+        if self.mode == "verify":
+            return np.concatenate([self._call(self._native.predict, X[i:i + self.batch_size])
+                                   for i in range(0, n, self.batch_size)], axis=0)
+        rows = self._slot_rows or self.batch_size
+        needed = -(-n // rows)
+        if needed > self.slots_left and self._native.status()["aborted"]:
+            raise ProtocolError("predict: the session was aborted by an earlier integrity "
+                                "failure; no further results leave it (open a new Inference)")
+        if needed > self.slots_left:
+            raise ProtocolError(
+                f"predict needs {needed} precomputed slot{'s' if needed != 1 else ''} ({n} rows "
+                f"in batches of {rows}) but "
+                f"{self.slots_left} are left; call precompute(batches={needed - self.slots_left}) "
+                "first")
+        parts = []
+        for i in range(0, n, rows):
+            blob = self.sealed[min(self.sealed)]
+            try:
+                parts.append(self._call(self._native.predict, X[i:i + rows], blob))
+            finally:
+                self._forget_spent_slots()
+        return np.concatenate(parts, axis=0)
+
+    def evaluate(self, X, y) -> Dict[str, float]:
+        """Loss and accuracy of the predictions on (X, y)."""
+        probs = self.predict(X)
+        labels = _as_labels(y, probs.shape[0], self.output_size, "y")
+        return score(probs, labels, self.loss)
+
+    def __repr__(self) -> str:
+        widths = [self.layer_sizes[0][0]] + [o for _i, o in self.layer_sizes]
+        return (f"veil.Inference(mode={self.mode!r}, layers={'-'.join(map(str, widths))}, "
+                f"device={self.device_name!r}, slots_left={self.slots_left})")
+
+
+def float_forward(weights: Sequence[np.ndarray], activations: Sequence[str], loss: str,
+                  X) -> np.ndarray:
+    """Float64 inference of the same model in numpy: the reference private and verify
+    predictions are compared against (docs/arithmetic.md section 9)."""
+    from veil._reference import FloatMLP
+
+    return FloatMLP([np.asarray(w, dtype=np.float64) for w in weights], list(activations),
+                    loss).predict(np.asarray(X, dtype=np.float64))

@@ -1,0 +1,299 @@
+"""veil against insecure training and against training entirely inside the enclave.
+
+Measured in one run on one machine (DESIGN.md 7), for the same MLP
+(w -> w -> w -> 10, ReLU, cross-entropy) and the same batches:
+
+(a) insecure float32 training with numpy on the CPU (CuPy on a GPU);
+(b) the same training entirely inside the enclave: float32, the enclave's own
+    blocked AVX2 GEMM, one thread, no BLAS (Slalom's baseline);
+(c) veil verify training on the same device as (a), split into the enclave's
+    part, the device's products and the device's transfers;
+(d) veil private inference against (b)'s inference and verify-mode inference,
+    when veil.Inference is available.
+
+Every time is the median over repeats. Ratios, not absolute times, are the result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+import veil
+from veil import _native
+from veil._enclave import default_enclave
+
+QUICK_WIDTHS = (256, 1024)
+QUICK_BATCHES = (64, 256)
+FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
+FULL_BATCHES = (32, 128, 256, 512)
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _model(width: int, classes: int = 10) -> veil.Sequential:
+    return veil.Sequential([veil.Dense(width, width), veil.ReLU(),
+                            veil.Dense(width, width), veil.ReLU(),
+                            veil.Dense(width, classes)])
+
+
+class NumpyFloat32MLP:
+    """Baseline (a): plain float32 SGD with numpy (or CuPy), no enclave, no checks."""
+
+    def __init__(self, weights: Sequence[np.ndarray], lr: float, xp=np):
+        self.xp = xp
+        self.w = [xp.asarray(w, dtype=xp.float32) for w in weights]
+        self.lr = xp.float32(lr)
+
+    def step(self, x, labels) -> None:
+        xp = self.xp
+        acts, pres = [], []
+        a = x
+        for i, w in enumerate(self.w):
+            a1 = xp.concatenate([a, xp.ones((a.shape[0], 1), dtype=xp.float32)], axis=1)
+            z = a1 @ w
+            acts.append(a1)
+            pres.append(z)
+            a = xp.maximum(z, 0) if i + 1 < len(self.w) else z
+        z = pres[-1]
+        p = xp.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[xp.arange(p.shape[0]), labels] -= 1
+        g = p
+        for i in range(len(self.w) - 1, -1, -1):
+            if i > 0:
+                da = g @ self.w[i][:-1].T
+                g_prev = da * (pres[i - 1] > 0)
+            self.w[i] -= self.lr * (acts[i].T @ g)
+            if i > 0:
+                g = g_prev
+        if xp is not np:
+            xp.cuda.Stream.null.synchronize()
+
+
+@dataclass
+class Row:
+    width: int
+    batch: int
+    insecure_s: float                 # (a)
+    enclave_only_s: Optional[float]   # (b)
+    verify_s: float                   # (c) total
+    verify_enclave_s: float
+    verify_device_s: float
+    verify_transfer_s: float
+    private_infer_s: Optional[float] = None       # (d)
+    enclave_only_infer_s: Optional[float] = None
+    verify_infer_s: Optional[float] = None
+    ratios: Dict[str, float] = field(default_factory=dict)
+
+
+def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
+    """The enclave's GEMM against numpy's single-threaded float32 matmul, same sizes."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it numpy keeps its threads
+        threadpool_limits = None
+    trainer = _native.NativeEnclaveOnlyTrainer(default_enclave(), [(8, 8, 0)], _config(8, 0))
+    trainer.gemm(size, size, size, 1)  # warm-up
+    enclave_s = _median_seconds(lambda: trainer.gemm(size, size, size, 1), repeats)
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=1):
+            a @ b
+            numpy_s = _median_seconds(lambda: a @ b, repeats)
+        threads = 1
+    else:
+        a @ b
+        numpy_s = _median_seconds(lambda: a @ b, repeats)
+        threads = os.cpu_count() or 1
+    flops = 2.0 * size ** 3
+    return {
+        "size": size,
+        "enclave_gflops": flops / enclave_s / 1e9,
+        "numpy_gflops": flops / numpy_s / 1e9,
+        "numpy_threads": threads,
+        "ratio": numpy_s / enclave_s,
+    }
+
+
+def _config(batch: int, lr_exp: int) -> dict:
+    return dict(loss=0, frac_act=8, frac_grad=12, lr_exp=lr_exp, max_batch=batch, seed=0,
+                act_clip=64.0, grad_clip=8.0, weight_max=8.0)
+
+
+def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
+            enclave_only: bool = True, inference: bool = True) -> Row:
+    """One configuration: every baseline on the same batch."""
+    lr_exp = 8
+    rng = np.random.default_rng(width * 7919 + batch)
+    x = rng.random((batch, width))
+    y = rng.integers(0, 10, batch)
+
+    trainer = veil.Trainer(_model(width), device=device, lr=2.0 ** -lr_exp, seed=0,
+                           batch_size=batch)
+    weights = trainer.export_weights()
+    trainer.train_step(x, y)  # warm-up
+    verify_times, splits, transfers = [], [], []
+    device_object = trainer.python_device
+    for _ in range(repeats):
+        trainer.reset_timing()
+        moved = getattr(device_object, "transfer_seconds", 0.0)
+        start = time.perf_counter()
+        trainer.train_step(x, y)
+        verify_times.append(time.perf_counter() - start)
+        splits.append(trainer.timing())
+        # Devices that move data (CUDA) report their copy time; host devices move none.
+        transfers.append(getattr(device_object, "transfer_seconds", 0.0) - moved)
+    i = int(np.argsort(verify_times)[len(verify_times) // 2])
+    split = splits[i]
+    transfer = transfers[i]
+
+    xp = np
+    if trainer.device_name == "cuda":
+        import cupy as xp  # noqa: F811
+    lr = 2.0 ** -(lr_exp + int(np.ceil(np.log2(batch))))
+    insecure = NumpyFloat32MLP(weights, lr, xp=xp)
+    xf = xp.asarray(x, dtype=xp.float32)
+    yl = xp.asarray(y)
+    insecure.step(xf, yl)
+    insecure_s = _median_seconds(lambda: insecure.step(xf, yl), repeats)
+
+    row = Row(width=width, batch=batch, insecure_s=insecure_s, enclave_only_s=None,
+              verify_s=verify_times[i], verify_enclave_s=split["enclave"],
+              verify_device_s=split["device"] - transfer, verify_transfer_s=transfer)
+    specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
+    labels = np.ascontiguousarray(y, dtype=np.int32)
+    if enclave_only:
+        baseline = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs,
+                                                    _config(batch, lr_exp))
+        baseline.step(x, labels)
+        row.enclave_only_s = _median_seconds(lambda: baseline.step(x, labels), repeats)
+        if inference:
+            row.enclave_only_infer_s = _median_seconds(lambda: baseline.predict(x), repeats)
+    if inference:
+        row.verify_infer_s = _median_seconds(lambda: trainer.predict(x), repeats)
+        Inference = getattr(veil, "Inference", None)
+        if Inference is not None:
+            infer = Inference(trainer, mode="private", device=device)
+            infer.precompute(batches=repeats + 1, batch_size=batch)
+            infer.predict(x)
+            row.private_infer_s = _median_seconds(lambda: infer.predict(x), repeats)
+    row.ratios = {
+        "enclave_only/verify": (row.enclave_only_s / row.verify_s) if row.enclave_only_s else None,
+        "verify/insecure": row.verify_s / row.insecure_s,
+        "enclave_share": row.verify_enclave_s / row.verify_s,
+    }
+    if row.private_infer_s:
+        row.ratios["private/verify_infer"] = row.private_infer_s / row.verify_infer_s
+        if row.enclave_only_infer_s:
+            row.ratios["enclave_only_infer/private"] = row.enclave_only_infer_s / row.private_infer_s
+    return row
+
+
+def _fmt(seconds: Optional[float]) -> str:
+    return "-" if seconds is None else f"{1e3 * seconds:.1f}"
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_table(rows: List[Row]) -> str:
+    head = (f"{'width':>5} {'batch':>5} | {'(a) ms':>8} {'(b) ms':>9} {'(c) ms':>8} "
+            f"{'encl ms':>8} {'dev ms':>8} | {'(b)/(c)':>8} {'(c)/(a)':>8} {'share':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.width:>5} {r.batch:>5} | {_fmt(r.insecure_s):>8} {_fmt(r.enclave_only_s):>9} "
+            f"{_fmt(r.verify_s):>8} {_fmt(r.verify_enclave_s):>8} {_fmt(r.verify_device_s):>8} | "
+            f"{_ratio(r.ratios['enclave_only/verify']):>8} {_ratio(r.ratios['verify/insecure']):>8} "
+            f"{100 * r.ratios['enclave_share']:>5.1f}%")
+    if any(r.private_infer_s for r in rows):
+        lines.append("")
+        lines.append(f"{'width':>5} {'batch':>5} | {'private ms':>10} {'verify ms':>10} "
+                     f"{'in-encl ms':>10} | {'priv/verify':>11} {'in-encl/priv':>12}")
+        for r in rows:
+            if r.private_infer_s:
+                lines.append(
+                    f"{r.width:>5} {r.batch:>5} | {_fmt(r.private_infer_s):>10} "
+                    f"{_fmt(r.verify_infer_s):>10} {_fmt(r.enclave_only_infer_s):>10} | "
+                    f"{_ratio(r.ratios.get('private/verify_infer')):>11} "
+                    f"{_ratio(r.ratios.get('enclave_only_infer/private')):>12}")
+    return "\n".join(lines)
+
+
+def plot(rows: List[Row], path: str) -> None:
+    """Time per verify step against width, enclave / device / transfer stacked, per batch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = sorted({r.batch for r in rows})
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.5 * len(batches), 4), squeeze=False)
+    for ax, batch in zip(axes[0], batches):
+        sel = sorted((r for r in rows if r.batch == batch), key=lambda r: r.width)
+        labels = [str(r.width) for r in sel]
+        enclave = np.array([1e3 * r.verify_enclave_s for r in sel])
+        device = np.array([1e3 * r.verify_device_s for r in sel])
+        transfer = np.array([1e3 * r.verify_transfer_s for r in sel])
+        ax.bar(labels, enclave, label="enclave")
+        ax.bar(labels, device, bottom=enclave, label="device products")
+        ax.bar(labels, transfer, bottom=enclave + device, label="transfer")
+        ax.plot(labels, [1e3 * r.insecure_s for r in sel], "k--o", label="(a) insecure float32")
+        ax.set_yscale("log")
+        ax.set_title(f"verify step, batch {batch}")
+        ax.set_xlabel("width")
+        ax.set_ylabel("ms per step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(quick: bool = False, widths: Optional[Sequence[int]] = None,
+        batches: Optional[Sequence[int]] = None, device: str = "cpu", repeats: int = 3,
+        out: Optional[str] = None, enclave_only_max_width: int = 4096, echo=print) -> dict:
+    """Run the sweep, print the table, and write bench.json / bench.png into out."""
+    widths = list(widths or (QUICK_WIDTHS if quick else FULL_WIDTHS))
+    batches = list(batches or (QUICK_BATCHES if quick else FULL_BATCHES))
+    gemm = gemm_throughput()
+    echo(f"enclave GEMM: {gemm['enclave_gflops']:.1f} GFLOP/s, numpy float32 matmul with "
+         f"{gemm['numpy_threads']} thread(s): {gemm['numpy_gflops']:.1f} GFLOP/s -> "
+         f"{100 * gemm['ratio']:.0f}% (n={gemm['size']})")
+    rows: List[Row] = []
+    for width in widths:
+        for batch in batches:
+            row = measure(width, batch, device=device, repeats=repeats,
+                          enclave_only=width <= enclave_only_max_width)
+            rows.append(row)
+            echo(f"  measured width={width} batch={batch}: verify {1e3 * row.verify_s:.1f} ms, "
+                 f"enclave share {100 * row.ratios['enclave_share']:.1f}%")
+    table = format_table(rows)
+    echo("")
+    echo("(a) insecure float32  (b) all inside the enclave  (c) veil verify; medians of "
+         f"{repeats} steps, device={device}")
+    echo(table)
+    result = {"device": device, "gemm": gemm, "rows": [asdict(r) for r in rows],
+              "repeats": repeats, "cpu_count": os.cpu_count()}
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "bench.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        plot(rows, os.path.join(out, "bench.png"))
+        echo(f"wrote {os.path.join(out, 'bench.json')} and {os.path.join(out, 'bench.png')}")
+    return result

@@ -1,0 +1,590 @@
+// Bad input straight at the generated bridge: the ecall_* host stubs of veil_u.h
+// called with NULL pointers, counts that disagree with shapes or overflow, sizes
+// that cannot fit, calls out of order and calls after an abort; and, in the
+// virtual backend, hand-built marshalling buffers at oe_call_enclave_function.
+// Every call must come back with a status (never a crash) and, for veil_status_t
+// failures, an error message that names what was wrong; the session must stay
+// usable wherever the protocol allows.
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bridge.h"  // host/src: routes a session's device ocalls to a veil::Device
+#include "veil/veil.h"
+#include "veil_u.h"
+
+#if defined(VEIL_BACKEND_VIRTUAL)
+#include <openenclave/edger8r/host.h>
+#endif
+
+namespace {
+
+constexpr uint32_t kFeatures = 8;
+constexpr uint32_t kClasses = 4;
+constexpr uint32_t kMaxBatch = 8;
+
+// Honest products except one forward element, on request.
+class TestDevice final : public veil::Device {
+ public:
+  std::string name() const override { return "bridge-test"; }
+  void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu_.upload(l, w, r, c); }
+  void forward(uint32_t l, const double* a, size_t b, double* z) override {
+    cpu_.forward(l, a, b, z);
+    if (cheat_) {
+      cheat_ = false;
+      z[0] += 1.0;
+    }
+  }
+  void backward(uint32_t l, const double* dz, size_t b, double* da) override {
+    cpu_.backward(l, dz, b, da);
+  }
+  void update(uint32_t l, const double* a, const double* dz, size_t b) override {
+    cpu_.update(l, a, dz, b);
+  }
+  void scale(uint32_t l) override { cpu_.scale(l); }
+  double max_abs(uint32_t l) override { return cpu_.max_abs(l); }
+  void download(uint32_t l, double* w) override { cpu_.download(l, w); }
+  bool cheat_ = false;
+
+ private:
+  veil::CpuDevice cpu_{1};
+};
+
+class Bridge : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(oe_create_veil_enclave(veil::Enclave::default_image_path().c_str(),
+                                     OE_ENCLAVE_TYPE_AUTO, OE_ENCLAVE_FLAG_DEBUG, nullptr, 0,
+                                     &enclave_),
+              OE_OK);
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(oe_terminate_enclave(enclave_), OE_OK);
+    enclave_ = nullptr;
+  }
+
+  void TearDown() override {
+    for (uint64_t s : sessions_) {
+      veil::detail::unbind_device(s);
+      int rc = 0;
+      ecall_close_session(enclave_, &rc, s);
+    }
+  }
+
+  uint64_t open() {
+    uint64_t s = 0;
+    int rc = -1;
+    EXPECT_EQ(ecall_open_session(enclave_, &rc, &s), OE_OK);
+    EXPECT_EQ(rc, VEIL_OK);
+    sessions_.push_back(s);
+    // A device per session: a device keeps one weight matrix per layer index.
+    devices_.push_back(std::make_unique<TestDevice>());
+    veil::detail::bind_device(s, devices_.back().get(), &timing_);
+    return s;
+  }
+
+  static std::string error_of(uint64_t session) {
+    return veil::detail::last_error(enclave_, session);
+  }
+
+  static veil_train_config_t config() {
+    veil_train_config_t c{};
+    c.layer_count = 2;
+    c.loss = 0;
+    c.frac_act = 8;
+    c.frac_grad = 12;
+    c.lr_exp = 3;
+    c.max_batch = kMaxBatch;
+    c.seed = 1;
+    c.act_clip = 64;
+    c.grad_clip = 8;
+    c.weight_max = 8;
+    return c;
+  }
+  static std::vector<veil_layer_spec_t> layers() {
+    return {{kFeatures, 16, 1}, {16, kClasses, 0}};
+  }
+
+  uint64_t configured() {
+    uint64_t s = open();
+    veil_train_config_t c = config();
+    std::vector<veil_layer_spec_t> l = layers();
+    int rc = -1;
+    EXPECT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+    EXPECT_EQ(rc, VEIL_OK) << error_of(s);
+    return s;
+  }
+
+  // One honest step: the session still works after whatever came before.
+  void expect_usable(uint64_t s) {
+    std::vector<double> x(kMaxBatch * kFeatures, 0.25);
+    std::vector<int32_t> y(kMaxBatch, 1);
+    veil_step_result_t r{};
+    int rc = -1;
+    ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r),
+              OE_OK);
+    EXPECT_EQ(rc, VEIL_OK) << error_of(s);
+  }
+
+  // rc is the status and the session's message contains every word of `words`.
+  void expect_error(uint64_t s, int rc, int status, std::initializer_list<const char*> words) {
+    EXPECT_EQ(rc, status);
+    std::string message = error_of(s);
+    for (const char* w : words)
+      EXPECT_NE(message.find(w), std::string::npos) << "'" << w << "' not in: " << message;
+  }
+
+  static oe_enclave_t* enclave_;
+  std::vector<uint64_t> sessions_;
+  std::vector<std::unique_ptr<TestDevice>> devices_;  // devices_[i] serves sessions_[i]
+  veil::Timing timing_;
+};
+
+oe_enclave_t* Bridge::enclave_ = nullptr;
+
+TEST_F(Bridge, NullEnclaveHandleIsRefused) {
+  uint64_t s = 0;
+  int rc = -1;
+  EXPECT_EQ(ecall_open_session(nullptr, &rc, &s), OE_INVALID_PARAMETER);
+  EXPECT_EQ(rc, -1) << "nothing reaches the caller from a failed call";
+}
+
+TEST_F(Bridge, NullOutPointersAreRefusedByName) {
+  int rc = -1;
+  ASSERT_EQ(ecall_open_session(enclave_, &rc, nullptr), OE_OK);
+  expect_error(0, rc, VEIL_ERR_INVALID_ARGUMENT, {"session", "NULL"});
+  ASSERT_EQ(ecall_get_info(enclave_, &rc, nullptr), OE_OK);
+  expect_error(0, rc, VEIL_ERR_INVALID_ARGUMENT, {"info", "NULL"});
+
+  uint64_t s = configured();
+  ASSERT_EQ(ecall_session_stats(enclave_, &rc, s, nullptr), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"stats", "NULL"});
+  ASSERT_EQ(ecall_last_error(enclave_, &rc, s, nullptr, 64), OE_OK);
+  EXPECT_EQ(rc, VEIL_ERR_INVALID_ARGUMENT);
+
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), nullptr),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"result", "NULL"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, nullptr,
+                          kMaxBatch * kClasses),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
+  ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 0, nullptr, (kFeatures + 1) * 16), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"weights", "NULL"});
+  std::vector<double> in(4, 1.0), out(4);
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), nullptr, 4, 8, nullptr),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"NULL"});
+  uint64_t saturated = 0;
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), 4, 8, nullptr),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"saturated", "NULL"});
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), nullptr, 4, 8, &saturated),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
+  expect_usable(s);
+}
+
+TEST_F(Bridge, NullInPointersWithCountsAreRefusedByName) {
+  int rc = -1;
+  uint64_t s = open();
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, nullptr, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"config", "NULL"});
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, nullptr, l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layers", "NULL"});
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << "a refused train_init leaves the session configurable";
+
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  veil_step_result_t r{};
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, nullptr, x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), nullptr, y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"labels", "NULL"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, nullptr, x.size(), kMaxBatch, out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
+  uint64_t saturated = 0;
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, nullptr, out.data(), 4, 8, &saturated),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"input", "NULL"});
+  expect_usable(s);
+}
+
+TEST_F(Bridge, CountsThatDisagreeWithShapesAreNamed) {
+  int rc = -1;
+  uint64_t s = open();
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), 1), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layer_count=1", "config says 2"});
+  l[1].inputs = 15;
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layer 1 takes 15 inputs", "gives 16"});
+  l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK);
+
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses + 1);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  veil_step_result_t r{};
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size() - 1, y.data(), y.size(), &r),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x holds 63 values", "8 x 8"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output holds 33 values", "8 x 4"});
+  std::vector<double> w((kFeatures + 1) * 16 + 1);
+  ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 0, w.data(), w.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"holds 145 values", "layer 0 has 144"});
+  ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 7, w.data(), w.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layer 7 does not exist"});
+  std::vector<int32_t> more(kMaxBatch + 1, 0);
+  std::vector<double> xmore((kMaxBatch + 1) * kFeatures, 0.5);
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, xmore.data(), xmore.size(), more.data(),
+                             more.size(), &r),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"batch of 9 rows", "max_batch=8"});
+  expect_usable(s);
+}
+
+TEST_F(Bridge, CountsThatOverflowStopAtTheHostStub) {
+  int rc = -1;
+  uint64_t s = configured();
+  const size_t huge = std::numeric_limits<size_t>::max() / 4 + 1;  // 8 * huge wraps
+  std::vector<double> in(4, 1.0), out(4);
+  uint64_t saturated = 0;
+  EXPECT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), huge, 8,
+                                         &saturated),
+            OE_INTEGER_OVERFLOW);
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  EXPECT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), std::numeric_limits<size_t>::max()),
+            OE_INTEGER_OVERFLOW);
+  std::vector<double> w(4);
+  EXPECT_EQ(ecall_export_weights(enclave_, &rc, s, 0, w.data(), huge), OE_INTEGER_OVERFLOW);
+  EXPECT_EQ(ecall_last_error(enclave_, &rc, s, reinterpret_cast<char*>(w.data()),
+                             std::numeric_limits<size_t>::max() - 7),
+            OE_INTEGER_OVERFLOW);
+  expect_usable(s);
+}
+
+TEST_F(Bridge, BuffersLargerThanTheEnclaveCanHoldAreRefused) {
+  int rc = -1;
+  uint64_t s = configured();
+  // 2 GiB of output: more than the enclave's arena (NumHeapPages); the pages are
+  // never touched because the call fails before anything is copied back.
+  const size_t count = size_t{1} << 28;
+  void* mem = mmap(nullptr, count * sizeof(double), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* big = static_cast<double*>(mem);
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  EXPECT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, big, count),
+            OE_OUT_OF_MEMORY);
+  // 2^44 values: not even the host stub can allocate that.
+  EXPECT_EQ(ecall_export_weights(enclave_, &rc, s, 0, big, size_t{1} << 44), OE_OUT_OF_MEMORY);
+  munmap(mem, count * sizeof(double));
+  expect_usable(s);
+}
+
+TEST_F(Bridge, ModelsThatWouldExhaustEnclaveMemoryAreRefused) {
+  int rc = -1;
+  uint64_t s = open();
+  veil_train_config_t c = config();
+  c.layer_count = 1;
+  c.max_batch = 1;
+  // 65536 x 65536 weights: 32 GiB at float64, before any work buffer.
+  veil_layer_spec_t wide[1] = {{65536, 65536, 0}};
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, wide, 1), OE_OK);
+  expect_error(s, rc, VEIL_ERR_RESOURCE, {"MiB of enclave memory", "widths"});
+  c.max_batch = 65536;
+  veil_layer_spec_t tall[1] = {{8192, 8192, 0}};
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, tall, 1), OE_OK);
+  expect_error(s, rc, VEIL_ERR_RESOURCE, {"MiB of enclave memory", "max_batch"});
+  c.max_batch = 65537;
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, tall, 1), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"max_batch=65537"});
+  veil_layer_spec_t too_wide[1] = {{8, 65537, 0}};
+  c.max_batch = 8;
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, too_wide, 1), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"8 -> 65537", "widths must be in"});
+  c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  EXPECT_EQ(rc, VEIL_OK) << error_of(s);
+  expect_usable(s);
+}
+
+TEST_F(Bridge, CallsOutOfOrderAreRefused) {
+  int rc = -1;
+  uint64_t s = open();
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  veil_step_result_t r{};
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ORDER, {"train_step", "not configured"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_ORDER, {"predict", "not configured"});
+  ASSERT_EQ(ecall_halve_lr(enclave_, &rc, s), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ORDER, {"halve_lr", "not configured"});
+  std::vector<double> w(16);
+  ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 0, w.data(), w.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ORDER, {"export_weights", "not configured"});
+
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK);
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ORDER, {"already configured"});
+  expect_usable(s);
+
+  // A closed or never-opened session.
+  uint64_t gone = open();
+  ASSERT_EQ(ecall_close_session(enclave_, &rc, gone), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK);
+  ASSERT_EQ(ecall_close_session(enclave_, &rc, gone), OE_OK);
+  expect_error(0, rc, VEIL_ERR_NO_SESSION, {"is not open"});
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, gone, x.data(), x.size(), y.data(), y.size(), &r),
+            OE_OK);
+  expect_error(0, rc, VEIL_ERR_NO_SESSION, {"is not open"});
+  veil_session_stats_t st{};
+  ASSERT_EQ(ecall_session_stats(enclave_, &rc, 0x1234, &st), OE_OK);
+  expect_error(0, rc, VEIL_ERR_NO_SESSION, {"0x1234 is not open"});
+}
+
+TEST_F(Bridge, NothingLeavesAnAbortedSession) {
+  int rc = -1;
+  uint64_t s = configured();
+  TestDevice& device = *devices_.back();
+  uint64_t other = configured();
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  std::vector<int32_t> y(kMaxBatch, 2);
+  veil_step_result_t r{};
+  expect_usable(s);
+  device.cheat_ = true;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_VERIFICATION, {"layer 0, phase forward, step 2:", "mismatch"});
+
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"train_step", "aborted"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"predict", "aborted"});
+  std::vector<double> w((kFeatures + 1) * 16);
+  ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 0, w.data(), w.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"export_weights", "aborted"});
+  ASSERT_EQ(ecall_halve_lr(enclave_, &rc, s), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"halve_lr", "aborted"});
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"aborted"});
+
+  veil_session_stats_t st{};
+  ASSERT_EQ(ecall_session_stats(enclave_, &rc, s, &st), OE_OK);
+  EXPECT_EQ(rc, VEIL_OK);
+  EXPECT_EQ(st.aborted, 1);
+  expect_usable(other);  // an abort ends one session, not the enclave
+}
+
+TEST_F(Bridge, SaturationIsReportedPerStepAndPerSession) {
+  int rc = -1;
+  uint64_t s = configured();
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  std::vector<int32_t> y(kMaxBatch, 3);
+  x[3] = 1e9;    // act_clip is 64
+  x[10] = -1e300;
+  x[20] = 65.0;
+  veil_step_result_t r{};
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  EXPECT_EQ(r.saturated, 3u);
+  veil_session_stats_t st{};
+  ASSERT_EQ(ecall_session_stats(enclave_, &rc, s, &st), OE_OK);
+  EXPECT_EQ(st.saturated, 3u);
+  std::vector<double> in = {1e300, -1e300, 0.5, 1e15}, out(4);
+  uint64_t saturated = 0;
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), 4, 40,
+                                         &saturated),
+            OE_OK);
+  EXPECT_EQ(rc, VEIL_OK);
+  EXPECT_EQ(saturated, 3u) << "1e300, -1e300 and 1e15 exceed 2^52 at 40 fractional bits";
+  EXPECT_EQ(out[2], 0.5);
+}
+
+TEST_F(Bridge, BadValuesAreNamedAndLeaveTheSessionUsable) {
+  int rc = -1;
+  uint64_t s = configured();
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  veil_step_result_t r{};
+  x[13] = std::nan("");
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x[1, 5] is NaN"});
+  x[13] = -INFINITY;
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x[1, 5] is infinite"});
+  x[13] = 0.5;
+  y[6] = -1;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"labels[6]=-1", "[0, 4)"});
+  y[6] = 4;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"labels[6]=4"});
+  y[6] = 0;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), 0, y.data(), 0, &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"train_step", "empty"});
+  ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), 0, 0, out.data(), 0), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"predict", "empty"});
+  uint64_t saturated = 0;
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, x.data(), out.data(), 4, 53,
+                                         &saturated),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"frac_bits=53"});
+  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, nullptr, nullptr, 0, 8, &saturated),
+            OE_OK);
+  EXPECT_EQ(rc, VEIL_OK) << "an empty round trip is a no-op: " << error_of(s);
+  EXPECT_EQ(saturated, 0u);
+  expect_usable(s);
+}
+
+TEST_F(Bridge, AFailingDeviceIsNamedAndOnlyAnUpdateFailureEndsTheSession) {
+  // A device that stops working between products leaves the session usable; one
+  // that fails while applying an update leaves weights the enclave cannot vouch for.
+  class Flaky final : public veil::Device {
+   public:
+    std::string name() const override { return "flaky"; }
+    void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu.upload(l, w, r, c); }
+    void forward(uint32_t l, const double* a, size_t b, double* z) override {
+      if (fail_forward) throw std::runtime_error("forward unit on fire");
+      cpu.forward(l, a, b, z);
+    }
+    void backward(uint32_t l, const double* dz, size_t b, double* da) override {
+      cpu.backward(l, dz, b, da);
+    }
+    void update(uint32_t l, const double* a, const double* dz, size_t b) override {
+      if (fail_update) throw std::runtime_error("update unit on fire");
+      cpu.update(l, a, dz, b);
+    }
+    void scale(uint32_t l) override { cpu.scale(l); }
+    double max_abs(uint32_t l) override { return cpu.max_abs(l); }
+    void download(uint32_t l, double* w) override { cpu.download(l, w); }
+    veil::CpuDevice cpu{1};
+    bool fail_forward = false, fail_update = false;
+  } flaky;
+  int rc = -1;
+  uint64_t s = open();
+  veil::detail::bind_device(s, &flaky, &timing_);
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK);
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  std::vector<int32_t> y(kMaxBatch, 0);
+  veil_step_result_t r{};
+  flaky.fail_forward = true;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_DEVICE, {"layer 0, phase forward, step 1:", "forward"});
+  EXPECT_NE(veil::detail::take_device_error(s).find("on fire"), std::string::npos);
+  flaky.fail_forward = false;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  EXPECT_EQ(rc, VEIL_OK) << error_of(s);
+  flaky.fail_update = true;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_DEVICE, {"layer 1, phase update, step 2:"});
+  flaky.fail_update = false;
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_ABORTED, {"aborted"});
+  veil::detail::unbind_device(s);
+}
+
+#if defined(VEIL_BACKEND_VIRTUAL)
+// Hand-built buffers at the runtime's call path into the real image: the trusted
+// side of the generated bridge re-derives every size from the header alone.
+class RawBuffers : public Bridge {
+ protected:
+  oe_result_t call(uint32_t id, const std::vector<uint8_t>& in, size_t out_size) {
+    std::vector<uint8_t> out(out_size);
+    size_t written = 0;
+    return oe_call_enclave_function(enclave_, id, in.data(), in.size(), out.data(), out.size(),
+                                    &written);
+  }
+  static size_t header(size_t n) { return (n + 15) & ~size_t{15}; }
+};
+
+TEST_F(RawBuffers, UnknownFunctionIdsAreNotFound) {
+  std::vector<uint8_t> in(64);
+  EXPECT_EQ(call(veil_fcn_id_trusted_call_count, in, 64), OE_NOT_FOUND);
+  EXPECT_EQ(call(0xFFFFFFFFu, in, 64), OE_NOT_FOUND);
+}
+
+TEST_F(RawBuffers, TruncatedOrPaddedBuffersAreRefused) {
+  uint64_t s = configured();
+  const size_t h = header(sizeof(ecall_train_step_args_t));
+  ecall_train_step_args_t args{};
+  args.session = s;
+  args._p_x = 1;
+  args.x_count = kMaxBatch * kFeatures;
+  args._p_labels = 1;
+  args.batch = kMaxBatch;
+  args._p_result = 1;
+  const size_t x_bytes = header(args.x_count * sizeof(double));
+  const size_t y_bytes = header(args.batch * sizeof(int32_t));
+  const size_t out_size = h + header(sizeof(veil_step_result_t));
+  std::vector<uint8_t> in(h + x_bytes + y_bytes);
+  std::memcpy(in.data(), &args, sizeof args);
+  std::vector<double> x(args.x_count, 0.5);
+  std::memcpy(in.data() + h, x.data(), x.size() * sizeof(double));
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, in, out_size), OE_OK) << "the well-formed call";
+
+  std::vector<uint8_t> shorter(in.begin(), in.end() - 16);
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, shorter, out_size), OE_BUFFER_TOO_SMALL);
+  std::vector<uint8_t> longer(in);
+  longer.resize(in.size() + 16);
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, longer, out_size), OE_INVALID_PARAMETER);
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, in, out_size - 16), OE_BUFFER_TOO_SMALL);
+  std::vector<uint8_t> stub(in.begin(), in.begin() + 8);
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, stub, out_size), OE_BUFFER_TOO_SMALL);
+
+  ecall_train_step_args_t wrapped = args;
+  wrapped.x_count = std::numeric_limits<size_t>::max() / 2;
+  std::vector<uint8_t> overflow(in);
+  std::memcpy(overflow.data(), &wrapped, sizeof wrapped);
+  EXPECT_EQ(call(veil_fcn_id_ecall_train_step, overflow, out_size), OE_INTEGER_OVERFLOW);
+
+  // Pointer flags cleared while counts stay: the enclave sees NULL with a count.
+  ecall_train_step_args_t nulls = args;
+  nulls._p_x = 0;
+  nulls._p_labels = 0;
+  std::vector<uint8_t> bare(h);
+  std::memcpy(bare.data(), &nulls, sizeof nulls);
+  std::vector<uint8_t> out(out_size);
+  size_t written = 0;
+  ASSERT_EQ(oe_call_enclave_function(enclave_, veil_fcn_id_ecall_train_step, bare.data(),
+                                     bare.size(), out.data(), out.size(), &written),
+            OE_OK);
+  ecall_train_step_args_t back{};
+  std::memcpy(&back, out.data(), sizeof back);
+  expect_error(s, back.oe_retval, VEIL_ERR_INVALID_ARGUMENT, {"NULL"});
+  expect_usable(s);
+}
+#endif
+
+}  // namespace

@@ -1,0 +1,74 @@
+// libFuzzer harness: arbitrary function ids and marshalled buffers through the
+// virtual runtime's call path (oe_call_enclave_function -> the trusted runtime's
+// copy-in -> the generated trusted bridge -> the ecall) into the real enclave image.
+//
+// An input is a sequence of up to kMaxCalls calls, each
+//   u8 function   the ecall's id, taken mod (ecall count + 2) so unknown ids occur
+//   u8 flags      bit 0: write the live session id over every aligned placeholder
+//   u16 in_size   bytes of marshalled input that follow (little-endian)
+//   u32 out_size  bytes of output space (mod kMaxOutput)
+//   in_size bytes
+// and every call runs in one fresh session whose device ocalls reach an honest
+// in-process CPU device. Seeds (make_seeds) are real marshalled calls written by
+// the generated host stubs. Sanitizers report memory and UB faults; an enclave
+// abort (OE_ENCLAVE_ABORTING) is a finding too: no host input may kill the enclave.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <openenclave/edger8r/host.h>
+
+#include "fuzz_common.h"
+
+namespace {
+
+constexpr size_t kMaxCalls = 16;
+constexpr uint32_t kMaxOutput = 1u << 20;
+
+uint32_t read_le(const uint8_t* p, size_t n) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < n; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+void patch_session(std::vector<uint8_t>& buffer, uint64_t session) {
+  for (size_t off = 0; off + 8 <= buffer.size(); off += 8) {
+    uint64_t v;
+    std::memcpy(&v, buffer.data() + off, 8);
+    if (v == veil_fuzz::kSessionPlaceholder) std::memcpy(buffer.data() + off, &session, 8);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  veil_fuzz::Session session;
+  if (session.id() == 0) return 0;
+  const uint32_t ids = veil_fcn_id_trusted_call_count + 2;
+  for (size_t call = 0; call < kMaxCalls && size >= 8; ++call) {
+    uint32_t id = data[0] % ids;
+    const uint8_t flags = data[1];
+    size_t in_size = read_le(data + 2, 2);
+    const size_t out_size = read_le(data + 4, 4) % kMaxOutput;
+    data += 8;
+    size -= 8;
+    if (in_size > size) in_size = size;
+    // The benchmarks' GEMM runs whatever size it is asked for (up to 8192^3 x 1000):
+    // a cost the caller chooses, i.e. denial of service, which is out of scope.
+    if (id == veil_fcn_id_ecall_enclave_gemm) id = veil_fcn_id_trusted_call_count;
+    std::vector<uint8_t> in(data, data + in_size);
+    data += in_size;
+    size -= in_size;
+    if (flags & 1) patch_session(in, session.id());
+    // Exactly sized heap buffers: AddressSanitizer sees any access past them.
+    std::vector<uint8_t> out(out_size);
+    size_t written = 0;
+    oe_result_t r = oe_call_enclave_function(veil_fuzz::enclave(), id,
+                                             in_size ? in.data() : nullptr, in_size,
+                                             out_size ? out.data() : nullptr, out_size, &written);
+    veil_fuzz::expect_alive(r, "oe_call_enclave_function");
+    if (written > out_size) __builtin_trap();  // the runtime wrote past what it was given
+  }
+  return 0;
+}
