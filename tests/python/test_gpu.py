@@ -1,0 +1,89 @@
+"""The CUDA device (CuPy): bit-identical to the CPU device, and still checked.
+
+Every test here is marked gpu: conftest.py skips them, with the reason, where
+CuPy sees no CUDA device; on a GPU machine they run for real.
+"""
+import numpy as np
+import pytest
+
+import veil
+
+pytestmark = pytest.mark.gpu
+
+
+def model():
+    return veil.Sequential([veil.Dense(64, 64), veil.ReLU(), veil.Dense(64, 64), veil.ReLU(),
+                            veil.Dense(64, 10)])
+
+
+def test_cuda_device_is_bit_identical_to_cpu(digits):
+    results = {}
+    for device in ("cpu", "cuda"):
+        t = veil.Trainer(model(), device=device, lr=2**-2, seed=0, batch_size=64,
+                         halve_lr_at=(2,))
+        history = t.fit(digits.X_train, digits.y_train, epochs=3, verbose=0)
+        results[device] = (t.export_weights(), [e["loss"] for e in history["epochs"]],
+                           t.evaluate(digits.X_test, digits.y_test), t.checks_passed)
+    cpu, cuda = results["cpu"], results["cuda"]
+    for a, b in zip(cpu[0], cuda[0]):
+        np.testing.assert_array_equal(a, b)
+    assert cpu[1] == cuda[1]
+    assert cpu[2] == cuda[2]
+    assert cpu[3] == cuda[3]
+
+
+def test_auto_picks_cuda_on_a_gpu_machine():
+    t = veil.Trainer(model(), device="auto", seed=0)
+    assert t.device_name == "cuda"
+
+
+def test_weights_stay_on_the_gpu():
+    import cupy
+
+    from veil._cuda import CudaDevice
+
+    device = CudaDevice()
+    t = veil.Trainer(model(), device=device, seed=0, batch_size=16)
+    rng = np.random.default_rng(0)
+    t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
+    assert all(isinstance(w, cupy.ndarray) for w in device.weights.values())
+    # Per step only activations and gradients cross the link, never the weights.
+    per_step = device.transfer_bytes
+    t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
+    weight_bytes = sum(w.nbytes for w in device.weights.values())
+    assert device.transfer_bytes - per_step < weight_bytes
+
+
+@pytest.mark.parametrize("operation", ["forward", "backward", "update"])
+def test_cheating_cuda_device_is_caught(operation):
+    from veil._cuda import CudaDevice
+
+    class CheatingCuda(CudaDevice):
+        steps = 0
+
+        def forward(self, layer, a):
+            z = super().forward(layer, a)
+            if layer == 0:
+                type(self).steps += 1
+            if operation == "forward" and self.steps == 3 and layer == 1:
+                z = z.copy()
+                z[0, 0] += 1.0
+            return z
+
+        def backward(self, layer, dz):
+            da = super().backward(layer, dz)
+            if operation == "backward" and self.steps == 3 and layer == 2:
+                da = da.copy()
+                da[1, 2] -= 1.0
+            return da
+
+        def update(self, layer, a, dz):
+            super().update(layer, a, dz)
+            if operation == "update" and self.steps == 3 and layer == 0:
+                self.weights[layer][0, 0] += 1.0
+
+    t = veil.Trainer(model(), device=CheatingCuda(), seed=0, batch_size=16)
+    rng = np.random.default_rng(1)
+    with pytest.raises(veil.VerificationError, match="layer"):
+        for _ in range(6):
+            t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
