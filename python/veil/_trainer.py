@@ -141,7 +141,7 @@ class Trainer:
         frac_grad: int = 12,
         act_clip: float = 64.0,
         grad_clip: float = 8.0,
-        weight_max: float = 8.0,
+        weight_max: float = 2.0,
         enclave=None,
     ):
         if not isinstance(model, Sequential):

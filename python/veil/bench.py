@@ -132,13 +132,13 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
 
 def _config(batch: int, lr_exp: int) -> dict:
     return dict(loss=0, frac_act=8, frac_grad=12, lr_exp=lr_exp, max_batch=batch, seed=0,
-                act_clip=64.0, grad_clip=8.0, weight_max=8.0)
+                act_clip=64.0, grad_clip=8.0, weight_max=2.0)
 
 
 def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
             enclave_only: bool = True, inference: bool = True) -> Row:
     """One configuration: every baseline on the same batch."""
-    lr_exp = 8
+    lr_exp = 6
     rng = np.random.default_rng(width * 7919 + batch)
     x = rng.random((batch, width))
     y = rng.integers(0, 10, batch)

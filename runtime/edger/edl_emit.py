@@ -236,8 +236,10 @@ class Emitter:
     def caller(self, f: Function, trusted_side: bool) -> List[str]:
         """Serialize the arguments, make the call, copy results back on success."""
         proto = enclave_prototype(f) if trusted_side else host_prototype(f)
-        alloc = "veil_edger_enclave_alloc" if trusted_side else "veil_edger_host_alloc"
-        free = "veil_edger_enclave_free" if trusted_side else "free"
+        # Ocall blocks live in host memory, as in Open Enclave: the enclave copies
+        # each [in] buffer out once and each [out] buffer in once, nothing more.
+        alloc = "veil_edger_ocall_alloc" if trusted_side else "veil_edger_host_alloc"
+        free = "veil_edger_ocall_free" if trusted_side else "free"
         if trusted_side:
             transport = ["oe_call_host_function("]
         else:
@@ -280,11 +282,17 @@ class Emitter:
         b("_result = OE_OUT_OF_MEMORY;")
         b("goto done;")
         b.close()
+        if trusted_side:
+            # Host memory is not zeroed: clear the header and every padding gap so
+            # no stale enclave bytes could be read there.
+            b(f"memset(_input, 0, VEIL_EDGER_HEADER_SIZE({S}));")
         b("memcpy(_input, &_args, sizeof(_args));")
         for p in self.buffers(f):
             if p.attrs.is_in:
                 b(f"if ({p.name})")
                 b(f"    memcpy(_input + _in_{p.name}, {p.name}, _bytes_{p.name});")
+                if trusted_side:
+                    b(f"veil_edger_zero_tail(_input, _in_{p.name} + _bytes_{p.name}, _input_size);")
         b()
         b(f"_result = {transport[0]}")
         for line in transport[1:] + [f"    {self.fcn_id(f)},", "    _input,", "    _input_size,",

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -97,9 +98,70 @@ oe_result_t host_call_host(void* context, uint32_t function_id, const void* inpu
   return result;
 }
 
-void* host_malloc(void*, size_t size) { return std::malloc(size == 0 ? 1 : size); }
+// Ocall blocks carry whole matrices (megabytes) on every call. glibc returns
+// such blocks to the kernel on free, so each call would fault its pages in
+// again; a few freed large blocks are kept for reuse instead. Each block has
+// a 16-byte header with its capacity so host_free knows what it holds.
+namespace block_cache {
 
-void host_free(void*, void* ptr) { std::free(ptr); }
+constexpr size_t kHeader = 16;
+constexpr size_t kMinCached = size_t{256} << 10;
+constexpr size_t kMaxBlocks = 8;
+constexpr size_t kMaxBytes = size_t{512} << 20;
+
+std::mutex mutex;
+std::vector<void*> blocks;  // raw allocations, header included
+size_t bytes = 0;
+
+size_t capacity_of(void* raw) {
+  size_t capacity = 0;
+  std::memcpy(&capacity, raw, sizeof capacity);
+  return capacity;
+}
+
+void* take(size_t size) {
+  std::lock_guard<std::mutex> lock(mutex);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const size_t capacity = capacity_of(blocks[i]);
+    if (capacity >= size && capacity / 2 <= size) {  // no tiny request pins a huge block
+      void* raw = blocks[i];
+      blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+      bytes -= capacity;
+      return raw;
+    }
+  }
+  return nullptr;
+}
+
+bool keep(void* raw) {
+  const size_t capacity = capacity_of(raw);
+  if (capacity < kMinCached) return false;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (blocks.size() >= kMaxBlocks || bytes + capacity > kMaxBytes) return false;
+  blocks.push_back(raw);
+  bytes += capacity;
+  return true;
+}
+
+}  // namespace block_cache
+
+void* host_malloc(void*, size_t size) {
+  if (size == 0) size = 1;
+  if (size > SIZE_MAX - block_cache::kHeader) return nullptr;
+  void* raw = size >= block_cache::kMinCached ? block_cache::take(size) : nullptr;
+  if (raw == nullptr) {
+    raw = std::malloc(block_cache::kHeader + size);
+    if (raw == nullptr) return nullptr;
+    std::memcpy(raw, &size, sizeof size);
+  }
+  return static_cast<uint8_t*>(raw) + block_cache::kHeader;
+}
+
+void host_free(void*, void* ptr) {
+  if (ptr == nullptr) return;
+  void* raw = static_cast<uint8_t*>(ptr) - block_cache::kHeader;
+  if (!block_cache::keep(raw)) std::free(raw);
+}
 
 void host_notify_abort(void* context) {
   static_cast<oe_enclave_t*>(context)->aborting.store(true);

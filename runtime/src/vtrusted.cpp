@@ -185,6 +185,28 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
     return OE_INVALID_PARAMETER;
   *output_bytes_written = 0;
 
+  // Blocks the generated stubs made in host memory go to the host as they are
+  // (Open Enclave's ocall path); the host reports the bytes it wrote through a
+  // small host-side word that the enclave reads once.
+  if ((input_buffer_size == 0 || veil::outside_arena(input_buffer, input_buffer_size)) &&
+      (output_buffer_size == 0 || veil::outside_arena(output_buffer, output_buffer_size))) {
+    auto* written = static_cast<size_t*>(g_state.host.host_malloc(g_state.host.context, sizeof(size_t)));
+    if (written == nullptr) return OE_OUT_OF_MEMORY;
+    *written = 0;
+    oe_result_t result = g_state.host.call_host(g_state.host.context, function_id, input_buffer,
+                                                input_buffer_size, output_buffer,
+                                                output_buffer_size, written);
+    if (g_state.aborted.load()) result = OE_ENCLAVE_ABORTING;
+    size_t produced = 0;
+    std::memcpy(&produced, written, sizeof produced);
+    g_state.host.host_free(g_state.host.context, written);
+    if (result == OE_OK) {
+      if (produced > output_buffer_size) return OE_UNEXPECTED;
+      *output_bytes_written = produced;
+    }
+    return result;
+  }
+
   // One host block: [header: bytes written][input, 16-byte rounded][output].
   size_t input_rounded = 0;
   size_t total = 0;
@@ -205,7 +227,8 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
   uint8_t* host_out = host_in + input_rounded;
   std::memset(block, 0, VEIL_VHOST_OCALL_HEADER_SIZE);
   if (input_buffer_size > 0) std::memcpy(host_in, input_buffer, input_buffer_size);
-  if (output_buffer_size > 0) std::memset(host_out, 0, output_buffer_size);
+  // host_out is not zeroed here: the generated host stub zeroes each [out]
+  // area before the host function sees it, and copies back only what it wrote.
 
   oe_result_t result =
       g_state.host.call_host(g_state.host.context, function_id, host_in, input_buffer_size,
@@ -228,6 +251,10 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
 extern "C" void* veil_edger_enclave_alloc(size_t size) {
   return g_state.arena.allocate(size, true);
 }
+
+extern "C" void* veil_edger_ocall_alloc(size_t size) { return oe_host_malloc(size); }
+
+extern "C" void veil_edger_ocall_free(void* ptr) { oe_host_free(ptr); }
 
 extern "C" void veil_edger_enclave_free(void* ptr) { g_state.arena.release(ptr); }
 

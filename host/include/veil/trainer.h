@@ -39,7 +39,7 @@ struct TrainConfig {
   uint64_t seed = 0;              ///< weight initialisation seed
   double act_clip = 64.0;         ///< |activation| and |input| clip in real units
   double grad_clip = 8.0;         ///< |gradient| clip in real units
-  double weight_max = 8.0;        ///< |weight| bound the exactness budget assumes
+  double weight_max = 2.0;        ///< |weight| bound the exactness budget assumes
 };
 
 /** What one training step reports. */

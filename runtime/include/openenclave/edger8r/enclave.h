@@ -5,6 +5,8 @@
 #include "../enclave.h"
 #include "common.h"
 
+#include <string.h>
+
 OE_EXTERNC_BEGIN
 
 /** Enclave-side handler of one ecall, as generated into <name>_t.c. */
@@ -47,6 +49,21 @@ oe_result_t oe_call_host_function(
 
 /** Zeroed enclave-arena memory for marshalling buffers (NULL when full). */
 void* veil_edger_enclave_alloc(size_t size);
+
+/** Host memory for an ocall's marshalling block (not zeroed; NULL when out of memory). */
+void* veil_edger_ocall_alloc(size_t size);
+
+void veil_edger_ocall_free(void* ptr);
+
+/** Zero from end up to the next 16-byte boundary (not past limit): padding of a block. */
+static inline void veil_edger_zero_tail(uint8_t* base, size_t end, size_t limit)
+{
+    size_t rounded = (end + 15) & ~(size_t)15;
+    if (rounded > limit)
+        rounded = limit;
+    if (rounded > end)
+        memset(base + end, 0, rounded - end);
+}
 
 void veil_edger_enclave_free(void* ptr);
 
