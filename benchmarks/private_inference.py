@@ -1,8 +1,8 @@
 """Online private inference against verify-mode inference and against inference done
 entirely inside the enclave, measured in one run on one machine (DESIGN.md 7).
 
-The same MLP (w -> w -> w -> 10, ReLU, softmax) with the same initial weights (seed 0)
-and the same batch of 64 random rows, for each width w:
+The same MLP (w -> w -> w -> 10, ReLU, softmax; He-uniform weights, zero biases) and the
+same batch of 64 random rows, for each width w:
 
 - private: ``veil.Inference(mode="private")``, online part only (the device gets two
   24-bit limbs of X~ = X_q + R mod p_b per layer; the enclave checks both products,
@@ -11,7 +11,8 @@ and the same batch of 64 random rows, for each width w:
 - verify: ``veil.Inference(mode="verify")`` on the same device (X_q in the clear, one
   checked product per layer).
 - enclave-only: the whole inference inside the enclave, float32, its own single-threaded
-  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b)).
+  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b)); it draws
+  its own He-uniform weights inside the enclave (the time does not depend on the values).
 - insecure: float32 numpy on the CPU (CuPy on a GPU), for scale (DESIGN.md 7 (a)).
 
 Every time is the median over --repeats batches; the result is the ratios.
@@ -46,20 +47,15 @@ def _median(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _model(width: int) -> veil.Sequential:
-    return veil.Sequential([veil.Dense(width, width), veil.ReLU(),
-                            veil.Dense(width, width), veil.ReLU(),
-                            veil.Dense(width, 10)])
-
-
 def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, object]:
     """Seconds per batch of each way to run the same model on the same batch."""
     rng = np.random.default_rng(width)
     x = rng.random((batch, width))
-    # The trainer's seed-0 initial weights are the enclave-only baseline's too.
-    trainer = veil.Trainer(_model(width), device="cpu", seed=0, batch_size=batch)
-    weights = trainer.export_weights()
-    del trainer
+    weights = []
+    for n, m in ((width, width), (width, width), (width, 10)):
+        w = rng.uniform(-1.0, 1.0, (n + 1, m)) * np.sqrt(6.0 / n)
+        w[-1] = 0.0
+        weights.append(w)
     row: Dict[str, object] = {"width": width}
 
     infer = veil.Inference(weights, mode="private", device=device, activations=ACTIVATIONS,

@@ -286,7 +286,8 @@ int Inference::check_budget(Session& session, uint32_t l, double col_l1) const {
   return VEIL_OK;
 }
 
-int Inference::load_layer(Session& session, uint32_t layer, const double* weights, size_t count) {
+int Inference::load_layer(Session& session, uint32_t layer, const double* weights,
+                          size_t count) {
   if (ready())
     return session.fail(VEIL_ERR_ORDER, "load_layer: all %zu layers are already loaded",
                         layers_.size());
@@ -296,34 +297,43 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
                         "each)",
                         loaded_, layer);
   Layer& l = layers_[layer];
-  const size_t rows = l.n + 1, cols = l.m;
-  if (count != rows * cols)
+  const size_t total = l.n + 1, cols = l.m;
+  const uint32_t first_row = rows_loaded_;
+  if (count == 0 || count % cols != 0 || count / cols > total - first_row)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "load_layer: layer %u holds %zu values; it needs (%u + 1) x %u = %zu", layer,
-                        count, l.n, l.m, rows * cols);
+                        "load_layer: %zu values for layer %u, which still needs %zu rows of %zu "
+                        "values ((%u + 1) x %u in all)",
+                        count, layer, total - first_row, cols, l.n, l.m);
+  const uint32_t rows = static_cast<uint32_t>(count / cols);
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(weights[i]))
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "load_layer: layer %u, weights[%zu, %zu] is %s; weights must be finite",
-                          layer, i / cols, i % cols, std::isnan(weights[i]) ? "NaN" : "infinite");
+                          layer, first_row + i / cols, i % cols,
+                          std::isnan(weights[i]) ? "NaN" : "infinite");
   // W_q = round(W 2^f_w) for every row, the bias row too: with the input's bias
   // column at 2^f_a the bias enters Y at scale f_a + f_w like every other term.
   // The clip only keeps values exact; anything near it fails the budget below.
-  l.wq.resize(count);
+  if (first_row == 0) l.wq.resize(total * cols);
   const math::FixedFormat w_format{config_.frac_weights,
                                    std::ldexp(1.0, 52 - config_.frac_weights)};
-  math::PassResult q = math::quantize(weights, rows, cols, cols, w_format, l.wq.data(), cols);
+  math::PassResult q = math::quantize(weights, rows, cols, cols, w_format,
+                                      l.wq.data() + first_row * cols, cols);
   if (!q.status.ok())
     return session.fail(VEIL_ERR_INTERNAL, "load_layer: quantizing layer %u failed (%s)", layer,
                         math::fault_name(q.status.fault));
-  const double col_l1 = math::max_column_l1(l.wq.data(), rows, cols, cols);
+  rows_loaded_ += rows;
+  if (rows_loaded_ < total) return VEIL_OK;
+  rows_loaded_ = 0;  // a refused layer loads again from its first row
+  const double col_l1 = math::max_column_l1(l.wq.data(), total, cols, cols);
   int rc = check_budget(session, layer, col_l1);
   if (rc != VEIL_OK) {
     wipe_vector(l.wq);
     return rc;
   }
   int status = VEIL_OK;
-  oe_result_t r = ocall_device_upload(&status, session.id(), layer, l.wq.data(), rows, cols, count);
+  oe_result_t r = ocall_device_upload(&status, session.id(), layer, l.wq.data(), total, cols,
+                                      total * cols);
   if (r != OE_OK || status != VEIL_OK) {
     // The device may hold part of a matrix now: nothing it computes can be vouched for.
     session.abort();
@@ -332,8 +342,8 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
                           layer, oe_result_str(r));
     return session.fail(VEIL_ERR_DEVICE, "layer %u, phase upload: the device failed", layer);
   }
-  l.v.resize(rows);
-  math::Status st = math::matvec_mod(l.wq.data(), rows, cols, cols, l.s.data(), l.v.data());
+  l.v.resize(total);
+  math::Status st = math::matvec_mod(l.wq.data(), total, cols, cols, l.s.data(), l.v.data());
   if (!st.ok())
     return session.fail(VEIL_ERR_INTERNAL, "load_layer: W_q s of layer %u failed (%s)", layer,
                         math::fault_name(st.fault));
@@ -409,9 +419,12 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
     off += blob_bytes(rows, l.m);
   }
   wipe_vector(u);
-  if (status != VEIL_OK) return status;
+  // The slot is spent even if a layer failed: a retry must not seal (layer, slot)
+  // again under the same GCM IV. Only the enclave's own crypto can fail here,
+  // and then it can vouch for nothing more.
   ++sealed_until_;
-  return VEIL_OK;
+  if (status != VEIL_OK) session.abort();
+  return status;
 }
 
 int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,
@@ -775,6 +788,14 @@ int finish(Session& s, int status) {
   return s.finish_call(status);
 }
 
+// Both bridges pass a NULL host pointer through as NULL, whatever count came with
+// it: refuse it before anything dereferences it.
+bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
+
+int null_argument(Session& s, const char* call, const char* name) {
+  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
+}
+
 }  // namespace
 
 int ecall_inference_init(uint64_t session, const veil_inference_config_t* config,
@@ -788,6 +809,8 @@ int ecall_inference_init(uint64_t session, const veil_inference_config_t* config
   if (s.inference || s.training)
     return s.fail(VEIL_ERR_ORDER,
                   "inference_init: this session already runs a protocol; open a new session");
+  if (missing(config)) return null_argument(s, "inference_init", "config");
+  if (missing(layers, layer_count)) return null_argument(s, "inference_init", "layers");
   return finish(s, Inference::create(s, *config, layers, layer_count, &s.inference));
 }
 
@@ -806,12 +829,14 @@ int ecall_inference_init(uint64_t session, const veil_inference_config_t* config
 int ecall_inference_load_layer(uint64_t session, uint32_t layer, const double* weights,
                                size_t count) {
   VEIL_INFERENCE_SESSION("inference_load_layer")
+  if (missing(weights, count)) return null_argument(s, "inference_load_layer", "weights");
   return finish(s, s.inference->load_layer(s, layer, weights, count));
 }
 
 int ecall_inference_precompute(uint64_t session, uint32_t rows, uint8_t* sealed,
                                size_t capacity) {
   VEIL_INFERENCE_SESSION("inference_precompute")
+  if (missing(sealed, capacity)) return null_argument(s, "inference_precompute", "sealed");
   return finish(s, s.inference->precompute(s, rows, sealed, capacity));
 }
 
@@ -819,6 +844,9 @@ int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, s
                             const uint8_t* sealed, size_t sealed_size, double* output,
                             size_t out_count) {
   VEIL_INFERENCE_SESSION("inference_predict")
+  if (missing(x, x_count)) return null_argument(s, "inference_predict", "x");
+  if (missing(sealed, sealed_size)) return null_argument(s, "inference_predict", "sealed");
+  if (missing(output, out_count)) return null_argument(s, "inference_predict", "output");
   return finish(s, s.inference->predict(s, x, x_count, batch, sealed, sealed_size, output,
                                         out_count));
 }
@@ -827,6 +855,7 @@ int ecall_inference_status(uint64_t session, veil_inference_status_t* status) {
   Guard guard(session);
   if (guard.status() != VEIL_OK) return guard.status();
   Session& s = guard.session();
+  if (missing(status)) return null_argument(s, "inference_status", "status");
   std::memset(status, 0, sizeof *status);
   if (s.inference) s.inference->status(status);
   status->checks_passed = s.counters().checks_passed;

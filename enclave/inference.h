@@ -48,9 +48,10 @@ class Inference {
   Inference& operator=(const Inference&) = delete;
 
   /**
-   * Quantize one layer's real weights ((inputs + 1) x outputs, bias last),
-   * check the exactness budget, upload W_q to the device and compute W_q s.
-   * Layers load in order, once each.
+   * Quantize the next block of whole rows of one layer's real weights
+   * ((inputs + 1) x outputs, bias last). With the last row: check the
+   * exactness budget, upload W_q to the device and compute W_q s. Layers load
+   * in order, once each, their rows in order.
    */
   int load_layer(Session& session, uint32_t layer, const double* weights, size_t count);
 
@@ -92,7 +93,8 @@ class Inference {
   veil_inference_config_t config_{};
   uint64_t session_id_ = 0;  // bound into every sealed blob's associated data
   std::vector<Layer> layers_;
-  size_t loaded_ = 0;
+  size_t loaded_ = 0;       // layers complete
+  uint32_t rows_loaded_ = 0;  // rows of layer loaded_ received so far
   math::Prg masks_;           // R = PRG(mask key, stream (layer, slot)); never stored
   uint8_t seal_key_[32] = {};  // AES-256-GCM key; never leaves the enclave
   void* seal_ctx_ = nullptr;   // EVP_CIPHER_CTX*, opaque so this header needs no OpenSSL

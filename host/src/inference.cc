@@ -1,5 +1,6 @@
 #include "veil/inference.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ namespace {
 constexpr size_t kSealedHeaderBytes = 24;
 constexpr size_t kSealedTagBytes = 16;
 constexpr size_t kSealedElementBytes = 6;
+constexpr size_t kLoadBlockValues = size_t{1} << 21;  // 16 MiB of float64
 
 }  // namespace
 
@@ -53,10 +55,19 @@ Inference::Inference(Enclave& enclave, Device& device, const InferenceConfig& co
       return ecall_inference_init(e, status, id(), &raw, layers.data(), layers.size());
     });
     for (uint32_t l = 0; l < layers.size(); ++l) {
-      const size_t count = static_cast<size_t>(layers[l].inputs + 1) * layers[l].outputs;
-      timed("ecall_inference_load_layer", [&](oe_enclave_t* e, int* status) {
-        return ecall_inference_load_layer(e, status, id(), l, weights[l], count);
-      });
+      const uint32_t rows = layers[l].inputs + 1, cols = layers[l].outputs;
+      // Row blocks of about kLoadBlockValues values: each call's buffers must fit the
+      // enclave's memory beside the whole W_q that the last block uploads.
+      const uint32_t block = static_cast<uint32_t>(
+          std::max<size_t>(1, std::min<size_t>(rows, kLoadBlockValues / cols)));
+      for (uint32_t first = 0; first < rows; first += block) {
+        const uint32_t n = std::min(block, rows - first);
+        timed("ecall_inference_load_layer", [&](oe_enclave_t* e, int* status) {
+          return ecall_inference_load_layer(e, status, id(), l,
+                                            weights[l] + static_cast<size_t>(first) * cols,
+                                            static_cast<size_t>(n) * cols);
+        });
+      }
     }
   } catch (...) {
     detail::unbind_device(id());

@@ -1,7 +1,6 @@
 """Private and verify-mode inference (DESIGN.md 4.1) from Python, and a recording device."""
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -376,8 +375,7 @@ class Inference:
                                 "failure; no further results leave it (open a new Inference)")
         if needed > self.slots_left:
             raise ProtocolError(
-                f"predict needs {needed} precomputed slot{'s' if needed != 1 else ''} ({n} rows "
-                f"in batches of {rows}) but "
+                f"predict needs {needed} precomputed slots ({n} rows in batches of {rows}) but "
                 f"{self.slots_left} are left; call precompute(batches={needed - self.slots_left}) "
                 "first")
         parts = []
