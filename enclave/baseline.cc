@@ -145,17 +145,11 @@ int EnclaveTraining::predict(Session& session, const double* x, size_t x_count, 
                         out_count, batch * top.m);
   forward(x, batch);
   const std::vector<float>& z = pre_.back();
-  for (size_t i = 0; i < batch * top.m; ++i)
-    output[i] = config_.loss == 0 ? z[i] : math::activate(top.activation, z[i]);
-  if (config_.loss == 0) {
-    for (size_t i = 0; i < batch; ++i) {  // softmax, shifted by the row max
-      double* row = output + i * top.m;
-      const double peak = *std::max_element(row, row + top.m);
-      double sum = 0;
-      for (size_t j = 0; j < top.m; ++j) sum += (row[j] = std::exp(row[j] - peak));
-      for (size_t j = 0; j < top.m; ++j) row[j] /= sum;
-    }
-  }
+  logits_.assign(z.begin(), z.begin() + batch * top.m);
+  if (config_.loss == 0)
+    math::softmax_rows(logits_.data(), batch, top.m, top.m, output);
+  else
+    for (size_t i = 0; i < batch * top.m; ++i) output[i] = math::activate(top.activation, z[i]);
   return VEIL_OK;
 }
 

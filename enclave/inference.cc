@@ -1,7 +1,5 @@
 #include "inference.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -12,8 +10,10 @@
 #include "math/field.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
+#include "math/loss.h"
 #include "math/status.h"
 #include "platform.h"
+#include "seal.h"
 #include "session.h"
 #include "training.h"
 
@@ -30,7 +30,7 @@ constexpr double kMaxWorkBytes = 2.0 * 1024 * 1024 * 1024;
 // The slot is the low half of a PRG stream id.
 constexpr uint64_t kMaxSlots = uint64_t{1} << 32;
 constexpr uint8_t kMagic[4] = {'v', 'U', 'm', '1'};
-constexpr size_t kIvBytes = 12;
+constexpr size_t kIvBytes = kSealIvBytes;
 constexpr size_t kAdBytes = 8 + kSealedHeaderBytes + 8;
 // The check vectors come from their own fresh key, on this stream per layer.
 constexpr uint32_t kStreamSecretS = 1;
@@ -89,68 +89,6 @@ void make_iv(uint32_t layer, uint64_t slot, uint8_t* iv) {
   put_le(iv + 4, slot, 8);
 }
 
-EVP_CIPHER_CTX* as_ctx(void* p) { return static_cast<EVP_CIPHER_CTX*>(p); }
-
-// EVP takes int lengths: feed long buffers in parts.
-template <typename Update>
-bool in_parts(const uint8_t* in, uint8_t* out, size_t len, Update update) {
-  size_t done = 0;
-  while (done < len) {
-    const int part = static_cast<int>(std::min<size_t>(len - done, size_t{1} << 30));
-    int outl = 0;
-    if (update(out + done, &outl, in + done, part) != 1 || outl != part) return false;
-    done += static_cast<size_t>(part);
-  }
-  return true;
-}
-
-bool gcm_seal(EVP_CIPHER_CTX* ctx, const uint8_t* key, const uint8_t* iv, const uint8_t* ad,
-              const uint8_t* plain, size_t len, uint8_t* cipher, uint8_t* tag) {
-  int outl = 0;
-  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr) != 1 ||
-      EVP_EncryptInit_ex(ctx, nullptr, nullptr, key, iv) != 1 ||
-      EVP_EncryptUpdate(ctx, nullptr, &outl, ad, static_cast<int>(kAdBytes)) != 1)
-    return false;
-  if (!in_parts(plain, cipher, len, [&](uint8_t* o, int* ol, const uint8_t* i, int n) {
-        return EVP_EncryptUpdate(ctx, o, ol, i, n);
-      }))
-    return false;
-  return EVP_EncryptFinal_ex(ctx, cipher + len, &outl) == 1 &&
-         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kSealedTagBytes), tag) ==
-             1;
-}
-
-// True only if the tag authenticates ad and the ciphertext under key.
-bool gcm_open(EVP_CIPHER_CTX* ctx, const uint8_t* key, const uint8_t* iv, const uint8_t* ad,
-              const uint8_t* cipher, size_t len, const uint8_t* tag_in, uint8_t* plain) {
-  uint8_t tag[kSealedTagBytes];
-  std::memcpy(tag, tag_in, sizeof tag);
-  int outl = 0;
-  if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr) != 1 ||
-      EVP_DecryptInit_ex(ctx, nullptr, nullptr, key, iv) != 1 ||
-      EVP_DecryptUpdate(ctx, nullptr, &outl, ad, static_cast<int>(kAdBytes)) != 1)
-    return false;
-  if (!in_parts(cipher, plain, len, [&](uint8_t* o, int* ol, const uint8_t* i, int n) {
-        return EVP_DecryptUpdate(ctx, o, ol, i, n);
-      }))
-    return false;
-  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(sizeof tag), tag) != 1)
-    return false;
-  return EVP_DecryptFinal_ex(ctx, plain + len, &outl) > 0;
-}
-
-void describe(const math::Status& st, const char* what, char* out, size_t capacity) {
-  if (st.row != math::Status::npos && st.col != math::Status::npos)
-    std::snprintf(out, capacity, "%s: %s at row %zu, column %zu", what,
-                  math::fault_name(st.fault), st.row, st.col);
-  else if (st.row != math::Status::npos)
-    std::snprintf(out, capacity, "%s: %s at row %zu", what, math::fault_name(st.fault), st.row);
-  else
-    std::snprintf(out, capacity, "%s: %s", what, math::fault_name(st.fault));
-}
-
 template <typename T>
 void wipe_vector(std::vector<T>& v) {
   if (!v.empty()) wipe(v.data(), v.size() * sizeof(T));
@@ -180,7 +118,6 @@ Inference::~Inference() {
   wipe_vector(y_);
   wipe_vector(z_);
   wipe(seal_key_, sizeof seal_key_);
-  if (seal_ctx_ != nullptr) EVP_CIPHER_CTX_free(as_ctx(seal_ctx_));  // cleanses the key schedule
 }
 
 int Inference::create(Session& session, const veil_inference_config_t& config,
@@ -234,9 +171,7 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   wipe(secret_key.bytes, sizeof secret_key.bytes);
   wipe(mask_key.bytes, sizeof mask_key.bytes);
   if (!keys) return session.fail(VEIL_ERR_INTERNAL, "the platform's random source failed");
-  t->seal_ctx_ = EVP_CIPHER_CTX_new();
-  if (!prgs || t->seal_ctx_ == nullptr)
-    return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG or cipher failed to start");
+  if (!prgs) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed to start");
   for (uint32_t li = 0; li < layer_count; ++li) {
     Layer& l = t->layers_[li];
     l.s.resize(l.m);
@@ -361,7 +296,7 @@ bool Inference::seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector
   uint8_t ad[kAdBytes], iv[kIvBytes];
   make_iv(l, slot, iv);
   make_ad(session_id_, out, blob_bytes(rows, cols), ad);
-  const bool ok = gcm_seal(as_ctx(seal_ctx_), seal_key_, iv, ad, plain_.data(), plain_.size(),
+  const bool ok = gcm_encrypt(seal_key_, iv, ad, kAdBytes, plain_.data(), plain_.size(),
                            out + kSealedHeaderBytes,
                            out + kSealedHeaderBytes + plain_.size());
   wipe_vector(plain_);
@@ -510,7 +445,7 @@ int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, s
     uint8_t ad[kAdBytes], iv[kIvBytes];
     make_iv(h.layer, h.slot, iv);
     make_ad(session_id_, blob, bytes, ad);
-    if (!gcm_open(as_ctx(seal_ctx_), seal_key_, iv, ad, blob + kSealedHeaderBytes, cipher_len,
+    if (!gcm_decrypt(seal_key_, iv, ad, kAdBytes, blob + kSealedHeaderBytes, cipher_len,
                   blob + kSealedHeaderBytes + cipher_len, plain_.data())) {
       std::snprintf(what, sizeof what,
                     "the sealed U (claiming layer %u, slot %llu) failed authentication: it was "
@@ -623,7 +558,7 @@ int Inference::checked_private(Session& session, uint32_t l, size_t batch, uint6
       char what[200], label[80];
       std::snprintf(label, sizeof label, "the device's product of the %s limb failed its check",
                     names[k]);
-      describe(st, label, what, sizeof what);
+      math::describe_status(st, label, what, sizeof what);
       if (st.fault == math::Fault::invalid_argument)
         return session.fail(VEIL_ERR_INTERNAL, "layer %u: %s", l, what);
       return verification_failure(session, l, what);
@@ -686,10 +621,10 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
   if (!pass.status.ok()) {
     char what[200];
     if (pass.status.fault == math::Fault::invalid_argument) {
-      describe(pass.status, "the fused pass refused its arguments", what, sizeof what);
+      math::describe_status(pass.status, "the fused pass refused its arguments", what, sizeof what);
       return session.fail(VEIL_ERR_INTERNAL, "layer %u: %s", l, what);
     }
-    describe(pass.status, "the device's product failed its check", what, sizeof what);
+    math::describe_status(pass.status, "the device's product failed its check", what, sizeof what);
     return verification_failure(session, l, what);
   }
   if (expected != nullptr) session.counters().checks_passed++;
@@ -707,13 +642,7 @@ void Inference::write_output(size_t batch, double* output) const {
   const size_t m = layers_.back().m;
   const double* z = z_.data();
   if (config_.loss == 0) {
-    for (size_t i = 0; i < batch; ++i) {  // shifted by the row max for stability
-      const double* row = z + i * m;
-      double top = row[0], sum = 0;
-      for (size_t j = 1; j < m; ++j) top = std::max(top, row[j]);
-      for (size_t j = 0; j < m; ++j) sum += (output[i * m + j] = std::exp(row[j] - top));
-      for (size_t j = 0; j < m; ++j) output[i * m + j] /= sum;
-    }
+    math::softmax_rows(z, batch, m, m, output);
   } else {
     for (size_t i = 0; i < batch * m; ++i)
       output[i] = math::activate(layers_.back().activation, z[i]);

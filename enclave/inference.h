@@ -97,7 +97,6 @@ class Inference {
   uint32_t rows_loaded_ = 0;  // rows of layer loaded_ received so far
   math::Prg masks_;           // R = PRG(mask key, stream (layer, slot)); never stored
   uint8_t seal_key_[32] = {};  // AES-256-GCM key; never leaves the enclave
-  void* seal_ctx_ = nullptr;   // EVP_CIPHER_CTX*, opaque so this header needs no OpenSSL
   uint64_t next_slot_ = 0;     // the slot the next private batch must bring
   uint64_t sealed_until_ = 0;  // slots sealed so far
   uint64_t batches_ = 0;       // predict calls that reached the device

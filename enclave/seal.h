@@ -14,6 +14,19 @@ constexpr size_t kSealTagBytes = 16;
 constexpr size_t kSealOverhead = kSealIvBytes + kSealTagBytes;
 
 /**
+ * AES-256-GCM with a caller-chosen IV (it must never repeat under one key):
+ * cipher gets len bytes and tag kSealTagBytes.
+ */
+bool gcm_encrypt(const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes],
+                 const uint8_t* ad, size_t ad_len, const uint8_t* plain, size_t len,
+                 uint8_t* cipher, uint8_t* tag);
+
+/** Inverse of gcm_encrypt; false (plain wiped) unless the tag authenticates ad and cipher. */
+bool gcm_decrypt(const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes],
+                 const uint8_t* ad, size_t ad_len, const uint8_t* cipher, size_t len,
+                 const uint8_t* tag, uint8_t* plain);
+
+/**
  * Encrypt plain (len bytes) into blob (len + kSealOverhead bytes) under key,
  * authenticating ad too. iv must never repeat under one key: pass nullptr to
  * draw a random one.

@@ -39,17 +39,6 @@ constexpr uint32_t kStreamSecretT = 2;
 using Field = math::FieldQ;
 
 // "mismatch at row 3", "not_integral at row 0, column 7": where a check failed.
-void describe(const math::Status& st, const char* what, char* out, size_t capacity) {
-  if (st.row != math::Status::npos && st.col != math::Status::npos)
-    std::snprintf(out, capacity, "%s: %s at row %zu, column %zu", what,
-                  math::fault_name(st.fault), st.row, st.col);
-  else if (st.row != math::Status::npos)
-    std::snprintf(out, capacity, "%s: %s at row %zu", what, math::fault_name(st.fault), st.row);
-  else if (st.col != math::Status::npos)
-    std::snprintf(out, capacity, "%s: %s at column %zu", what, math::fault_name(st.fault), st.col);
-  else
-    std::snprintf(out, capacity, "%s: %s", what, math::fault_name(st.fault));
-}
 
 bool is_integrity_fault(math::Fault f) {
   return f == math::Fault::not_finite || f == math::Fault::not_integral ||
@@ -466,10 +455,10 @@ int Training::request_product(Session& session, uint32_t l, Phase phase, const d
 int Training::check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st) {
   char what[200];
   if (is_integrity_fault(st.fault)) {
-    describe(st, "the device's product failed its check", what, sizeof what);
+    math::describe_status(st, "the device's product failed its check", what, sizeof what);
     return verification_failure(session, l, phase, what);
   }
-  describe(st, "internal check error", what, sizeof what);
+  math::describe_status(st, "internal check error", what, sizeof what);
   return session.fail(VEIL_ERR_INTERNAL, "layer %u, phase %s: %s", l, phase_name(phase), what);
 }
 
@@ -724,13 +713,7 @@ int Training::predict(Session& session, const double* x, size_t x_count, size_t 
   session.counters().saturated += saturated;
   const double* z = pre_.back().data();
   if (config_.loss == 0) {
-    for (size_t i = 0; i < batch; ++i) {  // softmax, shifted by the row max for stability
-      const double* row = z + i * m;
-      double top = row[0], sum = 0;
-      for (size_t j = 1; j < m; ++j) top = std::max(top, row[j]);
-      for (size_t j = 0; j < m; ++j) sum += (output[i * m + j] = std::exp(row[j] - top));
-      for (size_t j = 0; j < m; ++j) output[i * m + j] /= sum;
-    }
+    math::softmax_rows(z, batch, m, m, output);
   } else {
     for (size_t i = 0; i < batch * m; ++i) output[i] = math::activate(layers_.back().activation, z[i]);
   }
@@ -773,7 +756,7 @@ int Training::audit(Session& session, uint32_t l, Phase phase, std::vector<doubl
                                             layer.v.data(), layer.t.data(), layer.w.data());
   if (!st.ok()) {
     char what[200];
-    describe(st, "the device's weights do not match the fingerprints", what, sizeof what);
+    math::describe_status(st, "the device's weights do not match the fingerprints", what, sizeof what);
     return verification_failure(session, l, Phase::export_check, what);
   }
   session.counters().checks_passed += 2;

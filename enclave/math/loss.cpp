@@ -101,5 +101,17 @@ LossResult mse_onehot(const double* outputs, std::size_t rows, std::size_t cols,
   return res;
 }
 
+void softmax_rows(const double* logits, std::size_t rows, std::size_t cols, std::size_t ld,
+                  double* out) noexcept {
+  for (std::size_t i = 0; i < rows; ++i) {  // shifted by the row max for stability
+    const double* row = logits + i * ld;
+    double* o = out + i * cols;
+    double top = row[0], sum = 0;
+    for (std::size_t j = 1; j < cols; ++j) top = row[j] > top ? row[j] : top;
+    for (std::size_t j = 0; j < cols; ++j) sum += (o[j] = std::exp(row[j] - top));
+    for (std::size_t j = 0; j < cols; ++j) o[j] /= sum;
+  }
+}
+
 }  // namespace math
 }  // namespace veil

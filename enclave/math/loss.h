@@ -40,5 +40,9 @@ LossResult softmax_cross_entropy(const double* logits, std::size_t rows, std::si
 LossResult mse_onehot(const double* outputs, std::size_t rows, std::size_t cols, std::size_t ld,
                       const std::int32_t* labels, double* grad, std::size_t ld_grad) noexcept;
 
+/** Row-wise softmax of logits (rows x cols, row stride ld) into out (rows x cols, dense). */
+void softmax_rows(const double* logits, std::size_t rows, std::size_t cols, std::size_t ld,
+                  double* out) noexcept;
+
 }  // namespace math
 }  // namespace veil

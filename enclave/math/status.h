@@ -48,5 +48,9 @@ struct Status {
 /** Stable lower-case name of a fault ("not_finite", ...), for error messages. */
 const char* fault_name(Fault fault) noexcept;
 
+/** "what: mismatch at row 3" / "...at row 0, column 7": a status for an error message. */
+void describe_status(const Status& status, const char* what, char* out,
+                     std::size_t capacity) noexcept;
+
 }  // namespace math
 }  // namespace veil
