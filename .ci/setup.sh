@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ make pkg-config libssl-dev libgtest-dev libopenblas-dev)
+packages=(g++ make pkg-config libssl-dev libgtest-dev libopenblas-dev
+          clang libclang-rt-14-dev llvm-14)  # the last three: tests/fuzz (docs/fuzzing.md)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -17,4 +17,8 @@ if [ $rc -eq 5 ]; then
 elif [ $rc -ne 0 ]; then
   status=1
 fi
+
+# A short fuzz run of the enclave boundary with ASan/UBSan (docs/fuzzing.md): 45 s
+# per harness after its sanitizer build.
+PATH="$PWD/.venv/bin:$PATH" bash tests/fuzz/run.sh 45 || status=1
 exit $status

@@ -333,10 +333,12 @@ int Training::weight_scale() const {
 // bounds use the actual operands and are enforced before each product.)
 int Training::check_budget(Session& session) const {
   const double weight_int = std::ldexp(config_.weight_max, weight_scale());
+  // The bias entry 2^f_a of every forward operand row exceeds act_clip when act_clip < 1.
+  const double act_max = std::max(act_clip_int_, std::ldexp(1.0, config_.frac_act));
   for (uint32_t li = 0; li < layers_.size(); ++li) {
     const Layer& l = layers_[li];
     const double act_row = (l.n * act_clip_int_) + std::ldexp(1.0, config_.frac_act);
-    LimbPlan fwd = plan_limbs(act_row, act_clip_int_, l.n + 1, weight_int);
+    LimbPlan fwd = plan_limbs(act_row, act_max, l.n + 1, weight_int);
     if (fwd.count == 0 || fwd.count > kMaxLimbs)
       return exactness_refusal(session, li, "forward", act_row * weight_int);
     if (li > 0) {
@@ -345,7 +347,7 @@ int Training::check_budget(Session& session) const {
       if (bwd.count == 0 || bwd.count > kMaxLimbs)
         return exactness_refusal(session, li, "backward", grad_row * weight_int);
     }
-    const double update = static_cast<double>(config_.max_batch) * act_clip_int_ * grad_clip_int_;
+    const double update = static_cast<double>(config_.max_batch) * act_max * grad_clip_int_;
     if (weight_int + update >= kExact)
       return exactness_refusal(session, li, "update", weight_int + update);
   }
@@ -476,9 +478,11 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   const size_t out_cols = fwd ? layer.m : layer.n + 1;
   const uint64_t* fingerprint = fwd ? layer.v.data() : layer.w.data();
   // The clip gives a bound on every operand row for free; only when it is not
-  // enough are the actual row norms measured (one pass over the operand).
-  const double operand_max = fwd ? act_clip_int_ : grad_clip_int_;
-  double row_l1 = static_cast<double>(in_cols) * operand_max;
+  // enough are the actual row norms measured (one pass over the operand). A
+  // forward row holds n clipped activations and the bias entry 2^f_a, which
+  // act_clip < 1 does not bound.
+  double row_l1 = fwd ? layer.n * act_clip_int_ + std::ldexp(1.0, config_.frac_act)
+                      : static_cast<double>(in_cols) * grad_clip_int_;
   if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit)
     row_l1 = max_row_l1(x, batch, in_cols);
   int rc = ensure_sound(session, l, row_l1, phase);

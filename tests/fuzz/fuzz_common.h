@@ -15,11 +15,12 @@ namespace veil_fuzz {
  *  session id over every 8-byte-aligned copy of it in a marshalled buffer. */
 constexpr uint64_t kSessionPlaceholder = 0x5E55105E55105E55ull;
 
-/** The enclave every input runs against (loaded on first use). */
+/**
+ * The enclave every input runs against: loaded on first use and never unloaded,
+ * because libFuzzer keeps writing to the coverage counters of every image it has
+ * seen, and an unloaded image's counters are freed memory.
+ */
 oe_enclave_t* enclave();
-
-/** Terminate and reload the enclave: an input may leave every session slot in use. */
-void reload_enclave();
 
 /** Stop the process when the enclave aborted: host input must never kill it. */
 void expect_alive(oe_result_t result, const char* call);
@@ -31,7 +32,7 @@ class Session {
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  /** The enclave's id for it, 0 when no session could be opened. */
+  /** The enclave's id for it. */
   uint64_t id() const { return id_; }
 
  private:

@@ -40,11 +40,25 @@ void patch_session(std::vector<uint8_t>& buffer, uint64_t session) {
   }
 }
 
+// The session id an ecall_open_session call returned, 0 if none. The virtual
+// generator puts the [out] value right after the 16-byte-rounded header.
+uint64_t opened_session(const std::vector<uint8_t>& out) {
+  const size_t at = VEIL_EDGER_HEADER_SIZE(ecall_open_session_args_t);
+  ecall_open_session_args_t args;
+  uint64_t id = 0;
+  if (out.size() < at + sizeof id) return 0;
+  std::memcpy(&args, out.data(), sizeof args);
+  if (args.oe_result != OE_OK || args.oe_retval != VEIL_OK) return 0;
+  std::memcpy(&id, out.data() + at, sizeof id);
+  return id;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   veil_fuzz::Session session;
-  if (session.id() == 0) return 0;
+  // Sessions the input opens itself are closed when it ends: the enclave holds 64.
+  std::vector<uint64_t> opened;
   const uint32_t ids = veil_fcn_id_trusted_call_count + 2;
   for (size_t call = 0; call < kMaxCalls && size >= 8; ++call) {
     uint32_t id = data[0] % ids;
@@ -69,6 +83,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              out_size ? out.data() : nullptr, out_size, &written);
     veil_fuzz::expect_alive(r, "oe_call_enclave_function");
     if (written > out_size) __builtin_trap();  // the runtime wrote past what it was given
+    if (r == OE_OK && id == veil_fcn_id_ecall_open_session)
+      if (uint64_t s = opened_session(out)) opened.push_back(s);
+  }
+  for (uint64_t s : opened) {
+    int rc = 0;
+    veil_fuzz::expect_alive(ecall_close_session(veil_fuzz::enclave(), &rc, s),
+                            "ecall_close_session");
   }
   return 0;
 }

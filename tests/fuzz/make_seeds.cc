@@ -137,6 +137,55 @@ void dispatch_seeds(const std::string& dir) {
     save(mode == 1 ? "inference-private" : "inference-verify");
   }
 
+  // NULL pointers with non-zero counts: the bridge passes them through as NULL.
+  ecall_train_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
+  ecall_train_init(kNoEnclave, &rc, s, &tc, nullptr, layers.size());
+  ecall_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
+  ecall_train_step(kNoEnclave, &rc, s, nullptr, x.size(), y.data(), rows, &step);
+  ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), nullptr, rows, &step);
+  ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, nullptr);
+  ecall_predict(kNoEnclave, &rc, s, nullptr, x.size(), rows, out.data(), out.size());
+  ecall_predict(kNoEnclave, &rc, s, x.data(), x.size(), rows, nullptr, out.size());
+  ecall_export_weights(kNoEnclave, &rc, s, 0, nullptr, w.size());
+  ecall_session_stats(kNoEnclave, &rc, s, nullptr);
+  ecall_last_error(kNoEnclave, &rc, s, nullptr, 64);
+  save("null-training");
+  std::vector<double> some(4, 1.0);
+  uint64_t counted = 0;
+  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, nullptr, out.data(), 4, 8, &counted);
+  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, some.data(), nullptr, 4, 8, &counted);
+  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, some.data(), out.data(), 4, 8, nullptr);
+  ecall_open_session(kNoEnclave, &rc, nullptr);
+  ecall_get_info(kNoEnclave, &rc, nullptr);
+  ecall_enclave_train_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
+  ecall_enclave_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
+  ecall_enclave_train_step(kNoEnclave, &rc, s, nullptr, x.size(), y.data(), rows, nullptr);
+  ecall_enclave_predict(kNoEnclave, &rc, s, x.data(), x.size(), rows, nullptr, out.size());
+  save("null-session-and-baseline");
+  {
+    veil_inference_config_t ic{};
+    ic.layer_count = 2;
+    ic.mode = 1;
+    ic.frac_act = 8;
+    ic.frac_weights = 10;
+    ic.act_clip = 64;
+    ecall_inference_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
+    ecall_inference_init(kNoEnclave, &rc, s, &ic, nullptr, layers.size());
+    ecall_inference_init(kNoEnclave, &rc, s, &ic, layers.data(), layers.size());
+    std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
+    ecall_inference_load_layer(kNoEnclave, &rc, s, 0, nullptr, w0.size());
+    ecall_inference_load_layer(kNoEnclave, &rc, s, 0, w0.data(), w0.size());
+    ecall_inference_load_layer(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
+    std::vector<uint8_t> sealed((24 + 6 * rows * hidden + 16) + (24 + 6 * rows * classes + 16));
+    ecall_inference_precompute(kNoEnclave, &rc, s, rows, nullptr, sealed.size());
+    ecall_inference_predict(kNoEnclave, &rc, s, nullptr, x.size(), rows, sealed.data(),
+                            sealed.size(), out.data(), out.size());
+    ecall_inference_predict(kNoEnclave, &rc, s, x.data(), x.size(), rows, nullptr, sealed.size(),
+                            nullptr, out.size());
+    ecall_inference_status(kNoEnclave, &rc, s, nullptr);
+    save("null-inference");
+  }
+
   uint64_t opened = 0;
   ecall_open_session(kNoEnclave, &rc, &opened);
   veil_info_t info{};
@@ -180,6 +229,14 @@ void config_seeds(const std::string& dir) {
   config_seed(dir + "/2-limbs", 0, wide, {{64, 10, 0}});
   config_seed(dir + "/3-mismatched-count", 0, train_config(3, 0, 8), {{8, 16, 1}, {16, 4, 0}});
   config_seed(dir + "/4-null-layers", 2, train_config(2, 0, 8), {{8, 16, 1}, {16, 4, 0}});
+  // act_clip < 1: the bias entry 2^f_a is the widest operand (an honest device once
+  // failed its checks here; found by this harness).
+  veil_train_config_t narrow = train_config(1, 0, 2);
+  narrow.frac_act = 18;
+  narrow.frac_grad = 20;
+  narrow.act_clip = 0x1p-18;
+  narrow.grad_clip = 2;
+  config_seed(dir + "/5-sub-unit-act-clip", 0, narrow, {{1, 2, 0}});
 }
 
 }  // namespace

@@ -52,14 +52,16 @@ def pick_layer(index, strategy, phase):
 def where_caught(phase, layer, honest):
     """The exact location the enclave must name (DESIGN.md 1, 4.1, 4.2)."""
     if phase in PRIVATE_PHASES:
-        return f"layer {layer}, phase forward, batch {honest + 1}"
-    if phase in ("forward", "backward"):
-        return f"layer {layer}, phase {phase}, step {honest + 1}:"
-    if phase == "update":  # caught by the next product that uses the weights
-        return f"layer {layer}, phase forward, step {honest + 2}:"
-    if phase == "export":
-        return f"layer {layer}, phase export (export), after step {honest}:"
-    return f"layer {layer}, phase forward (predict), after step {honest}:"
+        where = f"layer {layer}, phase forward, batch {honest + 1}"
+    elif phase in ("forward", "backward"):
+        where = f"layer {layer}, phase {phase}, step {honest + 1}"
+    elif phase == "update":  # caught by the next product that uses the weights
+        where = f"layer {layer}, phase forward, step {honest + 2}"
+    elif phase == "export":
+        where = f"layer {layer}, phase export (export), after step {honest}"
+    else:
+        where = f"layer {layer}, phase forward (predict), after step {honest}"
+    return re.compile(re.escape(where) + r"(:| \()")  # "step 3" must not match "step 31"
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,8 +168,8 @@ def run_cell(index, strategy, phase):
     if kind is None:
         return None, honest, "the lie was accepted"
     location = where_caught(phase, layer, honest)
-    if location not in message:
-        return None, honest, f"{kind.__name__} does not name {location!r}: {message}"
+    if not location.search(message):
+        return None, honest, f"{kind.__name__} does not name {location.pattern!r}: {message}"
     if strategy == "wrong_shape":
         if kind is not veil.DeviceError or "shape" not in message:
             return None, honest, f"wrong shape not refused as a shape problem: {message}"

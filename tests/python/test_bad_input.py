@@ -110,6 +110,26 @@ def test_values_beyond_the_fixed_point_range_saturate_and_are_counted(trainer):
     assert "saturated: 2" in veil.round_trip_demo((1e300, -1e300, 0.5), frac_bits=8)
 
 
+def test_an_activation_clip_below_one_gets_no_false_alarm():
+    # With act_clip < 1 the bias entry 2^f_a is the largest operand value: the exactness
+    # planning must count it, or an honest device's exact products fail their checks.
+    # (fuzz_train_config found this; make_seeds keeps the configuration as a seed.)
+    rng = np.random.default_rng(0)
+    t = veil.Trainer(veil.Sequential([veil.Dense(1, 2)]), device="cpu", frac_act=18,
+                     frac_grad=20, lr=2**-3, batch_size=2, act_clip=2.0**-18, grad_clip=2.0,
+                     weight_max=8.0, seed=1)
+    for _ in range(10):
+        t.train_step(rng.random((2, 1)), rng.integers(0, 2, 2))
+    t.predict(rng.random((2, 1)))
+    t.export_weights()
+    assert not t.stats()["aborted"]
+    # Where the bias entry makes the products too wide, set-up refuses the configuration.
+    with pytest.raises(veil.ConfigError, match=r"layer 0: the forward product .* 2\^53"):
+        veil.Trainer(veil.Sequential([veil.Dense(64, 10)]), device="cpu", frac_act=18,
+                     frac_grad=20, lr=2**-3, batch_size=2, act_clip=5e-312, grad_clip=2.0,
+                     weight_max=8.0)
+
+
 def test_configurations_that_would_exhaust_memory_are_refused():
     wide = veil.Sequential([veil.Dense(60000, 60000), veil.Dense(60000, 2)])
     with pytest.raises(veil.EnclaveError, match=r"MiB of enclave memory .* lower max_batch or the widths"):

@@ -3,10 +3,14 @@
 // session stays usable wherever the protocol allows.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "veil/veil.h"
@@ -252,6 +256,65 @@ TEST(ApiBadInput, DeviceFailuresAreNamedAndOnlyWeightChangesEndTheSession) {
   EXPECT_TRUE(trainer.stats().aborted);
   expect_error<veil::ProtocolError>([&] { trainer.step(b.x.data(), b.y.data(), 8); },
                                     {"aborted"});
+}
+
+// Calls on one session must not overlap: the second is refused, not queued.
+TEST(ApiBadInput, ACallWhileAnotherRunsOnTheSameSessionIsRefused) {
+  class Gate final : public veil::Device {
+   public:
+    std::string name() const override { return "gate"; }
+    void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu.upload(l, w, r, c); }
+    void forward(uint32_t l, const double* a, size_t b, double* z) override {
+      if (hold) {
+        hold = false;
+        std::unique_lock<std::mutex> lock(mutex);
+        entered = true;
+        changed.notify_all();
+        changed.wait_for(lock, std::chrono::seconds(30), [this] { return released; });
+      }
+      cpu.forward(l, a, b, z);
+    }
+    void backward(uint32_t l, const double* dz, size_t b, double* da) override {
+      cpu.backward(l, dz, b, da);
+    }
+    void update(uint32_t l, const double* a, const double* dz, size_t b) override {
+      cpu.update(l, a, dz, b);
+    }
+    void scale(uint32_t l) override { cpu.scale(l); }
+    double max_abs(uint32_t l) override { return cpu.max_abs(l); }
+    void download(uint32_t l, double* w) override { cpu.download(l, w); }
+    veil::CpuDevice cpu{1};
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool hold = true, entered = false, released = false;
+  } device;
+  veil::Trainer trainer(enclave(), device, config());
+  Batch b;
+  std::string worker_error;
+  std::thread worker([&] {
+    try {
+      trainer.step(b.x.data(), b.y.data(), 8);
+    } catch (const std::exception& e) {
+      worker_error = e.what();
+    }
+  });
+  {
+    std::unique_lock<std::mutex> lock(device.mutex);
+    EXPECT_TRUE(device.changed.wait_for(lock, std::chrono::seconds(30),
+                                        [&] { return device.entered; }));
+  }
+  std::vector<double> out(8 * 4);
+  expect_error<veil::ProtocolError>([&] { trainer.predict(b.x.data(), 8, out.data()); },
+                                    {"already running a call"});
+  {
+    std::lock_guard<std::mutex> lock(device.mutex);
+    device.released = true;
+  }
+  device.changed.notify_all();
+  worker.join();
+  EXPECT_EQ(worker_error, "") << "the step that was running finishes normally";
+  EXPECT_EQ(trainer.stats().step, 1u);
+  EXPECT_NO_THROW(trainer.predict(b.x.data(), 8, out.data()));
 }
 
 TEST(ApiBadInput, NothingLeavesAnAbortedSession) {

@@ -61,9 +61,12 @@ class TestDevice final : public veil::Device {
 class Bridge : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    uint32_t flags = OE_ENCLAVE_FLAG_DEBUG;
+#if defined(VEIL_OE_SIMULATION)
+    flags |= OE_ENCLAVE_FLAG_SIMULATE;
+#endif
     ASSERT_EQ(oe_create_veil_enclave(veil::Enclave::default_image_path().c_str(),
-                                     OE_ENCLAVE_TYPE_AUTO, OE_ENCLAVE_FLAG_DEBUG, nullptr, 0,
-                                     &enclave_),
+                                     OE_ENCLAVE_TYPE_AUTO, flags, nullptr, 0, &enclave_),
               OE_OK);
   }
   static void TearDownTestSuite() {
@@ -222,6 +225,100 @@ TEST_F(Bridge, NullInPointersWithCountsAreRefusedByName) {
             OE_OK);
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"input", "NULL"});
   expect_usable(s);
+}
+
+TEST_F(Bridge, InferenceNullPointersAreRefusedByName) {
+  int rc = -1;
+  uint64_t s = open();
+  veil_inference_config_t c{};
+  c.layer_count = 2;
+  c.mode = 1;  // private
+  c.frac_act = 8;
+  c.frac_weights = 10;
+  c.act_clip = 64;
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_inference_init(enclave_, &rc, s, nullptr, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"inference_init", "config", "NULL"});
+  ASSERT_EQ(ecall_inference_init(enclave_, &rc, s, &c, nullptr, l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layers", "NULL"});
+  ASSERT_EQ(ecall_inference_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+
+  std::vector<double> w0((kFeatures + 1) * 16, 0.125), w1(17 * kClasses, -0.25);
+  ASSERT_EQ(ecall_inference_load_layer(enclave_, &rc, s, 0, nullptr, w0.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"weights", "NULL"});
+  ASSERT_EQ(ecall_inference_load_layer(enclave_, &rc, s, 0, w0.data(), w0.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  ASSERT_EQ(ecall_inference_load_layer(enclave_, &rc, s, 1, w1.data(), w1.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+
+  // A slot for batches of 8: per layer a 24-byte header, 6 bytes per value, a 16-byte tag.
+  std::vector<uint8_t> sealed((24 + 6 * 8 * 16 + 16) + (24 + 6 * 8 * kClasses + 16));
+  ASSERT_EQ(ecall_inference_precompute(enclave_, &rc, s, 8, nullptr, sealed.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"sealed", "NULL"});
+  ASSERT_EQ(ecall_inference_precompute(enclave_, &rc, s, 8, sealed.data(), sealed.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  ASSERT_EQ(ecall_inference_predict(enclave_, &rc, s, nullptr, x.size(), kMaxBatch, sealed.data(),
+                                    sealed.size(), out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
+  ASSERT_EQ(ecall_inference_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, nullptr,
+                                    sealed.size(), out.data(), out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"sealed", "NULL"});
+  ASSERT_EQ(ecall_inference_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, sealed.data(),
+                                    sealed.size(), nullptr, out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
+  ASSERT_EQ(ecall_inference_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, sealed.data(),
+                                    sealed.size(), out.data(), out.size()),
+            OE_OK);
+  EXPECT_EQ(rc, VEIL_OK) << "refused calls spend no slot: " << error_of(s);
+
+  ASSERT_EQ(ecall_inference_status(enclave_, &rc, s, nullptr), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"status", "NULL"});
+  veil_inference_status_t st{};
+  ASSERT_EQ(ecall_inference_status(enclave_, &rc, s, &st), OE_OK);
+  EXPECT_EQ(rc, VEIL_OK);
+  EXPECT_EQ(st.aborted, 0);
+  EXPECT_EQ(st.batches, 1u);
+}
+
+TEST_F(Bridge, InEnclaveBaselineNullPointersAreRefusedByName) {
+  int rc = -1;
+  uint64_t s = open();
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, nullptr, l.data(), l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"enclave_train_init", "config", "NULL"});
+  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, &c, nullptr, l.size()), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layers", "NULL"});
+  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
+  std::vector<int32_t> y(kMaxBatch, 1);
+  veil_step_result_t r{};
+  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, nullptr, x.size(), y.data(), y.size(), &r),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
+  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), nullptr, y.size(), &r),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"labels", "NULL"});
+  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(),
+                                     nullptr),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"result", "NULL"});
+  ASSERT_EQ(ecall_enclave_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, nullptr,
+                                  out.size()),
+            OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
+  ASSERT_EQ(ecall_enclave_gemm(enclave_, &rc, s, 4, 4, 4, 1, nullptr), OE_OK);
+  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"checksum", "NULL"});
+  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r),
+            OE_OK);
+  EXPECT_EQ(rc, VEIL_OK) << error_of(s);
 }
 
 TEST_F(Bridge, CountsThatDisagreeWithShapesAreNamed) {
