@@ -731,6 +731,11 @@ int Training::halve_lr(Session& session) {
       return exactness_refusal(session, l, "halved-weights", 2 * layers_[l].device_max);
   if (lr_exp_ >= 40)
     return session.fail(VEIL_ERR_CONFIG, "the learning rate is already 2^-%d", lr_exp_);
+  // Refuse before anything changes: the budget at the doubled weight scale.
+  ++lr_exp_;
+  int budget = check_budget(session);
+  --lr_exp_;
+  if (budget != VEIL_OK) return budget;
   for (uint32_t l = 0; l < layers_.size(); ++l) {
     int status = VEIL_OK;
     oe_result_t r = ocall_device_scale(&status, session.id(), l);
@@ -743,7 +748,7 @@ int Training::halve_lr(Session& session) {
     layer.device_max *= 2;
   }
   ++lr_exp_;
-  return check_budget(session);
+  return VEIL_OK;
 }
 
 // Read a layer's weights and check M s = v and M^T t = w before anything is

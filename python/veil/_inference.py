@@ -11,7 +11,7 @@ from veil._device import Device, NumpyDevice
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, DeviceError, InputError, ProtocolError
 from veil._model import ACTIVATIONS, _Activation
-from veil._trainer import Trainer, _as_labels, _as_matrix, resolve_device, score
+from veil._trainer import MAX_BATCH, Trainer, _as_labels, _as_matrix, resolve_device, score
 
 _MODES = {"verify": 0, "private": 1}
 _LOSSES = {"cross_entropy": 0, "mse": 1}
@@ -217,6 +217,9 @@ class Inference:
         self.loss = loss
         self.activations = names
         self.layer_sizes = [(i, o) for i, o, _ in layers]
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not (
+                1 <= batch_size <= MAX_BATCH):
+            raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
         self.batch_size = batch_size
         self.config = dict(mode=_MODES[mode], loss=_LOSSES[loss],
                            frac_act=int(8 if frac_act is None else frac_act),
@@ -314,8 +317,8 @@ class Inference:
         if not isinstance(batches, int) or isinstance(batches, bool) or batches < 0:
             raise ConfigError(f"batches must be a non-negative int, got {batches!r}")
         rows = self.batch_size if batch_size is None else batch_size
-        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {rows!r}")
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {rows!r}")
         if self.sealed and self._slot_rows != rows:
             raise ConfigError(
                 f"batch_size={rows}: the {len(self.sealed)} unused slots of this session are "

@@ -19,6 +19,9 @@ from veil._model import ACTIVATIONS, Sequential
 
 _LOSSES = {"cross_entropy": 0, "mse": 1}
 
+#: The largest batch the enclave takes in one step or one inference slot.
+MAX_BATCH = 1 << 16
+
 #: A fixed, publicly known sealing key for tests and demos. Checkpoints sealed
 #: with it protect nothing: anyone can open them. The virtual backend has no
 #: platform sealing key, so real use passes a secret 32-byte key of its own.
@@ -156,8 +159,9 @@ class Trainer:
             raise ConfigError(f"mode={mode!r}: use 'verify'")
         if loss not in _LOSSES:
             raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not (
+                1 <= batch_size <= MAX_BATCH):
+            raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
         self.model = model
         self.mode = mode
         self.loss = loss

@@ -137,7 +137,8 @@ def test_configurations_that_would_exhaust_memory_are_refused():
     deep = veil.Sequential([veil.Dense(4096, 4096), veil.ReLU(), veil.Dense(4096, 2)])
     with pytest.raises(veil.EnclaveError, match=r"at max_batch=65536"):
         veil.Trainer(deep, device="cpu", batch_size=65536)
-    with pytest.raises(veil.InputError, match=r"max_batch=100000 is outside \[1, 65536\]"):
+    # Python refuses first; the enclave's own refusal is tested at the bridge (tests/cpp/hardening).
+    with pytest.raises(veil.ConfigError, match=r"batch_size must be an int in \[1, 65536\], got 100000"):
         veil.Trainer(model(), device="cpu", batch_size=100000)
     with pytest.raises(veil.InputError, match=r"widths must be in \[1, 65536\]"):
         veil.Trainer(veil.Sequential([veil.Dense(70000, 2)]), device="cpu", batch_size=1)
@@ -269,3 +270,15 @@ def test_nothing_leaves_an_aborted_inference_session():
         session.precompute(1, verbose=0)
     with pytest.raises(veil.ProtocolError):
         session.predict(data()[0])
+
+
+def test_oversized_batch_sizes_are_refused_by_name():
+    model = veil.Sequential([veil.Dense(4, 3)])
+    with pytest.raises(veil.ConfigError, match=r"batch_size must be an int in \[1, 65536\]"):
+        veil.Trainer(model, device="cpu", batch_size=2**40)
+    trainer = veil.Trainer(model, device="cpu", batch_size=8)
+    infer = veil.Inference(trainer, mode="private", device="cpu", batch_size=8)
+    with pytest.raises(veil.ConfigError, match=r"batch_size must be an int in \[1, 65536\]"):
+        infer.precompute(1, batch_size=2**40)
+    infer.precompute(1, verbose=0)   # the session is still usable
+    assert infer.slots_left == 1
