@@ -34,3 +34,19 @@ def digits():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+_REPORT = []
+
+
+@pytest.fixture
+def report():
+    """Lines a test wants in the run's closing summary (shown without -s too)."""
+    return _REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("veil")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

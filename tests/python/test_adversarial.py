@@ -238,7 +238,7 @@ def honest_run():
     return steps
 
 
-def test_every_strategy_is_caught_in_every_phase():
+def test_every_strategy_is_caught_in_every_phase(report):
     phases = TRAINING_PHASES + PRIVATE_PHASES
     caught, failures, honest_steps = {}, [], 0
     for index, strategy in enumerate(STRATEGIES):
@@ -258,6 +258,8 @@ def test_every_strategy_is_caught_in_every_phase():
     print("\n" + "\n".join(lines), flush=True)
     assert not failures, "\n".join(failures)
     assert len(STRATEGIES) >= 12
-    print(f"{len(STRATEGIES)} strategies × {len(phases)} phases: all caught; "
-          f"{honest_steps} honest steps: no false alarm", flush=True)
+    summary = (f"{len(STRATEGIES)} strategies × {len(phases)} phases: all caught; "
+               f"{honest_steps} honest steps: no false alarm")
+    print(summary, flush=True)
+    report(summary)
 
