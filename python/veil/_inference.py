@@ -9,9 +9,17 @@ import numpy as np
 from veil import _native
 from veil._device import Device, NumpyDevice
 from veil._enclave import default_enclave
-from veil._errors import ConfigError, DeviceError, InputError, ProtocolError
+from veil._errors import ConfigError, InputError, ProtocolError
 from veil._model import ACTIVATIONS, _Activation
-from veil._trainer import MAX_BATCH, Trainer, _as_labels, _as_matrix, resolve_device, score
+from veil._trainer import (
+    MAX_BATCH,
+    Trainer,
+    _as_labels,
+    _as_matrix,
+    _EnclaveSession,
+    resolve_device,
+    score,
+)
 
 _MODES = {"verify": 0, "private": 1}
 _LOSSES = {"cross_entropy": 0, "mse": 1}
@@ -139,7 +147,7 @@ class RecordingDevice(Device):
 
 # -- inference ------------------------------------------------------------------------------------
 
-class Inference:
+class Inference(_EnclaveSession):
     """Runs a trained model with every device product checked, privately or not.
 
     ``mode="private"`` (DESIGN.md 4.1): the device sees only X~ = X_q + R mod p_b, R
@@ -284,18 +292,6 @@ class Inference:
         """The enclave's view: batches, next_slot, slots_sealed, checks_passed, saturated, aborted."""
         return self._native.status()
 
-    def timing(self) -> dict:
-        """Seconds so far: total (inside ecalls), device (in device ocalls), enclave."""
-        return self._native.timing()
-
-    def reset_timing(self) -> None:
-        self._native.reset_timing()
-
-    def _call(self, fn, *args):
-        try:
-            return fn(*args)
-        except DeviceError as e:
-            raise DeviceError(str(e)) from self._device.python_exception
 
     # -- private mode: slots -----------------------------------------------------------------
     def precompute(self, batches: int, batch_size: Optional[int] = None, verbose: int = 1) -> int:

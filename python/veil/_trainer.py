@@ -110,7 +110,28 @@ def _as_labels(y, n: int, classes: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-class Trainer:
+class _EnclaveSession:
+    """What every session object shares: the time split and device-error chaining.
+
+    Subclasses set ``self._native`` (a native session) and ``self._device``.
+    """
+
+    def timing(self) -> dict:
+        """Seconds spent so far: total (inside ecalls), device (in device ocalls), enclave."""
+        return self._native.timing()
+
+    def reset_timing(self) -> None:
+        self._native.reset_timing()
+
+    def _call(self, fn, *args):
+        # A Python device's own exception becomes the cause of the DeviceError.
+        try:
+            return fn(*args)
+        except DeviceError as e:
+            raise DeviceError(str(e)) from self._device.python_exception
+
+
+class Trainer(_EnclaveSession):
     """Trains a model with the weights on an untrusted device, every product checked.
 
     Args:
@@ -200,20 +221,7 @@ class Trainer:
         """The enclave's counters: step, checks_passed, products, saturated, lr_exp, aborted."""
         return self._native.stats()
 
-    def timing(self) -> dict:
-        """Seconds spent so far: total (inside ecalls), device (in device ocalls), enclave."""
-        return self._native.timing()
-
-    def reset_timing(self) -> None:
-        self._native.reset_timing()
-
     # -- training --------------------------------------------------------------
-    def _call(self, fn, *args):
-        try:
-            return fn(*args)
-        except DeviceError as e:
-            cause = self._device.python_exception
-            raise DeviceError(str(e)) from cause
 
     def train_step(self, x, y) -> Tuple[float, int]:
         """One checked SGD step on a batch; returns (mean loss, correct)."""
