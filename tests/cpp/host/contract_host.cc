@@ -34,6 +34,29 @@ VEIL_SAME_PROTOTYPE(ecall_export_weights,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, uint32_t, double*, size_t));
 VEIL_SAME_PROTOTYPE(ecall_session_stats,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, veil_session_stats_t*));
+VEIL_SAME_PROTOTYPE(ecall_train_checkpoint_size,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, uint64_t*));
+VEIL_SAME_PROTOTYPE(ecall_train_checkpoint,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const uint8_t*, size_t, uint8_t*,
+                                    size_t, uint64_t*));
+VEIL_SAME_PROTOTYPE(ecall_train_restore,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const veil_train_config_t*,
+                                    const veil_layer_spec_t*, size_t, const uint8_t*, size_t,
+                                    const uint8_t*, size_t));
+VEIL_SAME_PROTOTYPE(ecall_enclave_gemm, oe_result_t (*)(oe_enclave_t*, int*, uint64_t, uint32_t,
+                                                        uint32_t, uint32_t, uint32_t, double*));
+VEIL_SAME_PROTOTYPE(ecall_inference_init,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const veil_inference_config_t*,
+                                    const veil_layer_spec_t*, size_t));
+VEIL_SAME_PROTOTYPE(ecall_inference_load_layer, oe_result_t (*)(oe_enclave_t*, int*, uint64_t,
+                                                                uint32_t, const double*, size_t));
+VEIL_SAME_PROTOTYPE(ecall_inference_precompute,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, uint32_t, uint8_t*, size_t));
+VEIL_SAME_PROTOTYPE(ecall_inference_predict,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const double*, size_t, size_t,
+                                    const uint8_t*, size_t, double*, size_t));
+VEIL_SAME_PROTOTYPE(ecall_inference_status,
+                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, veil_inference_status_t*));
 
 // Ocalls are implemented by the host with plain C prototypes.
 VEIL_SAME_PROTOTYPE(ocall_log, void (*)(int, const char*));
