@@ -23,28 +23,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import numpy as np
 
 import veil
 from veil import _native
 from veil._enclave import default_enclave
+from veil.bench import median_seconds as _median
 
 FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
 QUICK_WIDTHS = (256, 1024)
 ACTIVATIONS = ["relu", "relu", "identity"]
-
-
-def _median(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, object]:

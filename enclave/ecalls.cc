@@ -30,14 +30,6 @@ uint64_t cpu_features() {
   return bits;
 }
 
-// Both bridges (oeedger8r and runtime/edger) pass a NULL host pointer through as
-// NULL, whatever count came with it: refuse it before anything dereferences it.
-bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
-
-int null_argument(Session& s, const char* call, const char* name) {
-  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
-}
-
 }  // namespace
 
 int ecall_open_session(uint64_t* session) {
@@ -127,16 +119,8 @@ int ecall_train_init(uint64_t session, const veil_train_config_t* config,
 }
 
 // Every call below needs a configured, live training session.
-#define VEIL_TRAINING_SESSION(call)                                                           \
-  Guard guard(session);                                                                        \
-  if (guard.status() != VEIL_OK) return guard.status();                                        \
-  Session& s = guard.session();                                                                \
-  if (s.aborted())                                                                             \
-    return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier integrity "  \
-                                         "failure; no further results leave it");              \
-  if (!s.training)                                                                             \
-    return s.fail(VEIL_ERR_ORDER, call ": training is not configured (call ecall_train_init " \
-                                       "first)");
+#define VEIL_TRAINING_SESSION(call) \
+  VEIL_LIVE_SESSION(call, training, "training", "ecall_train_init")
 
 int ecall_train_step(uint64_t session, const double* x, size_t x_count, const int32_t* labels,
                      size_t batch, veil_step_result_t* result) {
@@ -222,13 +206,8 @@ int ecall_enclave_train_init(uint64_t session, const veil_train_config_t* config
 }
 
 // The in-enclave baseline needs a configured session.
-#define VEIL_BASELINE_SESSION(call)                                                        \
-  Guard guard(session);                                                                     \
-  if (guard.status() != VEIL_OK) return guard.status();                                     \
-  Session& s = guard.session();                                                             \
-  if (!s.baseline)                                                                          \
-    return s.fail(VEIL_ERR_ORDER, call ": in-enclave training is not configured (call "      \
-                                       "ecall_enclave_train_init first)");
+#define VEIL_BASELINE_SESSION(call) \
+  VEIL_LIVE_SESSION(call, baseline, "in-enclave training", "ecall_enclave_train_init")
 
 int ecall_enclave_train_step(uint64_t session, const double* x, size_t x_count,
                              const int32_t* labels, size_t batch, veil_step_result_t* result) {

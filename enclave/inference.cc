@@ -708,24 +708,8 @@ void Inference::status(veil_inference_status_t* out) const {
 using veil::enclave::Guard;
 using veil::enclave::Inference;
 using veil::enclave::Session;
-
-namespace {
-
-// An aborted session drops its inference state (and secrets) once the call unwinds.
-int finish(Session& s, int status) {
-  if (s.aborted()) s.inference.reset();
-  return s.finish_call(status);
-}
-
-// Both bridges pass a NULL host pointer through as NULL, whatever count came with
-// it: refuse it before anything dereferences it.
-bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
-
-int null_argument(Session& s, const char* call, const char* name) {
-  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
-}
-
-}  // namespace
+using veil::enclave::missing;
+using veil::enclave::null_argument;
 
 int ecall_inference_init(uint64_t session, const veil_inference_config_t* config,
                          const veil_layer_spec_t* layers, size_t layer_count) {
@@ -740,33 +724,25 @@ int ecall_inference_init(uint64_t session, const veil_inference_config_t* config
                   "inference_init: this session already runs a protocol; open a new session");
   if (missing(config)) return null_argument(s, "inference_init", "config");
   if (missing(layers, layer_count)) return null_argument(s, "inference_init", "layers");
-  return finish(s, Inference::create(s, *config, layers, layer_count, &s.inference));
+  return s.finish_call(Inference::create(s, *config, layers, layer_count, &s.inference));
 }
 
 // Every call below needs a configured, live inference session.
-#define VEIL_INFERENCE_SESSION(call)                                                           \
-  Guard guard(session);                                                                         \
-  if (guard.status() != VEIL_OK) return guard.status();                                         \
-  Session& s = guard.session();                                                                 \
-  if (s.aborted())                                                                              \
-    return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier integrity "   \
-                                         "failure; no further results leave it");               \
-  if (!s.inference)                                                                             \
-    return s.fail(VEIL_ERR_ORDER, call ": inference is not configured (call "                   \
-                                       "ecall_inference_init first)");
+#define VEIL_INFERENCE_SESSION(call) \
+  VEIL_LIVE_SESSION(call, inference, "inference", "ecall_inference_init")
 
 int ecall_inference_load_layer(uint64_t session, uint32_t layer, const double* weights,
                                size_t count) {
   VEIL_INFERENCE_SESSION("inference_load_layer")
   if (missing(weights, count)) return null_argument(s, "inference_load_layer", "weights");
-  return finish(s, s.inference->load_layer(s, layer, weights, count));
+  return s.finish_call(s.inference->load_layer(s, layer, weights, count));
 }
 
 int ecall_inference_precompute(uint64_t session, uint32_t rows, uint8_t* sealed,
                                size_t capacity) {
   VEIL_INFERENCE_SESSION("inference_precompute")
   if (missing(sealed, capacity)) return null_argument(s, "inference_precompute", "sealed");
-  return finish(s, s.inference->precompute(s, rows, sealed, capacity));
+  return s.finish_call(s.inference->precompute(s, rows, sealed, capacity));
 }
 
 int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
@@ -776,7 +752,7 @@ int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, s
   if (missing(x, x_count)) return null_argument(s, "inference_predict", "x");
   if (missing(sealed, sealed_size)) return null_argument(s, "inference_predict", "sealed");
   if (missing(output, out_count)) return null_argument(s, "inference_predict", "output");
-  return finish(s, s.inference->predict(s, x, x_count, batch, sealed, sealed_size, output,
+  return s.finish_call(s.inference->predict(s, x, x_count, batch, sealed, sealed_size, output,
                                         out_count));
 }
 

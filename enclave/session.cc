@@ -8,6 +8,7 @@
 #include "platform.h"
 #include "baseline.h"
 #include "inference.h"
+#include "inference.h"
 #include "training.h"
 
 namespace veil::enclave {
@@ -49,6 +50,15 @@ int Session::fail(int status, const char* format, ...) {
     // has unwound (finish_call), never from inside it.
     aborted_ = true;
     log_message(3, "session aborted: %s", last_error_);
+  }
+  return status;
+}
+
+int Session::finish_call(int status) {
+  if (aborted_) {
+    training.reset();
+    baseline.reset();
+    inference.reset();
   }
   return status;
 }

@@ -34,11 +34,8 @@ class Session {
   int fail(int status, const char* format, ...) __attribute__((format(printf, 3, 4)));
   /** End the session without a verification failure (state no longer vouched for). */
   void abort() { aborted_ = true; }
-  /** Drop the protocol state (and its secrets) if the session has aborted. */
-  int finish_call(int status) {
-    if (aborted_) training.reset();
-    return status;
-  }
+  /** Drop every protocol's state (and its secrets) if the session has aborted. */
+  int finish_call(int status);
   /** Copy the last error message (NUL-terminated, truncated). */
   void last_error(char* out, size_t capacity) const;
 
@@ -79,6 +76,32 @@ class Guard {
   std::shared_ptr<Session> session_;
   int status_;
 };
+
+/**
+ * Both bridges (oeedger8r and runtime/edger) pass a NULL host pointer through
+ * as NULL, whatever count came with it: ecalls refuse it before any use.
+ */
+inline bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
+
+/** Refuse a NULL argument: "call: name is NULL". */
+inline int null_argument(Session& s, const char* call, const char* name) {
+  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
+}
+
+/**
+ * Opens an ecall body that needs a live session with `member` configured:
+ * takes the session (as `s`) or returns the refusal, naming `call`, the
+ * protocol and the ecall that configures it.
+ */
+#define VEIL_LIVE_SESSION(call, member, protocol, init)                                    \
+  ::veil::enclave::Guard guard(session);                                                  \
+  if (guard.status() != VEIL_OK) return guard.status();                                   \
+  ::veil::enclave::Session& s = guard.session();                                          \
+  if (s.aborted())                                                                        \
+    return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier "        \
+                                         "integrity failure; no further results leave it"); \
+  if (!s.member)                                                                          \
+    return s.fail(VEIL_ERR_ORDER, call ": " protocol " is not configured (call " init " first)");
 
 /** Record an error that belongs to no session (unknown id, bad arguments). */
 int fail_without_session(int status, const char* format, ...) __attribute__((format(printf, 2, 3)));

@@ -128,7 +128,7 @@ class Training {
   std::vector<double> device_out_;          // what the device returned
   std::vector<double> limb_;                // one limb of a split operand
   std::vector<double> scratch_;
-  std::vector<uint64_t> expected_, observed_, row_mod_, delta_;  // field vectors
+  std::vector<uint64_t> expected_, row_mod_, delta_;  // field vectors
 };
 
 }  // namespace veil::enclave

@@ -167,6 +167,8 @@ class Trainer(_EnclaveSession):
         grad_clip: float = 8.0,
         weight_max: float = 2.0,
         enclave=None,
+        *,
+        _checkpoint: Optional[Tuple[bytes, list, bytes]] = None,
     ):
         if not isinstance(model, Sequential):
             raise ConfigError(f"model must be a veil.Sequential, got {type(model).__name__}")
@@ -201,13 +203,9 @@ class Trainer(_EnclaveSession):
         self._layers = layers
         self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
-        restore = getattr(self, "_restore_from", None)
-        if restore is None:
-            self._native = _native.NativeTrainer(self._enclave, self._device, layers, config)
-        else:
-            blob, weights, key = restore
-            self._native = _native.NativeTrainer(self._enclave, self._device, layers, config,
-                                                 blob, weights, key)
+        # resume() passes (sealed state, stored weights, key) to restore a session.
+        self._native = _native.NativeTrainer(self._enclave, self._device, layers, config,
+                                             *(_checkpoint or ()))
         self._epochs_done = 0
         self.history: Dict[str, List[dict]] = {"epochs": []}
 
@@ -400,15 +398,13 @@ class Trainer(_EnclaveSession):
             if names.get(a, "identity") != "identity":
                 layers.append(ACTIVATIONS[names[a]]())
         config = meta["config"]
-        self = cls.__new__(cls)
-        self._restore_from = (blob, weights, _sealing_key(sealing_key))
-        cls.__init__(
-            self, Sequential(layers), mode="verify", device=device, loss=meta["loss"],
+        self = cls(
+            Sequential(layers), mode="verify", device=device, loss=meta["loss"],
             lr=2.0 ** -config["lr_exp"], seed=meta["seed"], halve_lr_at=meta["halve_lr_at"],
             batch_size=meta["batch_size"], frac_act=config["frac_act"],
             frac_grad=config["frac_grad"], act_clip=config["act_clip"],
-            grad_clip=config["grad_clip"], weight_max=config["weight_max"], enclave=enclave)
-        del self._restore_from
+            grad_clip=config["grad_clip"], weight_max=config["weight_max"], enclave=enclave,
+            _checkpoint=(blob, weights, _sealing_key(sealing_key)))
         self.lr_exp = int(meta["lr_exp"])
         self._epochs_done = int(meta["epochs_done"])
         self.history = meta["history"]

@@ -37,7 +37,7 @@ FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
 FULL_BATCHES = (32, 128, 256, 512)
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -102,26 +102,31 @@ class Row:
     ratios: Dict[str, float] = field(default_factory=dict)
 
 
+# The GEMM measurement needs a session, not a model: the smallest valid one.
+_GEMM_CONFIG = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=0, max_batch=8, seed=0,
+                    act_clip=64.0, grad_clip=8.0, weight_max=2.0)
+
+
 def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
     """The enclave's GEMM against numpy's single-threaded float32 matmul, same sizes."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # scikit-learn brings it; without it numpy keeps its threads
         threadpool_limits = None
-    trainer = _native.NativeEnclaveOnlyTrainer(default_enclave(), [(8, 8, 0)], _config(8, 0))
+    trainer = _native.NativeEnclaveOnlyTrainer(default_enclave(), [(8, 8, 0)], _GEMM_CONFIG)
     trainer.gemm(size, size, size, 1)  # warm-up
-    enclave_s = _median_seconds(lambda: trainer.gemm(size, size, size, 1), repeats)
+    enclave_s = median_seconds(lambda: trainer.gemm(size, size, size, 1), repeats)
     rng = np.random.default_rng(0)
     a = rng.random((size, size), dtype=np.float32)
     b = rng.random((size, size), dtype=np.float32)
     if threadpool_limits is not None:
         with threadpool_limits(limits=1):
             a @ b
-            numpy_s = _median_seconds(lambda: a @ b, repeats)
+            numpy_s = median_seconds(lambda: a @ b, repeats)
         threads = 1
     else:
         a @ b
-        numpy_s = _median_seconds(lambda: a @ b, repeats)
+        numpy_s = median_seconds(lambda: a @ b, repeats)
         threads = os.cpu_count() or 1
     flops = 2.0 * size ** 3
     return {
@@ -131,11 +136,6 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
         "numpy_threads": threads,
         "ratio": numpy_s / enclave_s,
     }
-
-
-def _config(batch: int, lr_exp: int) -> dict:
-    return dict(loss=0, frac_act=8, frac_grad=12, lr_exp=lr_exp, max_batch=batch, seed=0,
-                act_clip=64.0, grad_clip=8.0, weight_max=2.0)
 
 
 def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
@@ -173,7 +173,7 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     xf = xp.asarray(x, dtype=xp.float32)
     yl = xp.asarray(y)
     insecure.step(xf, yl)
-    insecure_s = _median_seconds(lambda: insecure.step(xf, yl), repeats)
+    insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats)
 
     row = Row(width=width, batch=batch, insecure_s=insecure_s, enclave_only_s=None,
               verify_s=verify_times[i], verify_enclave_s=split["enclave"],
@@ -181,22 +181,22 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
-        baseline = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs,
-                                                    _config(batch, lr_exp))
+        # The same configuration as (c): model, schedule, seed and clips.
+        baseline = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs, trainer.config)
         baseline.step(x, labels)
-        row.enclave_only_s = _median_seconds(lambda: baseline.step(x, labels), repeats)
+        row.enclave_only_s = median_seconds(lambda: baseline.step(x, labels), repeats)
         if inference:
             xi = np.ascontiguousarray(x[:INFER_ROWS])
-            row.enclave_only_infer_s = _median_seconds(lambda: baseline.predict(xi), repeats)
+            row.enclave_only_infer_s = median_seconds(lambda: baseline.predict(xi), repeats)
     if inference:
         # Inference is timed on one batch of at most INFER_ROWS rows: sealing the
         # unblinding factors offline costs O(B n m) in the enclave per slot.
         xi = np.ascontiguousarray(x[:INFER_ROWS])
-        row.verify_infer_s = _median_seconds(lambda: trainer.predict(xi), repeats)
+        row.verify_infer_s = median_seconds(lambda: trainer.predict(xi), repeats)
         infer = veil.Inference(trainer, mode="private", device=device, batch_size=len(xi))
         infer.precompute(batches=repeats + 1, batch_size=len(xi), verbose=0)
         infer.predict(xi)
-        row.private_infer_s = _median_seconds(lambda: infer.predict(xi), repeats)
+        row.private_infer_s = median_seconds(lambda: infer.predict(xi), repeats)
     row.ratios = {
         "enclave_only/verify": (row.enclave_only_s / row.verify_s) if row.enclave_only_s else None,
         "verify/insecure": row.verify_s / row.insecure_s,

@@ -241,7 +241,7 @@ class Emitter:
         alloc = "veil_edger_ocall_alloc" if trusted_side else "veil_edger_host_alloc"
         free = "veil_edger_ocall_free" if trusted_side else "free"
         if trusted_side:
-            transport = ["oe_call_host_function("]
+            transport = ["veil_edger_call_host("]
         else:
             transport = ["oe_call_enclave_function(", "    enclave,"]
         S = args_type(f)

@@ -174,6 +174,40 @@ veil_venclave_entry(uint32_t host_abi_version) {
   return &e;
 }
 
+// The generated ocall stubs' transport. Their blocks were made in host memory
+// by veil_edger_ocall_alloc, so they go to the host as they are (Open Enclave's
+// ocall path); the host reports the bytes it wrote through a small host-side
+// word that the enclave reads once. Enclave code calling oe_call_host_function
+// with its own buffers gets the copying path below instead.
+extern "C" oe_result_t veil_edger_call_host(uint32_t function_id, const void* input_buffer,
+                                            size_t input_buffer_size, void* output_buffer,
+                                            size_t output_buffer_size,
+                                            size_t* output_bytes_written) {
+  if (!g_state.initialized.load()) return OE_UNEXPECTED;
+  if (g_state.aborted.load()) return OE_ENCLAVE_ABORTING;
+  if (output_bytes_written == nullptr || (input_buffer_size > 0 && input_buffer == nullptr) ||
+      (output_buffer_size > 0 && output_buffer == nullptr) ||
+      (input_buffer_size > 0 && !veil::outside_arena(input_buffer, input_buffer_size)) ||
+      (output_buffer_size > 0 && !veil::outside_arena(output_buffer, output_buffer_size)))
+    return OE_INVALID_PARAMETER;
+  *output_bytes_written = 0;
+  auto* written = static_cast<size_t*>(g_state.host.host_malloc(g_state.host.context, sizeof(size_t)));
+  if (written == nullptr) return OE_OUT_OF_MEMORY;
+  *written = 0;
+  oe_result_t result = g_state.host.call_host(g_state.host.context, function_id, input_buffer,
+                                              input_buffer_size, output_buffer,
+                                              output_buffer_size, written);
+  if (g_state.aborted.load()) result = OE_ENCLAVE_ABORTING;
+  size_t produced = 0;
+  std::memcpy(&produced, written, sizeof produced);
+  g_state.host.host_free(g_state.host.context, written);
+  if (result == OE_OK) {
+    if (produced > output_buffer_size) return OE_UNEXPECTED;
+    *output_bytes_written = produced;
+  }
+  return result;
+}
+
 extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* input_buffer,
                                              size_t input_buffer_size, void* output_buffer,
                                              size_t output_buffer_size,
@@ -184,28 +218,6 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
       (output_buffer_size > 0 && output_buffer == nullptr))
     return OE_INVALID_PARAMETER;
   *output_bytes_written = 0;
-
-  // Blocks the generated stubs made in host memory go to the host as they are
-  // (Open Enclave's ocall path); the host reports the bytes it wrote through a
-  // small host-side word that the enclave reads once.
-  if ((input_buffer_size == 0 || veil::outside_arena(input_buffer, input_buffer_size)) &&
-      (output_buffer_size == 0 || veil::outside_arena(output_buffer, output_buffer_size))) {
-    auto* written = static_cast<size_t*>(g_state.host.host_malloc(g_state.host.context, sizeof(size_t)));
-    if (written == nullptr) return OE_OUT_OF_MEMORY;
-    *written = 0;
-    oe_result_t result = g_state.host.call_host(g_state.host.context, function_id, input_buffer,
-                                                input_buffer_size, output_buffer,
-                                                output_buffer_size, written);
-    if (g_state.aborted.load()) result = OE_ENCLAVE_ABORTING;
-    size_t produced = 0;
-    std::memcpy(&produced, written, sizeof produced);
-    g_state.host.host_free(g_state.host.context, written);
-    if (result == OE_OK) {
-      if (produced > output_buffer_size) return OE_UNEXPECTED;
-      *output_bytes_written = produced;
-    }
-    return result;
-  }
 
   // One host block: [header: bytes written][input, 16-byte rounded][output].
   size_t input_rounded = 0;
@@ -248,15 +260,10 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
   return result;
 }
 
-extern "C" void* veil_edger_enclave_alloc(size_t size) {
-  return g_state.arena.allocate(size, true);
-}
-
 extern "C" void* veil_edger_ocall_alloc(size_t size) { return oe_host_malloc(size); }
 
 extern "C" void veil_edger_ocall_free(void* ptr) { oe_host_free(ptr); }
 
-extern "C" void veil_edger_enclave_free(void* ptr) { g_state.arena.release(ptr); }
 
 extern "C" bool oe_is_within_enclave(const void* ptr, size_t size) {
   return veil::within_arena(ptr, size);

@@ -1,9 +1,5 @@
-import os
-
 import numpy as np
 import pytest
-
-import veil
 
 
 def _cuda_reason():

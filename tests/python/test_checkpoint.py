@@ -1,6 +1,5 @@
 """Sealed checkpoints: exact resume, crash and resume, and rejected checkpoints."""
 import json
-import os
 import random
 import shutil
 import signal

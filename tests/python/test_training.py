@@ -1,5 +1,4 @@
 """Verify-mode training: accuracy, exactness, and adversarial devices being caught."""
-import re
 
 import numpy as np
 import pytest

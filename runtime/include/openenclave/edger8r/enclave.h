@@ -47,8 +47,18 @@ oe_result_t oe_call_host_function(
     size_t output_buffer_size,
     size_t* output_bytes_written);
 
-/** Zeroed enclave-arena memory for marshalling buffers (NULL when full). */
-void* veil_edger_enclave_alloc(size_t size);
+/**
+ * The generated ocall stubs' transport: like oe_call_host_function, but both
+ * blocks must come from veil_edger_ocall_alloc (host memory) and are handed to
+ * the host without copies.
+ */
+oe_result_t veil_edger_call_host(
+    uint32_t function_id,
+    const void* input_buffer,
+    size_t input_buffer_size,
+    void* output_buffer,
+    size_t output_buffer_size,
+    size_t* output_bytes_written);
 
 /** Host memory for an ocall's marshalling block (not zeroed; NULL when out of memory). */
 void* veil_edger_ocall_alloc(size_t size);
@@ -64,8 +74,6 @@ static inline void veil_edger_zero_tail(uint8_t* base, size_t end, size_t limit)
     if (rounded > end)
         memset(base + end, 0, rounded - end);
 }
-
-void veil_edger_enclave_free(void* ptr);
 
 OE_EXTERNC_END
 
