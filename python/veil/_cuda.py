@@ -142,7 +142,10 @@ class CudaDevice(Device):
         result = self._out.view((rows, out_cols))
         bounds = np.linspace(0, rows, min(self._blocks, rows) + 1, dtype=np.int64)
         with self._gpu:
-            pending, copies = [], []
+            # Every block and product stays referenced until the compute stream is done:
+            # freed earlier, CuPy's pool could hand the memory to the next block's copy
+            # while the product still reads it (the streams don't wait on each other).
+            in_flight, copies = [], []
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 if hi <= lo:
                     continue
@@ -153,12 +156,15 @@ class CudaDevice(Device):
                 self._compute.wait_event(ready)
                 with self._compute:
                     prod = rhs_fn(block)
+                    # Non-blocking, so the host goes on to queue block i + 1's copy.
                     copies.append(self._timed_copy(
                         self._compute,
-                        lambda: prod.get(stream=self._compute, out=result[lo:hi])))
-                pending.append(prod)
+                        lambda: prod.get(stream=self._compute, out=result[lo:hi],
+                                         blocking=False)))
+                in_flight.append((block, prod))
             self._compute.synchronize()
             self._charge(copies)
+            del in_flight
         self.transfer_bytes += x.nbytes + result.nbytes
         return result
 

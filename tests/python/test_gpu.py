@@ -32,6 +32,34 @@ def test_cuda_device_is_bit_identical_to_cpu(digits):
     assert cpu[3] == cuda[3]
 
 
+@pytest.mark.parametrize("blocks", [1, 4])
+@pytest.mark.parametrize("batch", [1, 7, 257])
+def test_cuda_device_products_are_exact(blocks, batch):
+    """Every operation equals numpy's float64 result bit for bit on integer data."""
+    from veil._cuda import CudaDevice
+
+    rng = np.random.default_rng(batch * 10 + blocks)
+    rows, cols = 129, 33
+    # Entries up to 2^20 and 2^12: every partial sum stays far below 2^53.
+    m = rng.integers(-2**20, 2**20, (rows, cols)).astype(np.float64)
+    a = rng.integers(-2**12, 2**12, (batch, rows)).astype(np.float64)
+    dz = rng.integers(-2**12, 2**12, (batch, cols)).astype(np.float64)
+    gpu, cpu = CudaDevice(blocks=blocks), veil.NumpyDevice()
+    for device in (gpu, cpu):
+        device.upload(3, m)
+    np.testing.assert_array_equal(gpu.forward(3, a), cpu.forward(3, a))
+    np.testing.assert_array_equal(gpu.backward(3, dz), cpu.backward(3, dz))
+    for device in (gpu, cpu):
+        device.update(3, a, dz)
+        device.scale(3)
+    np.testing.assert_array_equal(gpu.download(3), cpu.download(3))
+    assert gpu.max_abs(3) == cpu.max_abs(3)
+    # A second product reuses the pinned buffers: it must not see the first one's data.
+    a2 = rng.integers(-2**12, 2**12, (batch, rows)).astype(np.float64)
+    np.testing.assert_array_equal(gpu.forward(3, a2), cpu.forward(3, a2))
+    assert gpu.transfer_seconds > 0
+
+
 def test_auto_picks_cuda_on_a_gpu_machine():
     t = veil.Trainer(model(), device="auto", seed=0)
     assert t.device_name == "cuda"
