@@ -42,24 +42,27 @@ def main(argv=None) -> int:
     batches = [int(b) for b in (args.batches or ("256" if args.quick else "256,1024")).split(",")]
     name = gpu_name()
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"gpu_bench_{slug}")
     rows = []
     print(f"veil {veil.__version__} on {name}: verify training vs insecure float32 (CuPy)")
     print(f"{'width':>5} {'batch':>5} | {'(a) ms':>8} {'(c) ms':>8} {'encl ms':>8} {'gpu ms':>8} "
-          f"{'xfer ms':>8} | {'(c)/(a)':>8} {'share':>6}")
+          f"{'xfer ms':>8} | {'(c)/(a)':>8} {'share':>6}  knobs")
     for w in widths:
         for b in batches:
             r = bench.measure(w, b, device="cuda", repeats=args.repeats, enclave_only=False,
                               inference=False)
             rows.append(r)
+            knobs = ",".join(f"{k}={v}" for k, v in r.knobs.items()) or "defaults"
             print(f"{w:>5} {b:>5} | {1e3 * r.insecure_s:>8.2f} {1e3 * r.verify_s:>8.2f} "
                   f"{1e3 * r.verify_enclave_s:>8.2f} {1e3 * r.verify_device_s:>8.2f} "
                   f"{1e3 * r.verify_transfer_s:>8.2f} | {r.ratios['verify/insecure']:>8.2f} "
-                  f"{100 * r.ratios['enclave_share']:>5.1f}%", flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"gpu_bench_{slug}")
-    with open(stem + ".json", "w") as f:
-        json.dump({"gpu": name, "veil": veil.__version__, "python": sys.version,
-                   "rows": [asdict(r) for r in rows]}, f, indent=2)
+                  f"{100 * r.ratios['enclave_share']:>5.1f}%  {knobs}", flush=True)
+            # Rewritten after every configuration: a run cut short keeps what it measured.
+            with open(stem + ".json", "w") as f:
+                json.dump({"gpu": name, "veil": veil.__version__, "python": sys.version,
+                           "cupy": _cuda._cupy().__version__, "repeats": args.repeats,
+                           "rows": [asdict(r) for r in rows]}, f, indent=2)
     bench.plot(rows, stem + ".png")
     print(f"wrote {stem}.json and {stem}.png")
     return 0

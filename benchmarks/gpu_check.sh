@@ -5,59 +5,71 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
-# Offline machines: put wheels for cython, scikit-build-core, pytest, tqdm,
-# scikit-learn and matplotlib in .whl/ and the Debian packages libssl-dev,
-# libgtest-dev and libopenblas-dev (with their -0 runtime packages) in .deb/
-# at the repository root; the script installs from there and never downloads.
+# Offline machines: put the Debian packages libssl-dev, libssl3, libopenblas-dev,
+# libopenblas-pthread-dev, libopenblas0, libopenblas0-pthread, libgfortran5 and
+# libquadmath0 in .deb/ (`apt-get download ...`), and wheels for any missing
+# Python package (cython, scikit-build-core, pytest, tqdm, scikit-learn,
+# matplotlib) in .whl/, at the repository root: the script unpacks and
+# installs from there and never downloads anything itself.
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT_DIR}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
-log="$out/gpu_check.log"
-exec > >(tee "$log") 2>&1
+out=$(cd "$out" && pwd)
+exec > >(tee "$out/gpu_check.log") 2>&1
 start=$(date +%s)
 step() { echo "== [$(( $(date +%s) - start ))s] $*"; }
+export PYTHONUNBUFFERED=1
 
 PY=${PYTHON:-python3}
-step "python: $($PY --version), cupy: $($PY -c 'import cupy; print(cupy.__version__)' 2>&1)"
+step "python: $($PY --version 2>&1), cupy: $($PY -c 'import cupy; print(cupy.__version__)' 2>&1 | tail -1)"
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 has_gpu=1
 $PY - <<'PYEOF' || { has_gpu=0; echo "gpu_check: CuPy sees no GPU: building and running the CPU part only"; }
 import cupy
 n = cupy.cuda.runtime.getDeviceCount()
 props = cupy.cuda.runtime.getDeviceProperties(0)
-print("gpu:", props["name"].decode() if isinstance(props["name"], bytes) else props["name"], "count:", n)
+name = props["name"]
+print("gpu:", name.decode() if isinstance(name, bytes) else name, "count:", n,
+      "cuda runtime:", cupy.cuda.runtime.runtimeGetVersion())
 assert n > 0
 PYEOF
 
-# System packages: from .deb/ when carried, else from Debian when reachable.
-prefix=""
+# System packages: unpacked from .deb/ when carried, else from Debian when reachable.
 if compgen -G ".deb/*.deb" > /dev/null; then
   prefix=/tmp/veil-debs
   step "unpacking carried Debian packages into $prefix"
-  for f in .deb/*.deb; do dpkg -x "$f" "$prefix"; done
+  for f in .deb/*.deb; do dpkg -x "$f" "$prefix" || exit 3; done
+  lib="$prefix/usr/lib/x86_64-linux-gnu"
+  # Debian reaches OpenBLAS through update-alternatives links, which dpkg -x
+  # does not make: link it where the build and the loader look.
+  ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"
+  ln -sf libopenblas.so.0 "$lib/libopenblas.so"
   export CMAKE_PREFIX_PATH="$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export CPATH="$prefix/usr/include:$prefix/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
-  export LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LIBRARY_PATH="$lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 elif ! { [ -e /usr/include/openssl/evp.h ] && [ -e /usr/include/x86_64-linux-gnu/cblas.h ]; }; then
   step "installing build packages from Debian"
-  apt-get update -qq && apt-get install -y -qq libssl-dev libgtest-dev libopenblas-dev || exit 3
+  apt-get update -qq && apt-get install -y -qq libssl-dev libopenblas-dev || exit 3
 fi
 
-# Python build and test requirements: from .whl/ when carried.
+# Python build and test requirements: the machine's own, then carried wheels.
 site=/tmp/veil-site
 if compgen -G ".whl/*.whl" > /dev/null; then
   step "installing carried wheels"
   $PY -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl || exit 4
-  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="$site/bin:$PATH"
-else
-  $PY -m pip install -q cython scikit-build-core pytest tqdm scikit-learn matplotlib || true
+  export PATH="$site/bin:$PATH"
 fi
-
-step "building and installing veil"
-$PY -m pip install -q --no-build-isolation --no-deps --target "$site" \
-  -Cbuild-dir=/tmp/veil-build -Ccmake.define.VEIL_BUILD_TESTS=OFF . || exit 5
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+$PY -c "import Cython, scikit_build_core, pytest, tqdm, sklearn, matplotlib, numpy" || {
+  echo "gpu_check: a Python requirement is missing: carry its wheel in .whl/"; exit 4; }
+
+step "building and installing veil ($(nproc) jobs)"
+export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+$PY -m pip install -q --no-build-isolation --no-deps --no-index --target "$site" \
+  -Cbuild-dir=/tmp/veil-build -Ccmake.define.VEIL_BUILD_TESTS=OFF . || exit 5
+$PY -c "import veil; print('veil', veil.__version__, veil.enclave_backend())" || exit 5
 
 step "GPU tests"
 (cd tests/python && timeout 240 $PY -m pytest -q -p no:cacheprovider -m gpu -rs \
@@ -70,7 +82,8 @@ if [ $has_gpu -eq 0 ]; then
 fi
 step "GPU benchmark"
 widths=${VEIL_GPU_WIDTHS:-1024,2048,4096,8192}
-timeout 240 $PY benchmarks/gpu_bench.py "$out" --widths "$widths" --batches 256,1024 --repeats 3
+batches=${VEIL_GPU_BATCHES:-256,1024}
+timeout 270 $PY benchmarks/gpu_bench.py "$out" --widths "$widths" --batches "$batches" --repeats 3
 bench_rc=$?
 step "done: tests rc=$tests_rc, benchmark rc=$bench_rc"
 [ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ]

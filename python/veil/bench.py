@@ -96,6 +96,7 @@ class Row:
     verify_enclave_s: float
     verify_device_s: float
     verify_transfer_s: float
+    knobs: Dict[str, int] = field(default_factory=dict)  # Trainer knobs changed from the defaults
     private_infer_s: Optional[float] = None       # (d)
     enclave_only_infer_s: Optional[float] = None
     verify_infer_s: Optional[float] = None
@@ -138,6 +139,22 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
     }
 
 
+# Knobs tried in order when the defaults could overflow the exact float64 range
+# (8192 wide at batch 1024 needs one fractional bit less on the activations).
+_NARROWER_KNOBS = ({}, {"frac_act": 7}, {"frac_act": 6})
+
+
+def _trainer_within_budget(width: int, batch: int, device: str, lr_exp: int):
+    """The default Trainer, or the first narrower one the enclave accepts."""
+    for knobs in _NARROWER_KNOBS:
+        try:
+            return veil.Trainer(_model(width), device=device, lr=2.0 ** -lr_exp, seed=0,
+                                batch_size=batch, **knobs), knobs
+        except veil.ConfigError as error:
+            refusal = error
+    raise refusal
+
+
 def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
             enclave_only: bool = True, inference: bool = True) -> Row:
     """One configuration: every baseline on the same batch."""
@@ -146,8 +163,7 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     x = rng.random((batch, width))
     y = rng.integers(0, 10, batch)
 
-    trainer = veil.Trainer(_model(width), device=device, lr=2.0 ** -lr_exp, seed=0,
-                           batch_size=batch)
+    trainer, narrowed = _trainer_within_budget(width, batch, device, lr_exp)
     weights = trainer.export_weights()
     trainer.train_step(x, y)  # warm-up
     verify_times, splits, transfers = [], [], []
@@ -175,7 +191,7 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     insecure.step(xf, yl)
     insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats)
 
-    row = Row(width=width, batch=batch, insecure_s=insecure_s, enclave_only_s=None,
+    row = Row(width=width, batch=batch, knobs=narrowed, insecure_s=insecure_s, enclave_only_s=None,
               verify_s=verify_times[i], verify_enclave_s=split["enclave"],
               verify_device_s=split["device"] - transfer, verify_transfer_s=transfer)
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
