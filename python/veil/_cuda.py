@@ -82,15 +82,18 @@ class CudaDevice(Device):
     Args:
         device_id: which GPU.
         blocks: row blocks per product for copy/compute overlap (1 disables it).
+        min_block_bytes: smallest block worth its own copy and launch; smaller
+            operands go in fewer blocks, since each block costs a launch and two events.
     """
 
     name = "cuda"
 
-    def __init__(self, device_id: int = 0, blocks: int = 4):
+    def __init__(self, device_id: int = 0, blocks: int = 4, min_block_bytes: int = 4 << 20):
         cp = _cupy()
         self._cp = cp
         self._gpu = cp.cuda.Device(device_id)
         self._blocks = max(1, int(blocks))
+        self._min_block_bytes = max(0, int(min_block_bytes))
         with self._gpu:
             self._compute = cp.cuda.Stream(non_blocking=True)
             self._copy = cp.cuda.Stream(non_blocking=True)
@@ -140,7 +143,9 @@ class CudaDevice(Device):
         staged = self._in.view(x.shape)
         staged[...] = x
         result = self._out.view((rows, out_cols))
-        bounds = np.linspace(0, rows, min(self._blocks, rows) + 1, dtype=np.int64)
+        worth = x.nbytes // self._min_block_bytes if self._min_block_bytes else rows
+        blocks = max(1, min(self._blocks, rows, worth))
+        bounds = np.linspace(0, rows, blocks + 1, dtype=np.int64)
         with self._gpu:
             # Every block and product stays referenced until the compute stream is done:
             # freed earlier, CuPy's pool could hand the memory to the next block's copy
@@ -198,4 +203,6 @@ class CudaDevice(Device):
 
     def download(self, layer: int) -> np.ndarray:
         with self._gpu:
-            return self.weights[layer].get()
+            weights = self.weights[layer].get()
+        self.transfer_bytes += weights.nbytes
+        return weights

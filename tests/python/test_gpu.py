@@ -44,7 +44,7 @@ def test_cuda_device_products_are_exact(blocks, batch):
     m = rng.integers(-2**20, 2**20, (rows, cols)).astype(np.float64)
     a = rng.integers(-2**12, 2**12, (batch, rows)).astype(np.float64)
     dz = rng.integers(-2**12, 2**12, (batch, cols)).astype(np.float64)
-    gpu, cpu = CudaDevice(blocks=blocks), veil.NumpyDevice()
+    gpu, cpu = CudaDevice(blocks=blocks, min_block_bytes=0), veil.NumpyDevice()
     for device in (gpu, cpu):
         device.upload(3, m)
     np.testing.assert_array_equal(gpu.forward(3, a), cpu.forward(3, a))
@@ -70,16 +70,24 @@ def test_weights_stay_on_the_gpu():
 
     from veil._cuda import CudaDevice
 
-    device = CudaDevice()
-    t = veil.Trainer(model(), device=device, seed=0, batch_size=16)
-    rng = np.random.default_rng(0)
-    t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
-    assert all(isinstance(w, cupy.ndarray) for w in device.weights.values())
-    # Per step only activations and gradients cross the link, never the weights.
-    per_step = device.transfer_bytes
-    t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
-    weight_bytes = sum(w.nbytes for w in device.weights.values())
-    assert device.transfer_bytes - per_step < weight_bytes
+    def bytes_per_step(batch):
+        device = CudaDevice()
+        wide = veil.Sequential([veil.Dense(256, 256), veil.ReLU(), veil.Dense(256, 10)])
+        t = veil.Trainer(wide, device=device, seed=0, batch_size=batch)
+        rng = np.random.default_rng(batch)
+        t.train_step(rng.random((batch, 256)), rng.integers(0, 10, batch))
+        assert all(isinstance(w, cupy.ndarray) for w in device.weights.values())
+        before = device.transfer_bytes
+        t.train_step(rng.random((batch, 256)), rng.integers(0, 10, batch))
+        weight_bytes = sum(w.nbytes for w in device.weights.values())
+        return device.transfer_bytes - before, weight_bytes
+
+    # Only activations and gradients cross the link: the bytes of a step grow with
+    # the batch alone, with no weight-sized term, and stay below the weights' size.
+    small, weight_bytes = bytes_per_step(4)
+    double, _ = bytes_per_step(8)
+    assert double == 2 * small
+    assert small < weight_bytes / 4
 
 
 @pytest.mark.parametrize("operation", ["forward", "backward", "update"])
