@@ -90,8 +90,9 @@ def test_weights_stay_on_the_gpu():
     assert small < weight_bytes / 4
 
 
-@pytest.mark.parametrize("operation", ["forward", "backward", "update"])
+@pytest.mark.parametrize("operation", ["forward", "backward", "update", "scale", "download"])
 def test_cheating_cuda_device_is_caught(operation):
+    """Lies about the GPU-held weights are caught like any device's (DESIGN.md 4.2)."""
     from veil._cuda import CudaDevice
 
     class CheatingCuda(CudaDevice):
@@ -118,8 +119,21 @@ def test_cheating_cuda_device_is_caught(operation):
             if operation == "update" and self.steps == 3 and layer == 0:
                 self.weights[layer][0, 0] += 1.0
 
+        def scale(self, layer):
+            if not (operation == "scale" and layer == 1):  # skips one layer's halving
+                super().scale(layer)
+
+        def download(self, layer):
+            m = super().download(layer)
+            if operation == "download" and layer == 2:
+                m[-1, 3] += 1.0
+            return m
+
     t = veil.Trainer(model(), device=CheatingCuda(), seed=0, batch_size=16)
     rng = np.random.default_rng(1)
     with pytest.raises(veil.VerificationError, match="layer"):
-        for _ in range(6):
+        for step in range(6):
             t.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
+            if step == 1:
+                t.halve_lr()
+        t.export_weights()
