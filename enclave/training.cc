@@ -797,7 +797,8 @@ int Training::export_weights(Session& session, uint32_t layer, double* weights, 
 
 namespace {
 
-constexpr char kCheckpointMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'P', '1'};
+// Format 2 added the session's counters, so checks_passed survives a resume.
+constexpr char kCheckpointMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'P', '2'};
 
 // Associated data: the format and the model's shape, so a checkpoint of
 // another model fails to open at all.
@@ -876,7 +877,8 @@ struct Reader {
 }  // namespace
 
 size_t Training::state_size() const {
-  size_t bytes = sizeof kCheckpointMagic + sizeof config_ + sizeof step_ + 2 * sizeof(int32_t);
+  size_t bytes = sizeof kCheckpointMagic + sizeof config_ + sizeof step_ + 2 * sizeof(int32_t) +
+                 sizeof(Counters);
   for (const Layer& l : layers_) bytes += 2 * sizeof(double) + 16 * (l.n + 1 + l.m);
   return bytes;
 }
@@ -898,6 +900,7 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   put(plain, step_);
   put(plain, lr_exp_);
   put(plain, batch_exp_);
+  put(plain, session.counters());
   std::vector<veil_layer_spec_t> specs;
   for (const Layer& l : layers_) {
     put(plain, l.device_max);
@@ -945,6 +948,7 @@ int Training::restore(Session& session, const veil_train_config_t& config,
   t->step_ = in.get<uint64_t>();
   t->lr_exp_ = in.get<int32_t>();
   t->batch_exp_ = in.get<int32_t>();
+  const Counters counters = in.get<Counters>();
   const veil_train_config_t& c = t->config_;
   const bool same_config =
       c.layer_count == config.layer_count && c.loss == config.loss &&
@@ -984,6 +988,10 @@ int Training::restore(Session& session, const veil_train_config_t& config,
     rc = t->audit(session, li, Phase::export_check, nullptr);
     if (rc != VEIL_OK) return rc;
   }
+  // The counters go on from where the checkpoint left them (plus the checks above).
+  session.counters().checks_passed += counters.checks_passed;
+  session.counters().products += counters.products;
+  session.counters().saturated += counters.saturated;
   *out = std::move(t);
   return VEIL_OK;
 }

@@ -35,6 +35,10 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(digits, tmp_path):
     resumed = veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)
     assert resumed.epochs_done == 2
     resumed.fit(X, y, epochs=3, verbose=0)   # crosses the halving at epoch 3
+    # The counters carry over; restoring adds its own two checks per layer.
+    straight_stats, resumed_stats = straight.stats(), resumed.stats()
+    assert resumed_stats["checks_passed"] == straight_stats["checks_passed"] + 2 * 2
+    assert resumed_stats["products"] == straight_stats["products"]
     for a, b in zip(straight.export_weights(), resumed.export_weights()):
         np.testing.assert_array_equal(a, b)
     assert resumed.stats()["step"] == straight.stats()["step"]
