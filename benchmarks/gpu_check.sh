@@ -85,5 +85,7 @@ widths=${VEIL_GPU_WIDTHS:-1024,2048,4096,8192}
 batches=${VEIL_GPU_BATCHES:-256,1024}
 timeout 270 $PY benchmarks/gpu_bench.py "$out" --widths "$widths" --batches "$batches" --repeats 3
 bench_rc=$?
+step "where a CUDA device call's time goes"
+timeout 60 $PY benchmarks/gpu_device_ops.py --widths 1024,4096 --batch 256
 step "done: tests rc=$tests_rc, benchmark rc=$bench_rc"
 [ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ]
