@@ -34,6 +34,24 @@ Status matvec(const double* x, std::size_t rows, std::size_t cols, std::size_t l
   return Status::success();
 }
 
+Status matvec2(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+               const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+               std::uint64_t* out2) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ld;
+    DotAccumulator acc1, acc2;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const Fault f = classify(xr[j]);
+      if (f != Fault::none) return Status::at(f, i, j);
+      acc1.add(xr[j], v1[j]);
+      acc2.add(xr[j], v2[j]);
+    }
+    out1[i] = acc1.value();
+    out2[i] = acc2.value();
+  }
+  return Status::success();
+}
+
 Status matvec_t(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                 const std::uint64_t* y, std::uint64_t* out) {
   for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
@@ -133,7 +151,7 @@ PassResult backward(const BackwardPlan& p) {
   return res;
 }
 
-const Kernels kPortable = {range, matvec, matvec_t, forward, backward};
+const Kernels kPortable = {range, matvec, matvec2, matvec_t, forward, backward};
 
 }  // namespace
 

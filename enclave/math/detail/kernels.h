@@ -40,6 +40,9 @@ struct Kernels {
   Status (*range)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld);
   Status (*matvec)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                    const std::uint64_t* v, std::uint64_t* out);
+  Status (*matvec2)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                    std::uint64_t* out2);
   Status (*matvec_t)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                      const std::uint64_t* y, std::uint64_t* out);
   PassResult (*forward)(const ForwardPlan& plan);

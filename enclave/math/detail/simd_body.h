@@ -136,8 +136,9 @@ VEIL_SIMD_TARGET Status simd_range(const double* x, std::size_t rows, std::size_
   return Status::success();
 }
 
-VEIL_SIMD_TARGET Status simd_matvec(const double* x, std::size_t rows, std::size_t cols,
-                                    std::size_t ld, const std::uint64_t* v, std::uint64_t* out) {
+// The exact integer paths, row by row: any value that passes the range check.
+VEIL_SIMD_TARGET Status exact_matvec(const double* x, std::size_t rows, std::size_t cols,
+                                     std::size_t ld, const std::uint64_t* v, std::uint64_t* out) {
   for (std::size_t i = 0; i < rows; ++i) {
     const double* xr = x + i * ld;
     std::uint64_t sum = 0;
@@ -151,8 +152,9 @@ VEIL_SIMD_TARGET Status simd_matvec(const double* x, std::size_t rows, std::size
   return Status::success();
 }
 
-VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::size_t cols,
-                                      std::size_t ld, const std::uint64_t* y, std::uint64_t* out) {
+VEIL_SIMD_TARGET Status exact_matvec_t(const double* x, std::size_t rows, std::size_t cols,
+                                       std::size_t ld, const std::uint64_t* y,
+                                       std::uint64_t* out) {
   for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
   for (std::size_t i = 0; i < rows; ++i) {
     const double* xr = x + i * ld;
@@ -191,6 +193,226 @@ VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::si
     }
   }
   for (std::size_t j = 0; j < cols; ++j) out[j] = FieldQ::reduce(out[j]);
+  return Status::success();
+}
+
+// ---- Small operands in float64 --------------------------------------------
+// The operands the enclave produced itself (quantized activations and
+// gradients) are integers far below 2^53. When every element of a chunk is an
+// integer with |x| < 2^23, sum_j x_j v_j mod q is computed exactly in float64
+// instead: v = v0 + v1 2^21 + v2 2^42 with 21-bit limbs, each product
+// |x_j vk_j| < 2^44, and a sum of at most kChunk = 2^9 such products (or, in
+// x^T y, of at most kSmallRows rows) stays below 2^53, so every partial sum is
+// an exact integer whatever the order. The field value is the integer path's,
+// so all kernel paths stay bit-identical. Chunks that hold a larger value, or
+// one failing the range check, take the exact integer path, which range-checks
+// as before.
+constexpr double kSmallLimit = 8388608.0;  // 2^23
+constexpr std::uint64_t kM21 = (1ull << 21) - 1;
+constexpr std::size_t kSmallRows = 512;     // rows summed per column before a fold
+constexpr std::size_t kSmallMinRows = 4;    // below this, splitting v costs more than it saves
+
+// One field vector split into float64 limbs, for one chunk of columns.
+struct Limbs {
+  alignas(64) double l0[kChunk];
+  alignas(64) double l1[kChunk];
+  alignas(64) double l2[kChunk];
+};
+
+inline void split_limbs(const std::uint64_t* v, std::size_t len, Limbs* out) {
+  for (std::size_t k = 0; k < len; ++k) {
+    out->l0[k] = static_cast<double>(v[k] & kM21);
+    out->l1[k] = static_cast<double>((v[k] >> 21) & kM21);
+    out->l2[k] = static_cast<double>(v[k] >> 42);
+  }
+}
+
+// b * 2^k mod q for b < q: with 2^61 = 1 (mod q), a rotation of b's 61 bits.
+template <int k>
+inline std::uint64_t times_pow2(std::uint64_t b) {
+  return FieldQ::reduce(((b << k) & kQ) + (b >> (61 - k)));
+}
+
+// Field value of s0 + s1 2^21 + s2 2^42 for exact integer sums |sk| < 2^53.
+inline std::uint64_t fold_limbs(double s0, double s1, double s2) {
+  const std::uint64_t a = FieldQ::from_int(static_cast<std::int64_t>(s0));
+  const std::uint64_t b = FieldQ::from_int(static_cast<std::int64_t>(s1));
+  const std::uint64_t c = FieldQ::from_int(static_cast<std::int64_t>(s2));
+  return FieldQ::add(a, FieldQ::add(times_pow2<21>(b), times_pow2<42>(c)));
+}
+
+// Lanes holding an integer below 2^23 in magnitude (false for NaN and Inf).
+VEIL_SIMD_TARGET inline VM is_small(VD x) {
+  return V::mand(V::lt(V::abs(x), V::dup(kSmallLimit)), V::eq(V::trunc(x), x));
+}
+
+inline bool is_small(double x) {
+  const double ax = x < 0 ? -x : x;
+  return ax < kSmallLimit && static_cast<double>(static_cast<std::int64_t>(x)) == x;
+}
+
+VEIL_SIMD_TARGET inline double hsum(VD v) {
+  alignas(64) double lanes[V::W];
+  V::store(lanes, v);
+  double total = 0;
+  for (std::size_t k = 0; k < V::W; ++k) total += lanes[k];
+  return total;
+}
+
+// x . v mod q for the K limb sets in lv over one chunk, if every element of x
+// is small: returns true and adds to sums[]; returns false and changes nothing
+// otherwise. Sharing the load and the test is what makes K = 2 cheaper than
+// two calls.
+template <int K>
+VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const Limbs* lv, std::size_t len,
+                                             std::uint64_t* sums) {
+  // Two vectors per step for one limb set: the adds' latency, not their
+  // count, bounds this loop, so it keeps 6 independent sums in flight.
+  constexpr int U = K == 1 ? 2 : 1;
+  VD acc[U][K][3];
+  for (int u = 0; u < U; ++u)
+    for (int r = 0; r < K; ++r) acc[u][r][0] = acc[u][r][1] = acc[u][r][2] = V::zero();
+  VM ok = V::mtrue();
+  std::size_t k = 0;
+  for (; k + U * V::W <= len; k += U * V::W) {
+    for (int u = 0; u < U; ++u) {
+      const std::size_t ku = k + u * V::W;
+      const VD xv = V::load(x + ku);
+      ok = V::mand(ok, is_small(xv));
+      for (int r = 0; r < K; ++r) {
+        acc[u][r][0] = V::add(acc[u][r][0], V::mul(xv, V::load(lv[r].l0 + ku)));
+        acc[u][r][1] = V::add(acc[u][r][1], V::mul(xv, V::load(lv[r].l1 + ku)));
+        acc[u][r][2] = V::add(acc[u][r][2], V::mul(xv, V::load(lv[r].l2 + ku)));
+      }
+    }
+  }
+  if (V::any(V::mandnot(V::mtrue(), ok))) return false;
+  double tail[K][3] = {};
+  for (; k < len; ++k) {
+    if (!is_small(x[k])) return false;
+    for (int r = 0; r < K; ++r) {
+      tail[r][0] += x[k] * lv[r].l0[k];
+      tail[r][1] += x[k] * lv[r].l1[k];
+      tail[r][2] += x[k] * lv[r].l2[k];
+    }
+  }
+  for (int r = 0; r < K; ++r) {
+    double total[3];
+    for (int c = 0; c < 3; ++c) {
+      VD lanes = acc[0][r][c];
+      for (int u = 1; u < U; ++u) lanes = V::add(lanes, acc[u][r][c]);
+      total[c] = hsum(lanes) + tail[r][c];
+    }
+    sums[r] = FieldQ::add(sums[r], fold_limbs(total[0], total[1], total[2]));
+  }
+  return true;
+}
+
+// After any fault the first bad element in row-major order is reported, as
+// the row-by-row paths do: the column-blocked loops below may meet a later one first.
+VEIL_SIMD_TARGET inline Status row_major_fault(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                              Status found) {
+  const Status first = simd_range(x, rows, cols, ld);
+  return first.ok() ? found : first;
+}
+
+// out_r = x v_r mod q for K vectors in one pass over x, column chunk by column
+// chunk so that the split vectors stay in L1.
+template <int K>
+VEIL_SIMD_TARGET Status matvec_k(const double* x, std::size_t rows, std::size_t cols,
+                                 std::size_t ld, const std::uint64_t* const* v,
+                                 std::uint64_t* const* out) {
+  Limbs lv[K];
+  for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const std::size_t len = cols - c0 < kChunk ? cols - c0 : kChunk;
+    for (int r = 0; r < K; ++r) split_limbs(v[r] + c0, len, &lv[r]);
+    bool fast = true;  // until a row of this chunk needs the integer path
+    for (std::size_t i = 0; i < rows; ++i) {
+      const double* xr = x + i * ld + c0;
+      std::uint64_t part[K] = {};
+      if (!(fast && small_dot_chunk<K>(xr, lv, len, part))) {
+        fast = false;
+        for (int r = 0; r < K; ++r) {
+          const Status st = check_dot_chunk<false>(xr, v[r] + c0, len, 0.0, nullptr, i, c0, &part[r]);
+          if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
+        }
+      }
+      for (int r = 0; r < K; ++r) out[r][i] = c0 == 0 ? part[r] : FieldQ::add(out[r][i], part[r]);
+    }
+  }
+  return Status::success();
+}
+
+VEIL_SIMD_TARGET Status simd_matvec(const double* x, std::size_t rows, std::size_t cols,
+                                    std::size_t ld, const std::uint64_t* v, std::uint64_t* out) {
+  if (rows < kSmallMinRows) return exact_matvec(x, rows, cols, ld, v, out);
+  return matvec_k<1>(x, rows, cols, ld, &v, &out);
+}
+
+VEIL_SIMD_TARGET Status simd_matvec2(const double* x, std::size_t rows, std::size_t cols,
+                                     std::size_t ld, const std::uint64_t* v1,
+                                     const std::uint64_t* v2, std::uint64_t* out1,
+                                     std::uint64_t* out2) {
+  if (rows < kSmallMinRows) {
+    const Status st = exact_matvec(x, rows, cols, ld, v1, out1);
+    return st.ok() ? exact_matvec(x, rows, cols, ld, v2, out2) : st;
+  }
+  const std::uint64_t* v[2] = {v1, v2};
+  std::uint64_t* out[2] = {out1, out2};
+  return matvec_k<2>(x, rows, cols, ld, v, out);
+}
+
+// x^T y by column chunks: three float64 accumulators per column take rows of
+// small values, folded into the field every kSmallRows rows.
+VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::size_t cols,
+                                      std::size_t ld, const std::uint64_t* y, std::uint64_t* out) {
+  if (rows < kSmallMinRows) return exact_matvec_t(x, rows, cols, ld, y, out);
+  Limbs acc;
+  alignas(64) std::uint64_t part[kChunk];
+  for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const std::size_t len = cols - c0 < kChunk ? cols - c0 : kChunk;
+    for (std::size_t j = 0; j < len; ++j) out[c0 + j] = 0;
+    bool fast = true;  // until a block of this chunk needs the integer path
+    for (std::size_t r0 = 0; r0 < rows; r0 += kSmallRows) {
+      const std::size_t rb = rows - r0 < kSmallRows ? rows - r0 : kSmallRows;
+      if (fast) {
+        for (std::size_t j = 0; j < len; ++j) acc.l0[j] = acc.l1[j] = acc.l2[j] = 0.0;
+        VM ok = V::mtrue();
+        bool tail_ok = true;
+        for (std::size_t i = r0; i < r0 + rb; ++i) {
+          const double* xr = x + i * ld + c0;
+          const double y0 = static_cast<double>(y[i] & kM21);
+          const double y1 = static_cast<double>((y[i] >> 21) & kM21);
+          const double y2 = static_cast<double>(y[i] >> 42);
+          const VD d0 = V::dup(y0), d1 = V::dup(y1), d2 = V::dup(y2);
+          std::size_t k = 0;
+          for (; k + V::W <= len; k += V::W) {
+            const VD xv = V::load(xr + k);
+            ok = V::mand(ok, is_small(xv));
+            V::store(acc.l0 + k, V::add(V::load(acc.l0 + k), V::mul(xv, d0)));
+            V::store(acc.l1 + k, V::add(V::load(acc.l1 + k), V::mul(xv, d1)));
+            V::store(acc.l2 + k, V::add(V::load(acc.l2 + k), V::mul(xv, d2)));
+          }
+          for (; k < len; ++k) {
+            tail_ok = tail_ok && is_small(xr[k]);
+            acc.l0[k] += xr[k] * y0;
+            acc.l1[k] += xr[k] * y1;
+            acc.l2[k] += xr[k] * y2;
+          }
+        }
+        fast = tail_ok && !V::any(V::mandnot(V::mtrue(), ok));
+        if (fast) {
+          for (std::size_t j = 0; j < len; ++j) {
+            out[c0 + j] = FieldQ::add(out[c0 + j], fold_limbs(acc.l0[j], acc.l1[j], acc.l2[j]));
+          }
+          continue;
+        }
+      }
+      const Status st = exact_matvec_t(x + r0 * ld + c0, rb, len, ld, y + r0, part);
+      if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
+      for (std::size_t j = 0; j < len; ++j) out[c0 + j] = FieldQ::add(out[c0 + j], part[j]);
+    }
+  }
   return Status::success();
 }
 
