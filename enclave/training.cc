@@ -195,6 +195,10 @@ struct Training::Layer {
   double device_max = 0;       // max |M| as the device reports it: decides limbs
   double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
   double operand_l1 = 0;       // largest operand row L1 norm of the current step
+  // The update's A t and dZ s, computed in the same pass as the forward and
+  // backward checks' A v and dZ w (the same operands); valid within one step.
+  std::vector<uint64_t> at, dzs;
+  bool at_ready = false, dzs_ready = false;
 };
 
 Training::~Training() {
@@ -247,7 +251,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs) +
+    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 2) +
              8.0 * 4 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
@@ -320,6 +324,8 @@ void Training::allocate_buffers() {
   for (size_t li = 0; li < layers_.size(); ++li) {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
+    layers_[li].at.resize(config_.max_batch);
+    layers_[li].dzs.resize(config_.max_batch);
   }
 }
 
@@ -505,8 +511,17 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     }
     rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
     if (rc != VEIL_OK) return rc;
-    // Nothing the device returned is used before it passes its check.
-    math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
+    // Nothing the device returned is used before it passes its check. In a
+    // step, the update's A t (forward) or dZ s (backward) of the same operand
+    // comes from the same pass.
+    if (in_step_ && plan.count == 1) {
+      math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint,
+                        fwd ? layer.t.data() : layer.s.data(), expected_.data(),
+                        fwd ? layer.at.data() : layer.dzs.data());
+      (fwd ? layer.at_ready : layer.dzs_ready) = true;
+    } else {
+      math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
+    }
     math::PassResult pass;
     const bool fused = plan.count == 1;
     if (fwd) {
@@ -587,6 +602,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
 }
 
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
+  for (Layer& l : layers_) l.at_ready = l.dzs_ready = false;
   const int scale = config_.frac_act + weight_scale();
   const double one = std::ldexp(1.0, config_.frac_act);
   for (uint32_t l = 0; l < layers_.size(); ++l) {
@@ -621,11 +637,20 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   // a wrong update makes the next product that uses M fail its check.
   row_mod_.resize(batch);
   delta_.resize(std::max(rows, cols));
-  math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
-  math::matvec_t_mod(a, batch, rows, rows, row_mod_.data(), delta_.data());
+  const uint64_t* dzs = layer.dzs.data();
+  if (!layer.dzs_ready) {
+    math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
+    dzs = row_mod_.data();
+  }
+  math::matvec_t_mod(a, batch, rows, rows, dzs, delta_.data());
   for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
-  math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
-  math::matvec_t_mod(dz, batch, cols, cols, row_mod_.data(), delta_.data());
+  const uint64_t* at = layer.at.data();
+  if (!layer.at_ready) {
+    math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
+    at = row_mod_.data();
+  }
+  math::matvec_t_mod(dz, batch, cols, cols, at, delta_.data());
+  layer.at_ready = layer.dzs_ready = false;
   for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_[j]);
   layer.proven_max += growth;
   // An honest device's max |M| grows by at most `growth`: track that bound and
