@@ -41,6 +41,7 @@ struct ForwardArgs {
   double* a_next = nullptr;  ///< optional out: quantized act(z), cols columns written
   std::size_t ld_a_next = 0;  ///< >= cols + 1 leaves room for the caller's bias column
   FixedFormat a_format;      ///< format of a_next (required when a_next is set)
+  OperandStats* a_stats = nullptr;  ///< optional out (with a_next): magnitudes of a_next
 };
 
 /**
@@ -68,6 +69,7 @@ struct BackwardArgs {
   double* dz_prev = nullptr;  ///< optional out: quantize(dA * 2^-scale * act'(z_prev))
   std::size_t ld_dz_prev = 0;
   FixedFormat g_format;  ///< format of dz_prev (required when dz_prev is set)
+  OperandStats* dz_stats = nullptr;  ///< optional out (with dz_prev): magnitudes of dz_prev
 };
 
 /** Checks dA (all cols) and emits the previous layer's quantized dz (out_cols). */

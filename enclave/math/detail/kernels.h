@@ -45,6 +45,9 @@ struct Kernels {
                     std::uint64_t* out2);
   Status (*matvec_t)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                      const std::uint64_t* y, std::uint64_t* out);
+  std::size_t (*quantize)(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                          double two_f, Quantizer qz, double* out, std::size_t ldo,
+                          OperandStats* stats);  // returns the saturated count
   PassResult (*forward)(const ForwardPlan& plan);
   PassResult (*backward)(const BackwardPlan& plan);
 };

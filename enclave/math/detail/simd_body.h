@@ -416,6 +416,69 @@ VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::si
   return Status::success();
 }
 
+// ---- Quantized outputs and their magnitudes (OperandStats) ----------------
+
+// One row's share of the statistics on the vector path: lanes of its L1 sum
+// and of the max, plus what the scalar tails added.
+struct RowStats {
+  VD row, max;
+  double row_tail, max_tail;
+};
+
+VEIL_SIMD_TARGET inline RowStats row_stats_begin() {
+  return RowStats{V::zero(), V::zero(), 0.0, 0.0};
+}
+
+// Column sums stay elementwise, so they add in row order as on every path.
+VEIL_SIMD_TARGET inline void stats_note_vec(RowStats& r, VD q, double* col) {
+  const VD a = V::abs(q);
+  r.row = V::add(r.row, a);
+  r.max = V::max(a, r.max);
+  if (col != nullptr) V::store(col, V::add(V::load(col), a));
+}
+
+VEIL_SIMD_TARGET inline void stats_end_row(const RowStats& r, OperandStats* st) {
+  alignas(64) double lanes[V::W];
+  V::store(lanes, r.max);
+  double mx = r.max_tail;
+  for (std::size_t k = 0; k < V::W; ++k) mx = vmax(lanes[k], mx);
+  st->max_abs = vmax(mx, st->max_abs);
+  st->row_l1_max = vmax(hsum(r.row) + r.row_tail, st->row_l1_max);
+}
+
+VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, std::size_t cols,
+                                           std::size_t ldx, double two_f_s, Quantizer qz,
+                                           double* out, std::size_t ldo, OperandStats* stats) {
+  const VD two_f = V::dup(two_f_s);
+  const VD lim = V::dup(qz.limit), nlim = V::dup(-qz.limit);
+  const VD lim1 = V::dup(qz.limit1), nlim1 = V::dup(-qz.limit1);
+  double* col = stats != nullptr ? stats->col_l1 : nullptr;
+  std::size_t sat = 0;
+  stats_begin(stats, cols);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ldx;
+    double* orow = out + i * ldo;
+    RowStats rs = row_stats_begin();
+    std::size_t k = 0;
+    for (; k + V::W <= cols; k += V::W) {
+      const VD v = V::load(xr + k);
+      // A NaN lane clamps to -(limit + 1) (maxpd returns its second operand),
+      // so it counts once as saturated, as in quantize_input(); then it becomes 0.
+      VD q = quantize_vec(V::mul(v, two_f), lim, nlim, lim1, nlim1, &sat);
+      q = V::blend(V::eq(v, v), V::zero(), q);
+      V::store(orow + k, q);
+      if (stats != nullptr) stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
+    }
+    for (; k < cols; ++k) {
+      orow[k] = quantize_input(xr[k], two_f_s, qz, &sat);
+      if (stats != nullptr)
+        stats_note(orow[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+    }
+    if (stats != nullptr) stats_end_row(rs, stats);
+  }
+  return sat;
+}
+
 VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
   const ForwardArgs& a = p.args;
   const bool linear = is_piecewise_linear(a.act);
@@ -427,10 +490,14 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  OperandStats* stats = a.a_next != nullptr ? a.a_stats : nullptr;
+  double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
+  stats_begin(stats, a.cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
     double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
+    RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
       const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
@@ -443,25 +510,32 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
       }
       if (ao == nullptr) continue;
       double* out = ao + c0;
+      double* col = col_l1 != nullptr ? col_l1 + c0 : nullptr;
+      std::size_t k = 0;
       if (linear) {
-        std::size_t k = 0;
         for (; k + V::W <= len; k += V::W) {
           VD y = V::mul(V::load(zb + k), two_f);
           if (relu) y = V::max(y, V::zero());
-          V::store(out + k, quantize_vec(y, lim, nlim, lim1, nlim1, &sat));
-        }
-        for (; k < len; ++k) {
-          double y = zb[k] * p.two_f;
-          if (relu) y = vmax(y, 0.0);
-          out[k] = quantize_scaled(y, p.qz, &sat);
-        }
-      } else {
-        // Transcendental activations: the shared scalar code keeps paths identical.
-        for (std::size_t k = 0; k < len; ++k) {
-          out[k] = quantize_scaled(activated_scaled(a.act, zb[k], p.two_f), p.qz, &sat);
+          const VD q = quantize_vec(y, lim, nlim, lim1, nlim1, &sat);
+          V::store(out + k, q);
+          if (stats != nullptr) stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
         }
       }
+      for (; k < len; ++k) {
+        double y;
+        if (linear) {
+          y = zb[k] * p.two_f;
+          if (relu) y = vmax(y, 0.0);
+        } else {
+          // Transcendental activations: the shared scalar code keeps paths identical.
+          y = activated_scaled(a.act, zb[k], p.two_f);
+        }
+        out[k] = quantize_scaled(y, p.qz, &sat);
+        if (stats != nullptr)
+          stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+      }
     }
+    if (stats != nullptr) stats_end_row(rs, stats);
     if (a.row_sums != nullptr) a.row_sums[i] = sum;
     if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
       mismatch = Status::at(Fault::mismatch, i);
@@ -480,10 +554,14 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  OperandStats* stats = a.dz_prev != nullptr ? a.dz_stats : nullptr;
+  double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
+  stats_begin(stats, a.out_cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* xr = a.da + i * a.ld_da;
     const double* zp = a.dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
     double* go = a.dz_prev != nullptr ? a.dz_prev + i * a.ld_dz_prev : nullptr;
+    RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
       const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
@@ -499,13 +577,16 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
       const double* x = xr + c0;
       const double* zc = zp + c0;
       double* out = go + c0;
+      double* col = col_l1 != nullptr ? col_l1 + c0 : nullptr;
       std::size_t k = 0;
       if (is_piecewise_linear(a.act)) {
         const bool relu = a.act == Activation::relu;
         for (; k + V::W <= olen; k += V::W) {
           VD y = V::mul(V::mul(V::load(x + k), vinv), two_f);
           if (relu) y = V::blend(V::gt(V::load(zc + k), V::zero()), V::zero(), y);
-          V::store(out + k, quantize_vec(y, lim, nlim, lim1, nlim1, &sat));
+          const VD q = quantize_vec(y, lim, nlim, lim1, nlim1, &sat);
+          V::store(out + k, q);
+          if (stats != nullptr) stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
         }
       }
       for (; k < olen; ++k) {
@@ -516,8 +597,11 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
           default: y = y * activation_derivative(a.act, zc[k]); break;
         }
         out[k] = quantize_scaled(y, p.qz, &sat);
+        if (stats != nullptr)
+          stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
       }
     }
+    if (stats != nullptr) stats_end_row(rs, stats);
     if (a.row_sums != nullptr) a.row_sums[i] = sum;
     if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
       mismatch = Status::at(Fault::mismatch, i);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -40,12 +41,16 @@ struct FwdOut {
   PassResult res;
   std::vector<double> z, a;
   std::vector<std::uint64_t> sums;
+  OperandStats stats;
+  std::vector<double> col_l1;
 };
 
 FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_t cols, int scale,
                    const std::vector<std::uint64_t>& s, const std::vector<std::uint64_t>* expected,
-                   Activation act, FixedFormat fmt) {
+                   Activation act, FixedFormat fmt, bool with_stats = true) {
   FwdOut o;
+  o.col_l1.assign(cols, 99.0);
+  o.stats.col_l1 = o.col_l1.data();
   o.z.assign(rows * cols, -7.0);
   o.a.assign(rows * (cols + 1), -7.0);
   o.sums.assign(rows, 0);
@@ -64,6 +69,7 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   f.a_next = o.a.data();
   f.ld_a_next = cols + 1;
   f.a_format = fmt;
+  f.a_stats = with_stats ? &o.stats : nullptr;
   o.res = fused_forward(f);
   return o;
 }
@@ -72,12 +78,17 @@ struct BwdOut {
   PassResult res;
   std::vector<double> g;
   std::vector<std::uint64_t> sums;
+  OperandStats stats;
+  std::vector<double> col_l1;
 };
 
 BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t cols, int scale,
                     const std::vector<std::uint64_t>& t, const std::vector<std::uint64_t>* expected,
-                    Activation act, const std::vector<double>& zprev, FixedFormat fmt) {
+                    Activation act, const std::vector<double>& zprev, FixedFormat fmt,
+                    bool with_stats = true) {
   BwdOut o;
+  o.col_l1.assign(cols - 1, 99.0);
+  o.stats.col_l1 = o.col_l1.data();
   o.g.assign(rows * (cols - 1), -7.0);
   o.sums.assign(rows, 0);
   BackwardArgs b;
@@ -96,12 +107,35 @@ BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t
   b.dz_prev = o.g.data();
   b.ld_dz_prev = cols - 1;
   b.g_format = fmt;
+  b.dz_stats = with_stats ? &o.stats : nullptr;
   o.res = fused_backward(b);
   return o;
 }
 
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+// What OperandStats must hold for a quantized output (row-major, ld), computed
+// the plain way; column sums add in row order, as the kernels promise.
+void expect_stats(const OperandStats& st, const std::vector<double>& col_l1,
+                  const std::vector<double>& q, std::size_t rows, std::size_t cols,
+                  std::size_t ld, const char* what) {
+  std::vector<double> col(cols, 0.0);
+  double row_max = 0, max_abs = 0;
+  for (std::size_t i = 0; i < rows; ++i) {
+    double row = 0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double a = std::fabs(q[i * ld + j]);
+      row += a;
+      col[j] += a;
+      max_abs = std::max(max_abs, a);
+    }
+    row_max = std::max(row_max, row);
+  }
+  EXPECT_EQ(st.max_abs, max_abs) << what;
+  EXPECT_EQ(st.row_l1_max, row_max) << what;  // the tests' limits keep every sum exact
+  EXPECT_TRUE(std::memcmp(col.data(), col_l1.data(), cols * sizeof(double)) == 0) << what;
 }
 
 class MathFused : public MathPathTest {};
@@ -247,6 +281,15 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
         EXPECT_TRUE(same_bits(b.g, b0.g)) << name << " " << activation_name(act);
         EXPECT_EQ(b.sums, b0.sums) << name;
         EXPECT_EQ(b.res.saturated, b0.res.saturated) << name;
+        expect_stats(f.stats, f.col_l1, f.a, rows, cols, cols + 1, name);
+        expect_stats(b.stats, b.col_l1, b.g, rows, cols, cols, name);
+        // Gathering the magnitudes changes nothing else.
+        const FwdOut fn = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, false);
+        const BwdOut bn = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt, false);
+        EXPECT_TRUE(same_bits(fn.a, f.a) && same_bits(fn.z, f.z) && fn.sums == f.sums) << name;
+        EXPECT_TRUE(same_bits(bn.g, b.g) && bn.sums == b.sums) << name;
+        EXPECT_EQ(fn.res.saturated, f.res.saturated) << name;
+        EXPECT_EQ(bn.res.saturated, b.res.saturated) << name;
         std::vector<std::uint64_t> mv(rows), mt(cols);
         ASSERT_TRUE(matvec_mod(zdev.data(), rows, cols, cols, s.data(), mv.data()).ok());
         ASSERT_TRUE(matvec_t_mod(zdev.data(), rows, cols, cols, y.data(), mt.data()).ok());
