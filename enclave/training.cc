@@ -79,6 +79,14 @@ double max_abs(const double* x, size_t n) {
   return best;
 }
 
+// The largest row L1 norm a pass reported, if it is exact: a sum of `cols`
+// integers of magnitude <= limit, plus `extra`, below 2^53 in any order. Then
+// it equals max_row_l1() over the same rows bit for bit; otherwise -1.
+double exact_row_l1(const math::OperandStats& st, size_t cols, double limit, double extra) {
+  if (static_cast<double>(cols) * limit + extra >= kExact) return -1;
+  return st.row_l1_max + extra;
+}
+
 // Split |x| into base-2^bits digits, keeping the sign on every digit, so that
 // x = sum_t 2^(t*bits) * digit_t exactly and |digit_t| < 2^bits.
 void extract_limb(const double* x, size_t n, int bits, int index, double* out) {
@@ -199,6 +207,11 @@ struct Training::Layer {
   // backward checks' A v and dZ w (the same operands); valid within one step.
   std::vector<uint64_t> at, dzs;
   bool at_ready = false, dzs_ready = false;
+  // Magnitudes of this step's operands, gathered by the passes that wrote
+  // them (math::OperandStats): A's largest row L1 norm (bias entry included)
+  // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
+  // unknown; then they are measured over the operand as before.
+  double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
 };
 
 Training::~Training() {
@@ -321,6 +334,9 @@ int Training::create(Session& session, const veil_train_config_t& config,
 void Training::allocate_buffers() {
   acts_.resize(layers_.size());
   pre_.resize(layers_.size());
+  size_t widest = 0;
+  for (const Layer& l : layers_) widest = std::max<size_t>(widest, l.n + 1);
+  col_l1_.resize(widest);
   for (size_t li = 0; li < layers_.size(); ++li) {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
@@ -422,12 +438,29 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
 
 // Quantize the batch into A_0 with its bias column.
 uint64_t Training::load_input(const double* x, size_t batch) {
+  for (Layer& l : layers_) l.a_row_l1 = l.a_col_l1 = l.dz_row_l1 = l.dz_max = -1;
   const size_t n = layers_.front().n;
   double* a = acts_[0].data();
-  math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1);
+  math::OperandStats stats;
+  stats.col_l1 = col_l1_.data();
+  math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
   const double one = std::ldexp(1.0, config_.frac_act);
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
+  note_act_stats(0, stats, batch);
   return r.saturated;
+}
+
+// Record what a pass reported about A_l (its n columns; the bias column is
+// 2^f_a in every row): the bounds apply_update and checked_layer would
+// otherwise measure in passes of their own, with the same values.
+void Training::note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch) {
+  Layer& layer = layers_[l];
+  const double one = std::ldexp(1.0, config_.frac_act);
+  layer.a_row_l1 = exact_row_l1(stats, layer.n, math::fixed_limit(act_format()), one);
+  double col = 0;
+  for (size_t j = 0; j < layer.n; ++j) col = std::max(col, stats.col_l1[j]);
+  // The bias column's sum, batch * 2^f_a, is exact (batch <= 2^16, f_a <= 20).
+  layer.a_col_l1 = std::max(col, static_cast<double>(batch) * one);
 }
 
 // Make sure every true product with an operand of this row L1 norm provably
@@ -489,8 +522,10 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   // act_clip < 1 does not bound.
   double row_l1 = fwd ? layer.n * act_clip_int_ + std::ldexp(1.0, config_.frac_act)
                       : static_cast<double>(in_cols) * grad_clip_int_;
-  if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit)
-    row_l1 = max_row_l1(x, batch, in_cols);
+  if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit) {
+    const double known = fwd ? layer.a_row_l1 : layer.dz_row_l1;
+    row_l1 = known >= 0 ? known : max_row_l1(x, batch, in_cols);
+  }
   int rc = ensure_sound(session, l, row_l1, phase);
   if (rc != VEIL_OK) return rc;
   layer.operand_l1 = phase == Phase::forward ? row_l1 : std::max(layer.operand_l1, row_l1);
@@ -523,6 +558,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
     }
     math::PassResult pass;
+    math::OperandStats stats;
     const bool fused = plan.count == 1;
     if (fwd) {
       math::ForwardArgs f;
@@ -541,6 +577,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
           f.a_next = acts_[l + 1].data();
           f.ld_a_next = out_cols + 1;
           f.a_format = act_format();
+          stats.col_l1 = col_l1_.data();
+          f.a_stats = &stats;
         }
       }
       pass = math::fused_forward(f);
@@ -562,6 +600,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
         b.dz_prev = grad_prev_.data();
         b.ld_dz_prev = layer.n;
         b.g_format = grad_format();
+        b.dz_stats = &stats;
       }
       pass = math::fused_backward(b);
     }
@@ -569,6 +608,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     session.counters().checks_passed++;
     if (fused) {
       *saturated += pass.saturated;
+      if (fwd && !last) note_act_stats(l + 1, stats, batch);
+      if (!fwd) note_grad_stats(l - 1, stats);
       return VEIL_OK;
     }
     // Limb t carries weight 2^(t * bits).
@@ -601,6 +642,13 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   return VEIL_OK;
 }
 
+// As note_act_stats, for dZ_l (m columns, no bias).
+void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
+  Layer& layer = layers_[l];
+  layer.dz_row_l1 = exact_row_l1(stats, layer.m, math::fixed_limit(grad_format()), 0.0);
+  layer.dz_max = stats.max_abs;
+}
+
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
   for (Layer& l : layers_) l.at_ready = l.dzs_ready = false;
   const int scale = config_.frac_act + weight_scale();
@@ -624,7 +672,9 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   const double* a = acts_[l].data();
   const double* dz = grad_.data();
   // Exactness of M - A^T dZ on the device, and the new provable bound on |M|.
-  const double growth = max_col_l1(a, batch, rows, scratch_) * max_abs(dz, batch * cols);
+  const double a_col = layer.a_col_l1 >= 0 ? layer.a_col_l1 : max_col_l1(a, batch, rows, scratch_);
+  const double dz_max = layer.dz_max >= 0 ? layer.dz_max : max_abs(dz, batch * cols);
+  const double growth = a_col * dz_max;
   if (layer.device_max + growth >= kExact)
     return exactness_refusal(session, l, "update", layer.device_max + growth);
   int status = VEIL_OK;
@@ -698,8 +748,10 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
     return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
                         static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
   grad_.resize(batch * m);
-  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m)
-                   .saturated;
+  math::OperandStats grad_stats;
+  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m,
+                              &grad_stats).saturated;
+  note_grad_stats(last, grad_stats);
 
   const int bwd_scale = config_.frac_grad + weight_scale();
   for (uint32_t l = last + 1; l-- > 0;) {

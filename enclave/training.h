@@ -85,6 +85,8 @@ class Training {
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                   const char* call);
   uint64_t load_input(const double* x, size_t batch);
+  void note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch);
+  void note_grad_stats(uint32_t l, const math::OperandStats& stats);
   int run_forward(Session& session, size_t batch, uint64_t* saturated);
   int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
                       size_t in_cols, size_t out_cols);
@@ -128,6 +130,7 @@ class Training {
   std::vector<double> device_out_;          // what the device returned
   std::vector<double> limb_;                // one limb of a split operand
   std::vector<double> scratch_;
+  std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
   std::vector<uint64_t> expected_, row_mod_, delta_;  // field vectors
 };
 
