@@ -544,11 +544,11 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       extract_limb(x, batch * in_cols, plan.bits, limb, limb_.data());
       operand = limb_.data();
     }
-    rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
-    if (rc != VEIL_OK) return rc;
-    // Nothing the device returned is used before it passes its check. In a
-    // step, the update's A t (forward) or dZ s (backward) of the same operand
-    // comes from the same pass.
+    // The expected row sums come first, while the operand the enclave just
+    // wrote is still in cache (the device's product evicts it); the ocall's
+    // copy of the operand then reads it from cache too. In a step, the
+    // update's A t (forward) or dZ s (backward) of the same operand comes from
+    // the same pass.
     if (in_step_ && plan.count == 1) {
       math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint,
                         fwd ? layer.t.data() : layer.s.data(), expected_.data(),
@@ -557,6 +557,9 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     } else {
       math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
     }
+    rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
+    if (rc != VEIL_OK) return rc;
+    // Nothing the device returned is used before it passes its check.
     math::PassResult pass;
     math::OperandStats stats;
     const bool fused = plan.count == 1;
@@ -677,31 +680,34 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   const double growth = a_col * dz_max;
   if (layer.device_max + growth >= kExact)
     return exactness_refusal(session, l, "update", layer.device_max + growth);
-  int status = VEIL_OK;
-  oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
-                                      batch * cols, batch);
-  session.counters().products++;
-  int rc = device_status(session, l, Phase::update, "update", r, status);
-  if (rc != VEIL_OK) return rc;
   // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
-  // a wrong update makes the next product that uses M fail its check.
+  // a wrong update makes the next product that uses M fail its check. The
+  // deltas come before the ocall, whose copies of A and dZ then read them
+  // from cache; they are applied once the device has taken the update.
   row_mod_.resize(batch);
-  delta_.resize(std::max(rows, cols));
+  delta_.resize(rows);
+  delta_w_.resize(cols);
   const uint64_t* dzs = layer.dzs.data();
   if (!layer.dzs_ready) {
     math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
     dzs = row_mod_.data();
   }
   math::matvec_t_mod(a, batch, rows, rows, dzs, delta_.data());
-  for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
   const uint64_t* at = layer.at.data();
   if (!layer.at_ready) {
     math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
     at = row_mod_.data();
   }
-  math::matvec_t_mod(dz, batch, cols, cols, at, delta_.data());
+  math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
   layer.at_ready = layer.dzs_ready = false;
-  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_[j]);
+  int status = VEIL_OK;
+  oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
+                                      batch * cols, batch);
+  session.counters().products++;
+  int rc = device_status(session, l, Phase::update, "update", r, status);
+  if (rc != VEIL_OK) return rc;
+  for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
+  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_w_[j]);
   layer.proven_max += growth;
   // An honest device's max |M| grows by at most `growth`: track that bound and
   // ask the device for the actual value (an O(n m) scan) only when the bound

@@ -131,7 +131,7 @@ class Training {
   std::vector<double> limb_;                // one limb of a split operand
   std::vector<double> scratch_;
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
-  std::vector<uint64_t> expected_, row_mod_, delta_;  // field vectors
+  std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors
 };
 
 }  // namespace veil::enclave
