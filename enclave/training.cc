@@ -203,10 +203,12 @@ struct Training::Layer {
   double device_max = 0;       // max |M| as the device reports it: decides limbs
   double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
   double operand_l1 = 0;       // largest operand row L1 norm of the current step
-  // The update's A t and dZ s, computed in the same pass as the forward and
-  // backward checks' A v and dZ w (the same operands); valid within one step.
-  std::vector<uint64_t> at, dzs;
-  bool at_ready = false, dzs_ready = false;
+  // Field vectors of this step's operands, computed while each operand is
+  // still in cache (valid within one step): A t (with the forward check's
+  // A v), and from dZ (prepare_grad) the backward check's dZ w, the update's
+  // dZ s and its w delta dZ^T (A t).
+  std::vector<uint64_t> at, dzw, dzs, dw;
+  bool at_ready = false, dz_ready = false, dw_ready = false;
   // Magnitudes of this step's operands, gathered by the passes that wrote
   // them (math::OperandStats): A's largest row L1 norm (bias entry included)
   // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
@@ -264,8 +266,8 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 2) +
-             8.0 * 4 * (layers[i].inputs + 1 + layers[i].outputs);
+    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 3) +
+             8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
   // Set-up holds the largest layer's initial weights and their random bits at once.
@@ -341,7 +343,9 @@ void Training::allocate_buffers() {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
     layers_[li].at.resize(config_.max_batch);
+    layers_[li].dzw.resize(config_.max_batch);
     layers_[li].dzs.resize(config_.max_batch);
+    layers_[li].dw.resize(layers_[li].m);
   }
 }
 
@@ -547,13 +551,15 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     // The expected row sums come first, while the operand the enclave just
     // wrote is still in cache (the device's product evicts it); the ocall's
     // copy of the operand then reads it from cache too. In a step, the
-    // update's A t (forward) or dZ s (backward) of the same operand comes from
-    // the same pass.
-    if (in_step_ && plan.count == 1) {
-      math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint,
-                        fwd ? layer.t.data() : layer.s.data(), expected_.data(),
-                        fwd ? layer.at.data() : layer.dzs.data());
-      (fwd ? layer.at_ready : layer.dzs_ready) = true;
+    // update's A t comes from the same pass as A v, and dZ w was computed
+    // with the rest of dZ's vectors when dZ was written (prepare_grad).
+    const uint64_t* expected = expected_.data();
+    if (!fwd && plan.count == 1 && layer.dz_ready) {
+      expected = layer.dzw.data();
+    } else if (fwd && in_step_ && plan.count == 1) {
+      math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint, layer.t.data(),
+                        expected_.data(), layer.at.data());
+      layer.at_ready = true;
     } else {
       math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
     }
@@ -571,7 +577,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       f.ld_z = out_cols;
       f.scale = scale;
       f.s = layer.s.data();
-      f.expected = expected_.data();
+      f.expected = expected;
       f.act = layer.activation;
       if (fused) {
         f.z_real = real_out;
@@ -594,7 +600,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       b.ld_da = out_cols;
       b.scale = scale;
       b.t = layer.t.data();
-      b.expected = expected_.data();
+      b.expected = expected;
       b.act = below.activation;
       if (fused) {
         b.z_prev = pre_[l - 1].data();
@@ -645,6 +651,26 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   return VEIL_OK;
 }
 
+// Everything the enclave computes from dZ_l, in one pass right after it was
+// written and is still in cache (by the time the layer's own check and update
+// run, the device's products have evicted it): the backward check's dZ w,
+// the update's dZ s and, with A t from the forward pass, its w delta
+// dZ^T (A t). dZ and w do not change before they are used.
+void Training::prepare_grad(uint32_t l, const double* dz, size_t batch) {
+  Layer& layer = layers_[l];
+  const size_t m = layer.m;
+  if (l > 0)
+    math::matvec2_mod(dz, batch, m, m, layer.w.data(), layer.s.data(), layer.dzw.data(),
+                      layer.dzs.data());
+  else
+    math::matvec_mod(dz, batch, m, m, layer.s.data(), layer.dzs.data());
+  layer.dz_ready = true;
+  if (layer.at_ready) {
+    math::matvec_t_mod(dz, batch, m, m, layer.at.data(), layer.dw.data());
+    layer.dw_ready = true;
+  }
+}
+
 // As note_act_stats, for dZ_l (m columns, no bias).
 void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
   Layer& layer = layers_[l];
@@ -653,7 +679,7 @@ void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
 }
 
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
-  for (Layer& l : layers_) l.at_ready = l.dzs_ready = false;
+  for (Layer& l : layers_) l.at_ready = l.dz_ready = l.dw_ready = false;
   const int scale = config_.frac_act + weight_scale();
   const double one = std::ldexp(1.0, config_.frac_act);
   for (uint32_t l = 0; l < layers_.size(); ++l) {
@@ -688,18 +714,22 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   delta_.resize(rows);
   delta_w_.resize(cols);
   const uint64_t* dzs = layer.dzs.data();
-  if (!layer.dzs_ready) {
+  if (!layer.dz_ready) {
     math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
     dzs = row_mod_.data();
   }
   math::matvec_t_mod(a, batch, rows, rows, dzs, delta_.data());
-  const uint64_t* at = layer.at.data();
-  if (!layer.at_ready) {
-    math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
-    at = row_mod_.data();
+  const uint64_t* dw = layer.dw.data();
+  if (!layer.dw_ready) {
+    const uint64_t* at = layer.at.data();
+    if (!layer.at_ready) {
+      math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
+      at = row_mod_.data();
+    }
+    math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
+    dw = delta_w_.data();
   }
-  math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
-  layer.at_ready = layer.dzs_ready = false;
+  layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   int status = VEIL_OK;
   oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
                                       batch * cols, batch);
@@ -707,7 +737,7 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;
   for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
-  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_w_[j]);
+  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], dw[j]);
   layer.proven_max += growth;
   // An honest device's max |M| grows by at most `growth`: track that bound and
   // ask the device for the actual value (an O(n m) scan) only when the bound
@@ -758,6 +788,7 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
   saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m,
                               &grad_stats).saturated;
   note_grad_stats(last, grad_stats);
+  prepare_grad(last, grad_.data(), batch);
 
   const int bwd_scale = config_.frac_grad + weight_scale();
   for (uint32_t l = last + 1; l-- > 0;) {
@@ -769,6 +800,7 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
       rc = checked_layer(session, l, Phase::backward, grad_.data(), batch, bwd_scale,
                          grad_real_.data(), &saturated);
       if (rc != VEIL_OK) return rc;
+      prepare_grad(l - 1, grad_prev_.data(), batch);
     }
     rc = apply_update(session, l, batch);
     if (rc != VEIL_OK) return rc;

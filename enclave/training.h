@@ -87,6 +87,7 @@ class Training {
   uint64_t load_input(const double* x, size_t batch);
   void note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch);
   void note_grad_stats(uint32_t l, const math::OperandStats& stats);
+  void prepare_grad(uint32_t l, const double* dz, size_t batch);
   int run_forward(Session& session, size_t batch, uint64_t* saturated);
   int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
                       size_t in_cols, size_t out_cols);
