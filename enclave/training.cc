@@ -419,8 +419,10 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
   return VEIL_OK;
 }
 
+// Checks the batch's shape and quantizes it into A_0 (load_input); the
+// quantized count of saturated values goes to *saturated.
 int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
-                          const char* call) {
+                          const char* call, uint64_t* saturated) {
   const size_t features = layers_.front().n;
   if (batch == 0)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: the batch is empty", call);
@@ -432,16 +434,21 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "%s: x holds %zu values but the batch is %zu x %zu", call, x_count, batch,
                         features);
-  for (size_t i = 0; i < x_count; ++i)
-    if (!std::isfinite(x[i]))
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
-                          i % features, std::isnan(x[i]) ? "NaN" : "infinite");
+  // Quantizing counts non-finite inputs, so x is read once; only when there
+  // is one is it scanned again, to name it.
+  size_t non_finite = 0;
+  *saturated = load_input(x, batch, &non_finite);
+  if (non_finite != 0)
+    for (size_t i = 0; i < x_count; ++i)
+      if (!std::isfinite(x[i]))
+        return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                            "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
+                            i % features, std::isnan(x[i]) ? "NaN" : "infinite");
   return VEIL_OK;
 }
 
 // Quantize the batch into A_0 with its bias column.
-uint64_t Training::load_input(const double* x, size_t batch) {
+uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite) {
   for (Layer& l : layers_) l.a_row_l1 = l.a_col_l1 = l.dz_row_l1 = l.dz_max = -1;
   const size_t n = layers_.front().n;
   double* a = acts_[0].data();
@@ -451,6 +458,7 @@ uint64_t Training::load_input(const double* x, size_t batch) {
   const double one = std::ldexp(1.0, config_.frac_act);
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
   note_act_stats(0, stats, batch);
+  *non_finite = stats.non_finite;
   return r.saturated;
 }
 
@@ -750,14 +758,14 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
 
 int Training::step(Session& session, const double* x, size_t x_count, const int32_t* labels,
                    size_t batch, veil_step_result_t* result) {
-  int rc = check_batch(session, x, x_count, batch, "train_step");
+  uint64_t saturated = 0;
+  int rc = check_batch(session, x, x_count, batch, "train_step", &saturated);
   if (rc != VEIL_OK) return rc;
   const uint32_t classes = layers_.back().m;
   for (size_t i = 0; i < batch; ++i)
     if (labels[i] < 0 || static_cast<uint32_t>(labels[i]) >= classes)
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "train_step: labels[%zu]=%d is outside [0, %u)", i, labels[i], classes);
-  uint64_t saturated = load_input(x, batch);
   InStep marker(this);
   rc = run_forward(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
@@ -818,14 +826,14 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
 
 int Training::predict(Session& session, const double* x, size_t x_count, size_t batch,
                       double* output, size_t out_count) {
-  int rc = check_batch(session, x, x_count, batch, "predict");
+  uint64_t saturated = 0;
+  int rc = check_batch(session, x, x_count, batch, "predict", &saturated);
   if (rc != VEIL_OK) return rc;
   const size_t m = layers_.back().m;
   if (out_count != batch * m)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "predict: the output holds %zu values but the batch needs %zu x %zu",
                         out_count, batch, m);
-  uint64_t saturated = load_input(x, batch);
   call_name_ = "predict";
   rc = run_forward(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;

@@ -83,8 +83,8 @@ class Training {
   size_t state_size() const;
   int check_budget(Session& session) const;
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
-                  const char* call);
-  uint64_t load_input(const double* x, size_t batch);
+                  const char* call, uint64_t* saturated);
+  uint64_t load_input(const double* x, size_t batch, size_t* non_finite);
   void note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch);
   void note_grad_stats(uint32_t l, const math::OperandStats& stats);
   void prepare_grad(uint32_t l, const double* dz, size_t batch);

@@ -44,6 +44,8 @@ struct OperandStats {
    */
   double row_l1_max = 0;
   double max_abs = 0;  ///< max |out[i][j]|
+  /** quantize() only: inputs that were NaN or +-Inf, so a caller need not scan them first. */
+  std::size_t non_finite = 0;
 };
 
 /** True if frac_bits is in [0, 62] and clip is finite and positive. */

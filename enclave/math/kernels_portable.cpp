@@ -77,9 +77,11 @@ std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::s
     double row = 0;
     for (std::size_t j = 0; j < cols; ++j) {
       orow[j] = quantize_input(xr[j], two_f, qz, &sat);
-      if (stats != nullptr)
+      if (stats != nullptr) {
         stats_note(orow[j], &row, &stats->max_abs,
                    stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
+        stats->non_finite += !is_finite(xr[j]);
+      }
     }
     if (stats != nullptr) stats->row_l1_max = vmax(row, stats->row_l1_max);
   }

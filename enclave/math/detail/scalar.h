@@ -72,6 +72,11 @@ inline double quantize_scaled(double y, const Quantizer& qz, std::size_t* satura
   return r + 0.0;
 }
 
+/** False for NaN and +-Inf. */
+inline bool is_finite(double x) noexcept {
+  return (x < 0 ? -x : x) <= 1.7976931348623157e308;
+}
+
 /** quantize(): NaN has no nearest integer, so it becomes 0 and counts as saturated. */
 inline double quantize_input(double x, double two_f, const Quantizer& qz,
                              std::size_t* saturated) noexcept {
@@ -87,6 +92,7 @@ inline void stats_begin(OperandStats* st, std::size_t cols) noexcept {
   if (st == nullptr) return;
   st->row_l1_max = 0;
   st->max_abs = 0;
+  st->non_finite = 0;
   if (st->col_l1 != nullptr)
     for (std::size_t j = 0; j < cols; ++j) st->col_l1[j] = 0;
 }

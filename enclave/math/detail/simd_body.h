@@ -453,7 +453,8 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
   const VD lim = V::dup(qz.limit), nlim = V::dup(-qz.limit);
   const VD lim1 = V::dup(qz.limit1), nlim1 = V::dup(-qz.limit1);
   double* col = stats != nullptr ? stats->col_l1 : nullptr;
-  std::size_t sat = 0;
+  const VD inf = V::dup(__builtin_inf());
+  std::size_t sat = 0, non_finite = 0;
   stats_begin(stats, cols);
   for (std::size_t i = 0; i < rows; ++i) {
     const double* xr = x + i * ldx;
@@ -467,15 +468,21 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
       VD q = quantize_vec(V::mul(v, two_f), lim, nlim, lim1, nlim1, &sat);
       q = V::blend(V::eq(v, v), V::zero(), q);
       V::store(orow + k, q);
-      if (stats != nullptr) stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
+      if (stats != nullptr) {
+        stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
+        non_finite += V::count(V::mandnot(V::mtrue(), V::lt(V::abs(v), inf)));  // NaN too
+      }
     }
     for (; k < cols; ++k) {
       orow[k] = quantize_input(xr[k], two_f_s, qz, &sat);
-      if (stats != nullptr)
+      if (stats != nullptr) {
         stats_note(orow[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+        non_finite += !is_finite(xr[k]);
+      }
     }
     if (stats != nullptr) stats_end_row(rs, stats);
   }
+  if (stats != nullptr) stats->non_finite = non_finite;
   return sat;
 }
 

@@ -148,6 +148,10 @@ TEST(MathFixedPoint, QuantizeIsBitIdenticalAcrossPaths) {
         EXPECT_EQ(st.max_abs, want.max_abs) << name << " cols " << cols;
         EXPECT_EQ(st.row_l1_max, want.row_l1_max) << name << " cols " << cols;  // exact here
         EXPECT_EQ(col_l1, col) << name << " cols " << cols;
+        std::size_t non_finite = 0;
+        for (std::size_t i = 0; i < rows; ++i)
+          for (std::size_t j = 0; j < cols; ++j) non_finite += !std::isfinite(x[i * ldx + j]);
+        EXPECT_EQ(st.non_finite, non_finite) << name << " cols " << cols;
         for (std::size_t i = 0; i < rows; ++i) EXPECT_EQ(q[i * ldo + cols], -7.0);  // padding kept
         if (q0.empty()) {
           q0 = q;
