@@ -419,8 +419,8 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
   return VEIL_OK;
 }
 
-// Checks the batch's shape and quantizes it into A_0 (load_input); the
-// quantized count of saturated values goes to *saturated.
+// Checks the batch's shape and quantizes it into A_0 (load_input), storing
+// how many values saturated in *saturated.
 int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                           const char* call, uint64_t* saturated) {
   const size_t features = layers_.front().n;
