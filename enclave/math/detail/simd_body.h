@@ -362,6 +362,43 @@ VEIL_SIMD_TARGET Status simd_matvec2(const double* x, std::size_t rows, std::siz
   return matvec_k<2>(x, rows, cols, ld, v, out);
 }
 
+// Adds R rows of small values times y's limbs into the column accumulators
+// of one chunk: one load and store of the accumulators per R rows (R = 2
+// keeps AVX2's 16 registers enough; the sums are exact in any order).
+template <int R>
+VEIL_SIMD_TARGET inline void small_rows_t(const double* x, std::size_t ld, const std::uint64_t* y,
+                                          std::size_t len, Limbs* acc, VM* ok, bool* tail_ok) {
+  double yl[R][3];
+  VD d[R][3];
+  for (int r = 0; r < R; ++r) {
+    yl[r][0] = static_cast<double>(y[r] & kM21);
+    yl[r][1] = static_cast<double>((y[r] >> 21) & kM21);
+    yl[r][2] = static_cast<double>(y[r] >> 42);
+    for (int c = 0; c < 3; ++c) d[r][c] = V::dup(yl[r][c]);
+  }
+  double* a[3] = {acc->l0, acc->l1, acc->l2};
+  std::size_t k = 0;
+  for (; k + V::W <= len; k += V::W) {
+    VD xv[R];
+    for (int r = 0; r < R; ++r) {
+      xv[r] = V::load(x + r * ld + k);
+      *ok = V::mand(*ok, is_small(xv[r]));
+    }
+    for (int c = 0; c < 3; ++c) {
+      VD t = V::load(a[c] + k);
+      for (int r = 0; r < R; ++r) t = V::add(t, V::mul(xv[r], d[r][c]));
+      V::store(a[c] + k, t);
+    }
+  }
+  for (; k < len; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const double xs = x[r * ld + k];
+      *tail_ok = *tail_ok && is_small(xs);
+      for (int c = 0; c < 3; ++c) a[c][k] += xs * yl[r][c];
+    }
+  }
+}
+
 // x^T y by column chunks: three float64 accumulators per column take rows of
 // small values, folded into the field every kSmallRows rows.
 VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::size_t cols,
@@ -379,27 +416,10 @@ VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::si
         for (std::size_t j = 0; j < len; ++j) acc.l0[j] = acc.l1[j] = acc.l2[j] = 0.0;
         VM ok = V::mtrue();
         bool tail_ok = true;
-        for (std::size_t i = r0; i < r0 + rb; ++i) {
-          const double* xr = x + i * ld + c0;
-          const double y0 = static_cast<double>(y[i] & kM21);
-          const double y1 = static_cast<double>((y[i] >> 21) & kM21);
-          const double y2 = static_cast<double>(y[i] >> 42);
-          const VD d0 = V::dup(y0), d1 = V::dup(y1), d2 = V::dup(y2);
-          std::size_t k = 0;
-          for (; k + V::W <= len; k += V::W) {
-            const VD xv = V::load(xr + k);
-            ok = V::mand(ok, is_small(xv));
-            V::store(acc.l0 + k, V::add(V::load(acc.l0 + k), V::mul(xv, d0)));
-            V::store(acc.l1 + k, V::add(V::load(acc.l1 + k), V::mul(xv, d1)));
-            V::store(acc.l2 + k, V::add(V::load(acc.l2 + k), V::mul(xv, d2)));
-          }
-          for (; k < len; ++k) {
-            tail_ok = tail_ok && is_small(xr[k]);
-            acc.l0[k] += xr[k] * y0;
-            acc.l1[k] += xr[k] * y1;
-            acc.l2[k] += xr[k] * y2;
-          }
-        }
+        std::size_t i = r0;
+        for (; i + 2 <= r0 + rb; i += 2)
+          small_rows_t<2>(x + i * ld + c0, ld, y + i, len, &acc, &ok, &tail_ok);
+        if (i < r0 + rb) small_rows_t<1>(x + i * ld + c0, ld, y + i, len, &acc, &ok, &tail_ok);
         fast = tail_ok && !V::any(V::mandnot(V::mtrue(), ok));
         if (fast) {
           for (std::size_t j = 0; j < len; ++j) {
