@@ -204,11 +204,12 @@ struct Training::Layer {
   double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
   double operand_l1 = 0;       // largest operand row L1 norm of the current step
   // Field vectors of this step's operands, computed while each operand is
-  // still in cache (valid within one step): A t (with the forward check's
-  // A v), and from dZ (prepare_grad) the backward check's dZ w, the update's
-  // dZ s and its w delta dZ^T (A t).
-  std::vector<uint64_t> at, dzw, dzs, dw;
-  bool at_ready = false, dz_ready = false, dw_ready = false;
+  // still in cache (valid within one step): the forward check's A v and the
+  // update's A t (by the pass that wrote A, or one pass before the product),
+  // and from dZ (prepare_grad) the backward check's dZ w, the update's dZ s
+  // and its w delta dZ^T (A t).
+  std::vector<uint64_t> av, at, dzw, dzs, dw;
+  bool av_ready = false, at_ready = false, dz_ready = false, dw_ready = false;
   // Magnitudes of this step's operands, gathered by the passes that wrote
   // them (math::OperandStats): A's largest row L1 norm (bias entry included)
   // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
@@ -266,7 +267,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 3) +
+    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 4) +
              8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
@@ -339,9 +340,11 @@ void Training::allocate_buffers() {
   size_t widest = 0;
   for (const Layer& l : layers_) widest = std::max<size_t>(widest, l.n + 1);
   col_l1_.resize(widest);
+  next_scratch_.resize(6 * widest);
   for (size_t li = 0; li < layers_.size(); ++li) {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
+    layers_[li].av.resize(config_.max_batch);
     layers_[li].at.resize(config_.max_batch);
     layers_[li].dzw.resize(config_.max_batch);
     layers_[li].dzs.resize(config_.max_batch);
@@ -562,7 +565,9 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     // update's A t comes from the same pass as A v, and dZ w was computed
     // with the rest of dZ's vectors when dZ was written (prepare_grad).
     const uint64_t* expected = expected_.data();
-    if (!fwd && plan.count == 1 && layer.dz_ready) {
+    if (fwd && plan.count == 1 && layer.av_ready) {
+      expected = layer.av.data();
+    } else if (!fwd && plan.count == 1 && layer.dz_ready) {
       expected = layer.dzw.data();
     } else if (fwd && in_step_ && plan.count == 1) {
       math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint, layer.t.data(),
@@ -596,6 +601,14 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
           f.a_format = act_format();
           stats.col_l1 = col_l1_.data();
           f.a_stats = &stats;
+          if (in_step_) {  // the next layer's A v and A t, from this pass
+            Layer& next = layers_[l + 1];
+            f.next_v[0] = next.v.data();
+            f.next_v[1] = next.t.data();
+            f.next_dots[0] = next.av.data();
+            f.next_dots[1] = next.at.data();
+            f.next_scratch = next_scratch_.data();
+          }
         }
       }
       pass = math::fused_forward(f);
@@ -626,6 +639,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     if (fused) {
       *saturated += pass.saturated;
       if (fwd && !last) note_act_stats(l + 1, stats, batch);
+      if (fwd && !last && in_step_) add_bias_dots(l + 1, batch);
       if (!fwd) note_grad_stats(l - 1, stats);
       return VEIL_OK;
     }
@@ -679,6 +693,20 @@ void Training::prepare_grad(uint32_t l, const double* dz, size_t batch) {
   }
 }
 
+// The fused pass that wrote A_l left A_l v and A_l t without the bias column,
+// whose entries are all 2^f_a; add its terms and mark both ready.
+void Training::add_bias_dots(uint32_t l, size_t batch) {
+  Layer& layer = layers_[l];
+  const uint64_t one = Field::from_int(int64_t{1} << config_.frac_act);
+  const uint64_t bias_v = Field::mul(one, layer.v[layer.n]);
+  const uint64_t bias_t = Field::mul(one, layer.t[layer.n]);
+  for (size_t i = 0; i < batch; ++i) {
+    layer.av[i] = Field::add(layer.av[i], bias_v);
+    layer.at[i] = Field::add(layer.at[i], bias_t);
+  }
+  layer.av_ready = layer.at_ready = true;
+}
+
 // As note_act_stats, for dZ_l (m columns, no bias).
 void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
   Layer& layer = layers_[l];
@@ -687,7 +715,7 @@ void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
 }
 
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
-  for (Layer& l : layers_) l.at_ready = l.dz_ready = l.dw_ready = false;
+  for (Layer& l : layers_) l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
   const int scale = config_.frac_act + weight_scale();
   const double one = std::ldexp(1.0, config_.frac_act);
   for (uint32_t l = 0; l < layers_.size(); ++l) {
@@ -737,7 +765,7 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
     math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
     dw = delta_w_.data();
   }
-  layer.at_ready = layer.dz_ready = layer.dw_ready = false;
+  layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   int status = VEIL_OK;
   oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
                                       batch * cols, batch);

@@ -97,8 +97,10 @@ PassResult forward(const ForwardPlan& p) {
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
   OperandStats* stats = a.a_next != nullptr ? a.a_stats : nullptr;
   stats_begin(stats, a.cols);
+  const bool dots = a.next_dots[0] != nullptr;
   for (std::size_t i = 0; i < a.rows; ++i) {
     double row_l1 = 0;
+    DotAccumulator next0, next1;
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
     double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
@@ -126,9 +128,17 @@ PassResult forward(const ForwardPlan& p) {
         if (stats != nullptr)
           stats_note(ao[j], &row_l1, &stats->max_abs,
                      stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
+        if (dots) {
+          next0.add(ao[j], a.next_v[0][j]);
+          next1.add(ao[j], a.next_v[1][j]);
+        }
       }
     }
     if (stats != nullptr) stats->row_l1_max = vmax(row_l1, stats->row_l1_max);
+    if (dots) {
+      a.next_dots[0][i] = next0.value();
+      a.next_dots[1][i] = next1.value();
+    }
     const std::uint64_t sum = acc.value();
     if (a.row_sums != nullptr) a.row_sums[i] = sum;
     if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {

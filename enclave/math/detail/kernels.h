@@ -26,6 +26,9 @@ struct ForwardPlan {
   double inv_scale;  // 2^-scale
   double two_f;      // 2^frac_bits of a_format
   Quantizer qz;
+  // next_v[r] split into 21-bit limbs, limb c at next_limbs + (3 r + c) cols;
+  // null when a_next may exceed the vector kernels' float64 bound (2^23).
+  const double* next_limbs = nullptr;
 };
 
 /** A validated backward pass with its derived constants. */

@@ -259,13 +259,14 @@ VEIL_SIMD_TARGET inline double hsum(VD v) {
   return total;
 }
 
-// x . v mod q for the K limb sets in lv over one chunk, if every element of x
-// is small: returns true and adds to sums[]; returns false and changes nothing
+// x . v mod q for K vectors over one chunk, v given by its limbs
+// (lv[r][c][k] is limb c of v_r at column k), if every element of x is small:
+// returns true and adds to sums[]; returns false and changes nothing
 // otherwise. Sharing the load and the test is what makes K = 2 cheaper than
 // two calls.
 template <int K>
-VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const Limbs* lv, std::size_t len,
-                                             std::uint64_t* sums) {
+VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const double* const (*lv)[3],
+                                             std::size_t len, std::uint64_t* sums) {
   // Two vectors per step for one limb set: the adds' latency, not their
   // count, bounds this loop, so it keeps 6 independent sums in flight.
   constexpr int U = K == 1 ? 2 : 1;
@@ -280,9 +281,9 @@ VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const Limbs* lv, s
       const VD xv = V::load(x + ku);
       ok = V::mand(ok, is_small(xv));
       for (int r = 0; r < K; ++r) {
-        acc[u][r][0] = V::add(acc[u][r][0], V::mul(xv, V::load(lv[r].l0 + ku)));
-        acc[u][r][1] = V::add(acc[u][r][1], V::mul(xv, V::load(lv[r].l1 + ku)));
-        acc[u][r][2] = V::add(acc[u][r][2], V::mul(xv, V::load(lv[r].l2 + ku)));
+        acc[u][r][0] = V::add(acc[u][r][0], V::mul(xv, V::load(lv[r][0] + ku)));
+        acc[u][r][1] = V::add(acc[u][r][1], V::mul(xv, V::load(lv[r][1] + ku)));
+        acc[u][r][2] = V::add(acc[u][r][2], V::mul(xv, V::load(lv[r][2] + ku)));
       }
     }
   }
@@ -291,9 +292,9 @@ VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const Limbs* lv, s
   for (; k < len; ++k) {
     if (!is_small(x[k])) return false;
     for (int r = 0; r < K; ++r) {
-      tail[r][0] += x[k] * lv[r].l0[k];
-      tail[r][1] += x[k] * lv[r].l1[k];
-      tail[r][2] += x[k] * lv[r].l2[k];
+      tail[r][0] += x[k] * lv[r][0][k];
+      tail[r][1] += x[k] * lv[r][1][k];
+      tail[r][2] += x[k] * lv[r][2][k];
     }
   }
   for (int r = 0; r < K; ++r) {
@@ -325,12 +326,18 @@ VEIL_SIMD_TARGET Status matvec_k(const double* x, std::size_t rows, std::size_t 
   Limbs lv[K];
   for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
     const std::size_t len = cols - c0 < kChunk ? cols - c0 : kChunk;
-    for (int r = 0; r < K; ++r) split_limbs(v[r] + c0, len, &lv[r]);
+    const double* lp[K][3];
+    for (int r = 0; r < K; ++r) {
+      split_limbs(v[r] + c0, len, &lv[r]);
+      lp[r][0] = lv[r].l0;
+      lp[r][1] = lv[r].l1;
+      lp[r][2] = lv[r].l2;
+    }
     bool fast = true;  // until a row of this chunk needs the integer path
     for (std::size_t i = 0; i < rows; ++i) {
       const double* xr = x + i * ld + c0;
       std::uint64_t part[K] = {};
-      if (!(fast && small_dot_chunk<K>(xr, lv, len, part))) {
+      if (!(fast && small_dot_chunk<K>(xr, lp, len, part))) {
         fast = false;
         for (int r = 0; r < K; ++r) {
           const Status st = check_dot_chunk<false>(xr, v[r] + c0, len, 0.0, nullptr, i, c0, &part[r]);
@@ -520,12 +527,14 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
   OperandStats* stats = a.a_next != nullptr ? a.a_stats : nullptr;
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.cols);
+  const bool dots = a.next_dots[0] != nullptr;
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
     double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
     RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
+    std::uint64_t dot[2] = {0, 0};
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
       const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
       double* zb = zo != nullptr ? zo + c0 : zbuf;
@@ -561,8 +570,25 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
         if (stats != nullptr)
           stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
       }
+      if (dots) {
+        // The chunk of a_next just written is in L1: the next layer's row sums.
+        bool done = false;
+        if (p.next_limbs != nullptr) {
+          const double* lp[2][3];
+          for (int r = 0; r < 2; ++r)
+            for (int c = 0; c < 3; ++c) lp[r][c] = p.next_limbs + (3 * r + c) * a.cols + c0;
+          done = small_dot_chunk<2>(out, lp, len, dot);
+        }
+        for (int r = 0; r < 2 && !done; ++r) {  // outputs are valid integers: cannot fail
+          check_dot_chunk<false>(out, a.next_v[r] + c0, len, 0.0, nullptr, i, c0, &dot[r]);
+        }
+      }
     }
     if (stats != nullptr) stats_end_row(rs, stats);
+    if (dots) {
+      a.next_dots[0][i] = dot[0];
+      a.next_dots[1][i] = dot[1];
+    }
     if (a.row_sums != nullptr) a.row_sums[i] = sum;
     if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
       mismatch = Status::at(Fault::mismatch, i);

@@ -43,6 +43,7 @@ struct FwdOut {
   std::vector<std::uint64_t> sums;
   OperandStats stats;
   std::vector<double> col_l1;
+  std::vector<std::uint64_t> next_v[2], next_dots[2];
 };
 
 FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_t cols, int scale,
@@ -70,6 +71,16 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   f.ld_a_next = cols + 1;
   f.a_format = fmt;
   f.a_stats = with_stats ? &o.stats : nullptr;
+  // The next layer's vectors (the same on every path), dotted with a_next.
+  std::mt19937_64 vrng(cols);
+  std::vector<double> scratch(6 * cols);
+  for (int r = 0; r < 2; ++r) {
+    o.next_v[r] = random_field(vrng, cols);
+    o.next_dots[r].assign(rows, 7);
+    f.next_v[r] = o.next_v[r].data();
+    f.next_dots[r] = o.next_dots[r].data();
+  }
+  f.next_scratch = scratch.data();
   o.res = fused_forward(f);
   return o;
 }
@@ -260,7 +271,9 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
   const std::vector<std::uint64_t> s = random_field(rng, cols), t = random_field(rng, cols + 1);
   const std::vector<std::uint64_t> y = random_field(rng, rows);
   for (Activation act : kAll) {
-    for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{12, 0.5}, FixedFormat{0, 1e6}}) {
+    // The last format's limit, 2^4 * 1e6 > 2^23, takes the integer path for next_dots.
+    for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{12, 0.5}, FixedFormat{0, 1e6},
+                            FixedFormat{4, 1e6}}) {
       ASSERT_TRUE(force_kernel_path(KernelPath::portable));
       const FwdOut f0 = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt);
       const BwdOut b0 = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt);
@@ -282,6 +295,10 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
         EXPECT_EQ(b.sums, b0.sums) << name;
         EXPECT_EQ(b.res.saturated, b0.res.saturated) << name;
         expect_stats(f.stats, f.col_l1, f.a, rows, cols, cols + 1, name);
+        for (int r = 0; r < 2; ++r) {
+          EXPECT_EQ(f.next_dots[r], ref_matvec(f.a, rows, cols, cols + 1, f.next_v[r])) << name;
+          EXPECT_EQ(f.next_dots[r], f0.next_dots[r]) << name;
+        }
         expect_stats(b.stats, b.col_l1, b.g, rows, cols, cols, name);
         // Gathering the magnitudes changes nothing else.
         const FwdOut fn = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, false);
