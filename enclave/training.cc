@@ -79,6 +79,14 @@ double max_abs(const double* x, size_t n) {
   return best;
 }
 
+// The largest row L1 norm a pass reported, if it is exact: a sum of `cols`
+// integers of magnitude <= limit, plus `extra`, below 2^53 in any order. Then
+// it equals max_row_l1() over the same rows bit for bit; otherwise -1.
+double exact_row_l1(const math::OperandStats& st, size_t cols, double limit, double extra) {
+  if (static_cast<double>(cols) * limit + extra >= kExact) return -1;
+  return st.row_l1_max + extra;
+}
+
 // Split |x| into base-2^bits digits, keeping the sign on every digit, so that
 // x = sum_t 2^(t*bits) * digit_t exactly and |digit_t| < 2^bits.
 void extract_limb(const double* x, size_t n, int bits, int index, double* out) {
@@ -195,6 +203,18 @@ struct Training::Layer {
   double device_max = 0;       // max |M| as the device reports it: decides limbs
   double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
   double operand_l1 = 0;       // largest operand row L1 norm of the current step
+  // Field vectors of this step's operands, computed while each operand is
+  // still in cache (valid within one step): the forward check's A v and the
+  // update's A t (by the pass that wrote A, or one pass before the product),
+  // and from dZ (prepare_grad) the backward check's dZ w, the update's dZ s
+  // and its w delta dZ^T (A t).
+  std::vector<uint64_t> av, at, dzw, dzs, dw;
+  bool av_ready = false, at_ready = false, dz_ready = false, dw_ready = false;
+  // Magnitudes of this step's operands, gathered by the passes that wrote
+  // them (math::OperandStats): A's largest row L1 norm (bias entry included)
+  // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
+  // unknown; then they are measured over the operand as before.
+  double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
 };
 
 Training::~Training() {
@@ -247,8 +267,8 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs) +
-             8.0 * 4 * (layers[i].inputs + 1 + layers[i].outputs);
+    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 4) +
+             8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
   // Set-up holds the largest layer's initial weights and their random bits at once.
@@ -317,9 +337,18 @@ int Training::create(Session& session, const veil_train_config_t& config,
 void Training::allocate_buffers() {
   acts_.resize(layers_.size());
   pre_.resize(layers_.size());
+  size_t widest = 0;
+  for (const Layer& l : layers_) widest = std::max<size_t>(widest, l.n + 1);
+  col_l1_.resize(widest);
+  next_scratch_.resize(6 * widest);
   for (size_t li = 0; li < layers_.size(); ++li) {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
+    layers_[li].av.resize(config_.max_batch);
+    layers_[li].at.resize(config_.max_batch);
+    layers_[li].dzw.resize(config_.max_batch);
+    layers_[li].dzs.resize(config_.max_batch);
+    layers_[li].dw.resize(layers_[li].m);
   }
 }
 
@@ -393,8 +422,10 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
   return VEIL_OK;
 }
 
+// Checks the batch's shape and quantizes it into A_0 (load_input), storing
+// how many values saturated in *saturated.
 int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
-                          const char* call) {
+                          const char* call, uint64_t* saturated) {
   const size_t features = layers_.front().n;
   if (batch == 0)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: the batch is empty", call);
@@ -406,22 +437,45 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "%s: x holds %zu values but the batch is %zu x %zu", call, x_count, batch,
                         features);
-  for (size_t i = 0; i < x_count; ++i)
-    if (!std::isfinite(x[i]))
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
-                          i % features, std::isnan(x[i]) ? "NaN" : "infinite");
+  // Quantizing counts non-finite inputs, so x is read once; only when there
+  // is one is it scanned again, to name it.
+  size_t non_finite = 0;
+  *saturated = load_input(x, batch, &non_finite);
+  if (non_finite != 0)
+    for (size_t i = 0; i < x_count; ++i)
+      if (!std::isfinite(x[i]))
+        return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                            "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
+                            i % features, std::isnan(x[i]) ? "NaN" : "infinite");
   return VEIL_OK;
 }
 
 // Quantize the batch into A_0 with its bias column.
-uint64_t Training::load_input(const double* x, size_t batch) {
+uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite) {
+  for (Layer& l : layers_) l.a_row_l1 = l.a_col_l1 = l.dz_row_l1 = l.dz_max = -1;
   const size_t n = layers_.front().n;
   double* a = acts_[0].data();
-  math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1);
+  math::OperandStats stats;
+  stats.col_l1 = col_l1_.data();
+  math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
   const double one = std::ldexp(1.0, config_.frac_act);
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
+  note_act_stats(0, stats, batch);
+  *non_finite = stats.non_finite;
   return r.saturated;
+}
+
+// Record what a pass reported about A_l (its n columns; the bias column is
+// 2^f_a in every row): the bounds apply_update and checked_layer would
+// otherwise measure in passes of their own, with the same values.
+void Training::note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch) {
+  Layer& layer = layers_[l];
+  const double one = std::ldexp(1.0, config_.frac_act);
+  layer.a_row_l1 = exact_row_l1(stats, layer.n, math::fixed_limit(act_format()), one);
+  double col = 0;
+  for (size_t j = 0; j < layer.n; ++j) col = std::max(col, stats.col_l1[j]);
+  // The bias column's sum, batch * 2^f_a, is exact (batch <= 2^16, f_a <= 20).
+  layer.a_col_l1 = std::max(col, static_cast<double>(batch) * one);
 }
 
 // Make sure every true product with an operand of this row L1 norm provably
@@ -483,8 +537,10 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   // act_clip < 1 does not bound.
   double row_l1 = fwd ? layer.n * act_clip_int_ + std::ldexp(1.0, config_.frac_act)
                       : static_cast<double>(in_cols) * grad_clip_int_;
-  if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit)
-    row_l1 = max_row_l1(x, batch, in_cols);
+  if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit) {
+    const double known = fwd ? layer.a_row_l1 : layer.dz_row_l1;
+    row_l1 = known >= 0 ? known : max_row_l1(x, batch, in_cols);
+  }
   int rc = ensure_sound(session, l, row_l1, phase);
   if (rc != VEIL_OK) return rc;
   layer.operand_l1 = phase == Phase::forward ? row_l1 : std::max(layer.operand_l1, row_l1);
@@ -503,11 +559,28 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       extract_limb(x, batch * in_cols, plan.bits, limb, limb_.data());
       operand = limb_.data();
     }
+    // The expected row sums come first, while the operand the enclave just
+    // wrote is still in cache (the device's product evicts it); the ocall's
+    // copy of the operand then reads it from cache too. In a step, the
+    // update's A t comes from the same pass as A v, and dZ w was computed
+    // with the rest of dZ's vectors when dZ was written (prepare_grad).
+    const uint64_t* expected = expected_.data();
+    if (fwd && plan.count == 1 && layer.av_ready) {
+      expected = layer.av.data();
+    } else if (!fwd && plan.count == 1 && layer.dz_ready) {
+      expected = layer.dzw.data();
+    } else if (fwd && in_step_ && plan.count == 1) {
+      math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint, layer.t.data(),
+                        expected_.data(), layer.at.data());
+      layer.at_ready = true;
+    } else {
+      math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
+    }
     rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
     if (rc != VEIL_OK) return rc;
     // Nothing the device returned is used before it passes its check.
-    math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
     math::PassResult pass;
+    math::OperandStats stats;
     const bool fused = plan.count == 1;
     if (fwd) {
       math::ForwardArgs f;
@@ -517,7 +590,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       f.ld_z = out_cols;
       f.scale = scale;
       f.s = layer.s.data();
-      f.expected = expected_.data();
+      f.expected = expected;
       f.act = layer.activation;
       if (fused) {
         f.z_real = real_out;
@@ -526,6 +599,16 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
           f.a_next = acts_[l + 1].data();
           f.ld_a_next = out_cols + 1;
           f.a_format = act_format();
+          stats.col_l1 = col_l1_.data();
+          f.a_stats = &stats;
+          if (in_step_) {  // the next layer's A v and A t, from this pass
+            Layer& next = layers_[l + 1];
+            f.next_v[0] = next.v.data();
+            f.next_v[1] = next.t.data();
+            f.next_dots[0] = next.av.data();
+            f.next_dots[1] = next.at.data();
+            f.next_scratch = next_scratch_.data();
+          }
         }
       }
       pass = math::fused_forward(f);
@@ -538,7 +621,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       b.ld_da = out_cols;
       b.scale = scale;
       b.t = layer.t.data();
-      b.expected = expected_.data();
+      b.expected = expected;
       b.act = below.activation;
       if (fused) {
         b.z_prev = pre_[l - 1].data();
@@ -547,6 +630,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
         b.dz_prev = grad_prev_.data();
         b.ld_dz_prev = layer.n;
         b.g_format = grad_format();
+        b.dz_stats = &stats;
       }
       pass = math::fused_backward(b);
     }
@@ -554,6 +638,9 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     session.counters().checks_passed++;
     if (fused) {
       *saturated += pass.saturated;
+      if (fwd && !last) note_act_stats(l + 1, stats, batch);
+      if (fwd && !last && in_step_) add_bias_dots(l + 1, batch);
+      if (!fwd) note_grad_stats(l - 1, stats);
       return VEIL_OK;
     }
     // Limb t carries weight 2^(t * bits).
@@ -586,7 +673,49 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   return VEIL_OK;
 }
 
+// Everything the enclave computes from dZ_l, in one pass right after it was
+// written and is still in cache (by the time the layer's own check and update
+// run, the device's products have evicted it): the backward check's dZ w,
+// the update's dZ s and, with A t from the forward pass, its w delta
+// dZ^T (A t). dZ and w do not change before they are used.
+void Training::prepare_grad(uint32_t l, const double* dz, size_t batch) {
+  Layer& layer = layers_[l];
+  const size_t m = layer.m;
+  if (l > 0)
+    math::matvec2_mod(dz, batch, m, m, layer.w.data(), layer.s.data(), layer.dzw.data(),
+                      layer.dzs.data());
+  else
+    math::matvec_mod(dz, batch, m, m, layer.s.data(), layer.dzs.data());
+  layer.dz_ready = true;
+  if (layer.at_ready) {
+    math::matvec_t_mod(dz, batch, m, m, layer.at.data(), layer.dw.data());
+    layer.dw_ready = true;
+  }
+}
+
+// The fused pass that wrote A_l left A_l v and A_l t without the bias column,
+// whose entries are all 2^f_a; add its terms and mark both ready.
+void Training::add_bias_dots(uint32_t l, size_t batch) {
+  Layer& layer = layers_[l];
+  const uint64_t one = Field::from_int(int64_t{1} << config_.frac_act);
+  const uint64_t bias_v = Field::mul(one, layer.v[layer.n]);
+  const uint64_t bias_t = Field::mul(one, layer.t[layer.n]);
+  for (size_t i = 0; i < batch; ++i) {
+    layer.av[i] = Field::add(layer.av[i], bias_v);
+    layer.at[i] = Field::add(layer.at[i], bias_t);
+  }
+  layer.av_ready = layer.at_ready = true;
+}
+
+// As note_act_stats, for dZ_l (m columns, no bias).
+void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
+  Layer& layer = layers_[l];
+  layer.dz_row_l1 = exact_row_l1(stats, layer.m, math::fixed_limit(grad_format()), 0.0);
+  layer.dz_max = stats.max_abs;
+}
+
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
+  for (Layer& l : layers_) l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
   const int scale = config_.frac_act + weight_scale();
   const double one = std::ldexp(1.0, config_.frac_act);
   for (uint32_t l = 0; l < layers_.size(); ++l) {
@@ -608,25 +737,43 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   const double* a = acts_[l].data();
   const double* dz = grad_.data();
   // Exactness of M - A^T dZ on the device, and the new provable bound on |M|.
-  const double growth = max_col_l1(a, batch, rows, scratch_) * max_abs(dz, batch * cols);
+  const double a_col = layer.a_col_l1 >= 0 ? layer.a_col_l1 : max_col_l1(a, batch, rows, scratch_);
+  const double dz_max = layer.dz_max >= 0 ? layer.dz_max : max_abs(dz, batch * cols);
+  const double growth = a_col * dz_max;
   if (layer.device_max + growth >= kExact)
     return exactness_refusal(session, l, "update", layer.device_max + growth);
+  // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
+  // a wrong update makes the next product that uses M fail its check. The
+  // deltas come before the ocall, whose copies of A and dZ then read them
+  // from cache; they are applied once the device has taken the update.
+  row_mod_.resize(batch);
+  delta_.resize(rows);
+  delta_w_.resize(cols);
+  const uint64_t* dzs = layer.dzs.data();
+  if (!layer.dz_ready) {
+    math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
+    dzs = row_mod_.data();
+  }
+  math::matvec_t_mod(a, batch, rows, rows, dzs, delta_.data());
+  const uint64_t* dw = layer.dw.data();
+  if (!layer.dw_ready) {
+    const uint64_t* at = layer.at.data();
+    if (!layer.at_ready) {
+      math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
+      at = row_mod_.data();
+    }
+    math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
+    dw = delta_w_.data();
+  }
+  layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   int status = VEIL_OK;
   oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
                                       batch * cols, batch);
   session.counters().products++;
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;
-  // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
-  // a wrong update makes the next product that uses M fail its check.
-  row_mod_.resize(batch);
-  delta_.resize(std::max(rows, cols));
-  math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
-  math::matvec_t_mod(a, batch, rows, rows, row_mod_.data(), delta_.data());
   for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
-  math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
-  math::matvec_t_mod(dz, batch, cols, cols, row_mod_.data(), delta_.data());
-  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], delta_[j]);
+  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], dw[j]);
   layer.proven_max += growth;
   // An honest device's max |M| grows by at most `growth`: track that bound and
   // ask the device for the actual value (an O(n m) scan) only when the bound
@@ -639,14 +786,14 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
 
 int Training::step(Session& session, const double* x, size_t x_count, const int32_t* labels,
                    size_t batch, veil_step_result_t* result) {
-  int rc = check_batch(session, x, x_count, batch, "train_step");
+  uint64_t saturated = 0;
+  int rc = check_batch(session, x, x_count, batch, "train_step", &saturated);
   if (rc != VEIL_OK) return rc;
   const uint32_t classes = layers_.back().m;
   for (size_t i = 0; i < batch; ++i)
     if (labels[i] < 0 || static_cast<uint32_t>(labels[i]) >= classes)
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "train_step: labels[%zu]=%d is outside [0, %u)", i, labels[i], classes);
-  uint64_t saturated = load_input(x, batch);
   InStep marker(this);
   rc = run_forward(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
@@ -673,8 +820,11 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
     return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
                         static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
   grad_.resize(batch * m);
-  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m)
-                   .saturated;
+  math::OperandStats grad_stats;
+  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m,
+                              &grad_stats).saturated;
+  note_grad_stats(last, grad_stats);
+  prepare_grad(last, grad_.data(), batch);
 
   const int bwd_scale = config_.frac_grad + weight_scale();
   for (uint32_t l = last + 1; l-- > 0;) {
@@ -686,6 +836,7 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
       rc = checked_layer(session, l, Phase::backward, grad_.data(), batch, bwd_scale,
                          grad_real_.data(), &saturated);
       if (rc != VEIL_OK) return rc;
+      prepare_grad(l - 1, grad_prev_.data(), batch);
     }
     rc = apply_update(session, l, batch);
     if (rc != VEIL_OK) return rc;
@@ -703,14 +854,14 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
 
 int Training::predict(Session& session, const double* x, size_t x_count, size_t batch,
                       double* output, size_t out_count) {
-  int rc = check_batch(session, x, x_count, batch, "predict");
+  uint64_t saturated = 0;
+  int rc = check_batch(session, x, x_count, batch, "predict", &saturated);
   if (rc != VEIL_OK) return rc;
   const size_t m = layers_.back().m;
   if (out_count != batch * m)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "predict: the output holds %zu values but the batch needs %zu x %zu",
                         out_count, batch, m);
-  uint64_t saturated = load_input(x, batch);
   call_name_ = "predict";
   rc = run_forward(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;

@@ -83,8 +83,12 @@ class Training {
   size_t state_size() const;
   int check_budget(Session& session) const;
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
-                  const char* call);
-  uint64_t load_input(const double* x, size_t batch);
+                  const char* call, uint64_t* saturated);
+  uint64_t load_input(const double* x, size_t batch, size_t* non_finite);
+  void note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch);
+  void note_grad_stats(uint32_t l, const math::OperandStats& stats);
+  void prepare_grad(uint32_t l, const double* dz, size_t batch);
+  void add_bias_dots(uint32_t l, size_t batch);
   int run_forward(Session& session, size_t batch, uint64_t* saturated);
   int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
                       size_t in_cols, size_t out_cols);
@@ -128,7 +132,9 @@ class Training {
   std::vector<double> device_out_;          // what the device returned
   std::vector<double> limb_;                // one limb of a split operand
   std::vector<double> scratch_;
-  std::vector<uint64_t> expected_, row_mod_, delta_;  // field vectors
+  std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
+  std::vector<double> next_scratch_;        // a fused pass's split check vectors
+  std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors
 };
 
 }  // namespace veil::enclave

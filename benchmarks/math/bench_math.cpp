@@ -5,11 +5,14 @@
 //
 // Rows of the report: the fused forward pass (range check + Z s mod q +
 // activation + quantize) per kernel path and activation, the fused backward
-// pass, matvec_mod, and mask generation (uniform F_q elements from AES-CTR).
+// pass, matvec_mod / matvec2_mod / matvec_t_mod on device-like and on
+// enclave-like (small) operands, quantize, and mask generation (uniform F_q
+// elements from AES-CTR).
 // Targets: fused pass >= 25% of memcpy bandwidth; masks >= 1 GB/s on one core.
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +98,8 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<std::int64_t> d(-(std::int64_t{1} << 24), std::int64_t{1} << 24);
   for (auto& v : z) v = static_cast<double>(d(rng));
   for (std::size_t k = 0; k < n; ++k) zprev[k] = z[k] * (1.0 / 65536);
+  std::vector<double> small(n);
+  for (std::size_t k = 0; k < n; ++k) small[k] = std::floor(z[k] * (1.0 / 512));  // |x| <= 2^15
   std::vector<std::uint64_t> s(cols + 1), expected(rows), sums(rows);
   std::uniform_int_distribution<std::uint64_t> fd(0, FieldQ::modulus - 1);
   for (auto& v : s) v = fd(rng);
@@ -182,6 +187,26 @@ int main(int argc, char** argv) {
       measure("matvec_t_mod", kernel_path_name(p), [&] {
         matvec_t_mod(z.data(), rows, cols, cols, y.data(), out.data());
         g_sink = g_sink + out[0];
+      });
+      // The enclave's own operands (quantized A and dZ, |x| <= 2^15) take the
+      // float64 path of the vector kernels (docs/arithmetic.md section 2).
+      measure("matvec_mod, enclave operand", kernel_path_name(p), [&] {
+        matvec_mod(small.data(), rows, cols, cols, s.data(), sums.data());
+        g_sink = g_sink + sums[0];
+      });
+      std::vector<std::uint64_t> sums2(rows);
+      measure("matvec2_mod, enclave operand", kernel_path_name(p), [&] {
+        matvec2_mod(small.data(), rows, cols, cols, s.data(), s.data() + 1, sums.data(),
+                    sums2.data());
+        g_sink = g_sink + sums[0] + sums2[0];
+      });
+      measure("matvec_t_mod, enclave operand", kernel_path_name(p), [&] {
+        matvec_t_mod(small.data(), rows, cols, cols, y.data(), out.data());
+        g_sink = g_sink + out[0];
+      });
+      measure("quantize (float64 input)", kernel_path_name(p), [&] {
+        g_sink = g_sink + quantize(zprev.data(), rows, cols, cols, FixedFormat{8, 64.0},
+                                   copy.data(), cols).saturated;
       });
     }
   }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "math/detail/kernels.h"
 #include "math/detail/scalar.h"
 
 namespace veil {
@@ -33,13 +34,7 @@ PassResult quantize_impl(const T* x, std::size_t rows, std::size_t cols, std::si
     const T* xr = x + i * ldx;
     double* orow = out + i * ldo;
     for (std::size_t j = 0; j < cols; ++j) {
-      const double v = static_cast<double>(xr[j]);
-      if (v != v) {  // NaN has no nearest integer: report it, emit 0
-        orow[j] = 0.0;
-        ++res.saturated;
-        continue;
-      }
-      orow[j] = detail::quantize_scaled(v * two_f, qz, &res.saturated);
+      orow[j] = detail::quantize_input(static_cast<double>(xr[j]), two_f, qz, &res.saturated);
     }
   }
   return res;
@@ -89,7 +84,25 @@ double quantize_value(double x, FixedFormat fmt, bool* saturated) noexcept {
 
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo) noexcept {
-  return quantize_impl(x, rows, cols, ldx, fmt, out, ldo);
+  return quantize(x, rows, cols, ldx, fmt, out, ldo, nullptr);
+}
+
+PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept {
+  PassResult res;
+  if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo)) {
+    res.status = Status::at(Fault::invalid_argument);
+    return res;
+  }
+  if (rows == 0 || cols == 0) {
+    detail::stats_begin(stats, cols);
+    return res;
+  }
+  const double limit = fixed_limit(fmt);
+  res.saturated = detail::active_kernels().quantize(x, rows, cols, ldx, std::ldexp(1.0, fmt.frac_bits),
+                                                    detail::Quantizer{limit, limit + 1.0}, out,
+                                                    ldo, stats);
+  return res;
 }
 
 PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,

@@ -30,6 +30,24 @@ struct PassResult {
   std::size_t saturated = 0;  ///< values clipped to +-limit (NaN inputs of quantize() too)
 };
 
+/**
+ * Magnitudes of a quantized matrix, gathered by the pass that writes it: the
+ * exactness and soundness bounds of the product it enters (DESIGN.md 3) need
+ * them, and a second pass over the matrix would cost as much as the first.
+ */
+struct OperandStats {
+  /** Optional, length cols: set to sum_i |out[i][j]|, added in row order from 0. */
+  double* col_l1 = nullptr;
+  /**
+   * max_i sum_j |out[i][j]|. The summation order is unspecified, so the value
+   * is exact (and the same on every kernel path) only when cols * limit < 2^53.
+   */
+  double row_l1_max = 0;
+  double max_abs = 0;  ///< max |out[i][j]|
+  /** quantize() only: inputs that were NaN or +-Inf, so a caller need not scan them first. */
+  std::size_t non_finite = 0;
+};
+
 /** True if frac_bits is in [0, 62] and clip is finite and positive. */
 bool fixed_format_valid(FixedFormat fmt) noexcept;
 
@@ -53,6 +71,10 @@ double quantize_value(double x, FixedFormat fmt, bool* saturated) noexcept;
  */
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo) noexcept;
+
+/** As above, also filling *stats (if non-null) with the magnitudes of out. */
+PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept;
 
 /** As above for float32 input (each value widened exactly to float64 first). */
 PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,

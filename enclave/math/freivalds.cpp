@@ -59,6 +59,21 @@ Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size
   return detail::active_kernels().matvec(x, rows, cols, ld, v, out);
 }
 
+Status matvec2_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                   std::uint64_t* out2) noexcept {
+  if (!matrix_ok(x, rows, cols, ld) || !vector_ok(v1, cols) || !vector_ok(v2, cols) ||
+      !vector_ok(out1, rows) || !vector_ok(out2, rows)) {
+    return Status::at(Fault::invalid_argument);
+  }
+  if (rows == 0) return Status::success();
+  if (cols == 0) {
+    for (std::size_t i = 0; i < rows; ++i) out1[i] = out2[i] = 0;
+    return Status::success();
+  }
+  return detail::active_kernels().matvec2(x, rows, cols, ld, v1, v2, out1, out2);
+}
+
 Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                     const std::uint64_t* y, std::uint64_t* out) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(y, rows) || !vector_ok(out, cols)) {

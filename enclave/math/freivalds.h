@@ -30,6 +30,14 @@ Status range_check(const double* x, std::size_t rows, std::size_t cols, std::siz
 Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                   const std::uint64_t* v, std::uint64_t* out) noexcept;
 
+/**
+ * matvec_mod with two vectors in one pass over x: out1 = x v1 and out2 = x v2
+ * (mod q), the same values and faults as two calls.
+ */
+Status matvec2_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                   std::uint64_t* out2) noexcept;
+
 /** out[j] = sum_i x[i][j] * y[i] mod q (length cols), i.e. x^T y; x is range-checked. */
 Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                     const std::uint64_t* y, std::uint64_t* out) noexcept;

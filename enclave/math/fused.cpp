@@ -43,11 +43,33 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
+  const bool dots = a.next_v[0] != nullptr || a.next_v[1] != nullptr || a.next_dots[0] != nullptr ||
+                    a.next_dots[1] != nullptr;
+  if (dots && (a.a_next == nullptr || !vector_ok(a.next_v[0], a.cols) ||
+               !vector_ok(a.next_v[1], a.cols) || !vector_ok(a.next_dots[0], a.rows) ||
+               !vector_ok(a.next_dots[1], a.rows) || !vector_ok(a.next_scratch, a.cols) ||
+               a.next_v[0] == nullptr || a.next_v[1] == nullptr)) {
+    return invalid();
+  }
   if (a.rows == 0) return PassResult{};
   detail::ForwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
   if (a.a_next != nullptr) {
     plan.two_f = std::ldexp(1.0, a.a_format.frac_bits);
     plan.qz = quantizer_of(a.a_format);
+  }
+  // Quantized outputs below 2^23 let the vector kernels take the row sums in
+  // float64 (docs/arithmetic.md section 2); split the vectors once here.
+  if (dots && plan.qz.limit < 8388608.0) {
+    for (int r = 0; r < 2; ++r) {
+      double* l = a.next_scratch + 3 * r * a.cols;
+      for (std::size_t j = 0; j < a.cols; ++j) {
+        const std::uint64_t v = a.next_v[r][j];
+        l[j] = static_cast<double>(v & ((1ull << 21) - 1));
+        l[a.cols + j] = static_cast<double>((v >> 21) & ((1ull << 21) - 1));
+        l[2 * a.cols + j] = static_cast<double>(v >> 42);
+      }
+    }
+    plan.next_limbs = a.next_scratch;
   }
   return detail::active_kernels().forward(plan);
 }

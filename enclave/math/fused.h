@@ -41,6 +41,18 @@ struct ForwardArgs {
   double* a_next = nullptr;  ///< optional out: quantized act(z), cols columns written
   std::size_t ld_a_next = 0;  ///< >= cols + 1 leaves room for the caller's bias column
   FixedFormat a_format;      ///< format of a_next (required when a_next is set)
+  OperandStats* a_stats = nullptr;  ///< optional out (with a_next): magnitudes of a_next
+
+  /**
+   * Optional (with a_next): two field vectors over a_next's cols columns
+   * (the next layer's v and t). next_dots[r][i] = a_next row i . next_v[r]
+   * (mod q), so that the next layer's A v and A t need no pass over A of
+   * their own; the caller's bias column is not included. next_scratch holds
+   * 6 * cols doubles for the vectors split into float64 limbs.
+   */
+  const std::uint64_t* next_v[2] = {nullptr, nullptr};
+  std::uint64_t* next_dots[2] = {nullptr, nullptr};
+  double* next_scratch = nullptr;
 };
 
 /**
@@ -68,6 +80,7 @@ struct BackwardArgs {
   double* dz_prev = nullptr;  ///< optional out: quantize(dA * 2^-scale * act'(z_prev))
   std::size_t ld_dz_prev = 0;
   FixedFormat g_format;  ///< format of dz_prev (required when dz_prev is set)
+  OperandStats* dz_stats = nullptr;  ///< optional out (with dz_prev): magnitudes of dz_prev
 };
 
 /** Checks dA (all cols) and emits the previous layer's quantized dz (out_cols). */

@@ -89,7 +89,7 @@ struct V {
 #include "math/detail/simd_body.h"
 #undef VEIL_SIMD_TARGET
 
-const Kernels kAvx2 = {simd_range, simd_matvec, simd_matvec_t, simd_forward, simd_backward};
+const Kernels kAvx2 = {simd_range, simd_matvec, simd_matvec2, simd_matvec_t, simd_quantize, simd_forward, simd_backward};
 
 }  // namespace
 

@@ -64,6 +64,18 @@ def test_bad_x_in_a_prediction(trainer, name, bad, message):
         trainer.predict(bad(x))
 
 
+def test_the_enclave_names_non_finite_x_the_python_layer_let_through(trainer):
+    # The enclave checks x itself (the quantizing pass counts non-finite values;
+    # only then is x scanned for the first one), whatever the caller validated.
+    x, y = data()
+    x[2, 5], x[6, 1] = np.inf, np.nan
+    with pytest.raises(veil.InputError, match=r"train_step: x\[2, 5\] is infinite"):
+        trainer._native.step(np.ascontiguousarray(x), np.ascontiguousarray(y, dtype=np.int32))
+    x[2, 5] = 0.5
+    with pytest.raises(veil.InputError, match=r"predict: x\[6, 1\] is NaN"):
+        trainer._native.predict(np.ascontiguousarray(x))
+
+
 Y_CASES = [
     ("short", lambda y: y[:7], r"y must have shape \(8,\), got \(7,\)"),
     ("two-dimensional", lambda y: y[:, None], r"y must have shape \(8,\), got \(8, 1\)"),

@@ -26,6 +26,9 @@ struct ForwardPlan {
   double inv_scale;  // 2^-scale
   double two_f;      // 2^frac_bits of a_format
   Quantizer qz;
+  // next_v[r] split into 21-bit limbs, limb c at next_limbs + (3 r + c) cols;
+  // null when a_next may exceed the vector kernels' float64 bound (2^23).
+  const double* next_limbs = nullptr;
 };
 
 /** A validated backward pass with its derived constants. */
@@ -40,8 +43,14 @@ struct Kernels {
   Status (*range)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld);
   Status (*matvec)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                    const std::uint64_t* v, std::uint64_t* out);
+  Status (*matvec2)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                    std::uint64_t* out2);
   Status (*matvec_t)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                      const std::uint64_t* y, std::uint64_t* out);
+  std::size_t (*quantize)(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                          double two_f, Quantizer qz, double* out, std::size_t ldo,
+                          OperandStats* stats);  // returns the saturated count
   PassResult (*forward)(const ForwardPlan& plan);
   PassResult (*backward)(const BackwardPlan& plan);
 };

@@ -13,6 +13,7 @@
 
 #include "math/activation.h"
 #include "math/field.h"
+#include "math/fixed_point.h"
 #include "math/status.h"
 
 namespace veil {
@@ -69,6 +70,39 @@ inline double quantize_scaled(double y, const Quantizer& qz, std::size_t* satura
   *saturated += (r > qz.limit) | (r < -qz.limit);
   r = vmin(vmax(r, -qz.limit), qz.limit);
   return r + 0.0;
+}
+
+/** False for NaN and +-Inf. */
+inline bool is_finite(double x) noexcept {
+  return (x < 0 ? -x : x) <= 1.7976931348623157e308;
+}
+
+/** quantize(): NaN has no nearest integer, so it becomes 0 and counts as saturated. */
+inline double quantize_input(double x, double two_f, const Quantizer& qz,
+                             std::size_t* saturated) noexcept {
+  if (x != x) {
+    ++*saturated;
+    return 0.0;
+  }
+  return quantize_scaled(x * two_f, qz, saturated);
+}
+
+/** Starts an OperandStats pass: zero maxima and column sums. */
+inline void stats_begin(OperandStats* st, std::size_t cols) noexcept {
+  if (st == nullptr) return;
+  st->row_l1_max = 0;
+  st->max_abs = 0;
+  st->non_finite = 0;
+  if (st->col_l1 != nullptr)
+    for (std::size_t j = 0; j < cols; ++j) st->col_l1[j] = 0;
+}
+
+/** One written value into a row's L1 sum, the running max and its column's sum. */
+inline void stats_note(double q, double* row, double* max, double* col) noexcept {
+  const double a = q < 0 ? -q : q;
+  *row += a;
+  *max = vmax(a, *max);
+  if (col != nullptr) *col += a;
 }
 
 /** Field element of x * s mod q for a checked x, accumulated lazily by callers. */

@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "math/fixed_point.h"
+#include "math/kernel_path.h"
+#include "math_test_util.h"
 
 namespace veil {
 namespace math {
@@ -90,6 +94,76 @@ TEST(MathFixedPoint, SaturationIsCountedAndClipped) {
   bool sat = false;
   EXPECT_EQ(quantize_value(2.0 + 3.0 / 1024, fmt, &sat), 512.0);  // 512.75 -> 513 -> clipped
   EXPECT_TRUE(sat);
+}
+
+// The magnitudes a quantizing pass reports, computed the plain way from its output.
+OperandStats reference_stats(const std::vector<double>& q, std::size_t rows, std::size_t cols,
+                             std::size_t ld, std::vector<double>* col_l1) {
+  OperandStats st;
+  col_l1->assign(cols, 0.0);
+  for (std::size_t i = 0; i < rows; ++i) {
+    double row = 0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double a = std::fabs(q[i * ld + j]);
+      row += a;
+      (*col_l1)[j] += a;
+      st.max_abs = std::max(st.max_abs, a);
+    }
+    st.row_l1_max = std::max(st.row_l1_max, row);
+  }
+  return st;
+}
+
+// Every kernel path quantizes to the same bits, counts the same saturations
+// and reports the same magnitudes: ties, NaN, infinities, -0, ragged rows.
+TEST(MathFixedPoint, QuantizeIsBitIdenticalAcrossPaths) {
+  testing_util::PathGuard guard;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> d(-10, 10);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (std::size_t cols : {1, 3, 4, 7, 8, 9, 33, 1030}) {
+    const std::size_t rows = 5, ldx = cols + 2, ldo = cols + 1;
+    std::vector<double> x(rows * ldx);
+    for (auto& v : x) v = d(rng);
+    // Exact ties of the 2^8 grid (k + 0.5) / 256, and the special values.
+    for (std::size_t k = 0; k < x.size(); k += 5) x[k] = (std::floor(d(rng) * 256) + 0.5) / 256;
+    const double special[] = {nan, inf, -inf, -0.0, 7.998046875, -8.0, 8.0 + 1.0 / 512, 1e300};
+    for (std::size_t k = 0; k < 8; ++k) x[(k * 7 + 2) % x.size()] = special[k];
+    for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{0, 3.0}, FixedFormat{12, 0.25}}) {
+      std::vector<double> q0;
+      std::size_t sat0 = 0;
+      for (KernelPath p : testing_util::supported_paths()) {
+        ASSERT_TRUE(force_kernel_path(p));
+        std::vector<double> q(rows * ldo, -7.0), col;
+        OperandStats st;
+        std::vector<double> col_l1(cols, 99.0);  // overwritten, not added to
+        st.col_l1 = col_l1.data();
+        const PassResult r = quantize(x.data(), rows, cols, ldx, fmt, q.data(), ldo, &st);
+        ASSERT_TRUE(r.status.ok());
+        const PassResult plain = quantize(x.data(), rows, cols, ldx, fmt, q.data(), ldo);
+        EXPECT_EQ(plain.saturated, r.saturated);
+        const OperandStats want = reference_stats(q, rows, cols, ldo, &col);
+        const char* name = kernel_path_name(p);
+        EXPECT_EQ(st.max_abs, want.max_abs) << name << " cols " << cols;
+        EXPECT_EQ(st.row_l1_max, want.row_l1_max) << name << " cols " << cols;  // exact here
+        EXPECT_EQ(col_l1, col) << name << " cols " << cols;
+        std::size_t non_finite = 0;
+        for (std::size_t i = 0; i < rows; ++i)
+          for (std::size_t j = 0; j < cols; ++j) non_finite += !std::isfinite(x[i * ldx + j]);
+        EXPECT_EQ(st.non_finite, non_finite) << name << " cols " << cols;
+        for (std::size_t i = 0; i < rows; ++i) EXPECT_EQ(q[i * ldo + cols], -7.0);  // padding kept
+        if (q0.empty()) {
+          q0 = q;
+          sat0 = r.saturated;
+          continue;
+        }
+        EXPECT_EQ(std::memcmp(q.data(), q0.data(), q.size() * sizeof(double)), 0)
+            << name << " cols " << cols;
+        EXPECT_EQ(r.saturated, sat0) << name << " cols " << cols;
+      }
+    }
+  }
 }
 
 TEST(MathFixedPoint, LimitAndValidation) {

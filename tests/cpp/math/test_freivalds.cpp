@@ -171,6 +171,86 @@ TEST_P(MathFreivalds, MatvecReportsFirstRangeFault) {
   EXPECT_EQ(st.col, 6u);
 }
 
+// Small operands (integers below 2^23, what the enclave quantizes) take a
+// float64 path in the vector kernels; larger ones the integer path. Both must
+// give the reference field values, chunk by chunk, whatever the mix.
+TEST_P(MathFreivalds, SmallOperandPathMatchesReference) {
+  std::mt19937_64 rng(6);
+  const std::int64_t small = (std::int64_t{1} << 23) - 1;
+  const std::size_t shapes[][2] = {{1, 1},   {3, 5},    {4, 1},    {5, 3},    {8, 7},
+                                   {9, 511}, {6, 512},  {7, 513},  {4, 1025}, {33, 1030},
+                                   {256, 65}, {3, 2000}};
+  for (const auto& sh : shapes) {
+    const std::size_t rows = sh[0], cols = sh[1], ld = cols + 1;
+    const std::string where = std::to_string(rows) + "x" + std::to_string(cols);
+    std::vector<double> x = random_ints(rng, rows * ld, small);
+    // The largest small magnitudes, zeros, and one value just past the limit.
+    const double edges[] = {static_cast<double>(small), -static_cast<double>(small), 0.0, -0.0,
+                            8388608.0};
+    for (std::size_t k = 0; k < 5 && k < x.size(); ++k) x[(k * 13 + 1) % x.size()] = edges[k];
+    std::vector<std::uint64_t> v = random_field(rng, cols), w = random_field(rng, cols),
+                               y = random_field(rng, rows);
+    // Limb boundaries: all ones (q - 1) and values at 2^21 and 2^42 splits.
+    const std::uint64_t limbs[] = {FieldQ::modulus - 1, (1ull << 21) - 1, 1ull << 21,
+                                   (1ull << 42) - 1, 1ull << 42};
+    for (std::size_t k = 0; k < 5; ++k) {
+      v[(k * 3) % cols] = limbs[k];
+      y[(k * 5) % rows] = limbs[k];
+    }
+    for (int variant = 0; variant < 3; ++variant) {
+      if (variant == 1) x[(rows / 2) * ld + cols / 2] = 9007199254740991.0;  // one large value
+      if (variant == 2)
+        for (std::size_t i = 0; i < x.size(); i += 2) x[i] = small;  // worst case for exactness
+      std::vector<std::uint64_t> o1(rows), o2(rows), ot(cols);
+      ASSERT_TRUE(matvec_mod(x.data(), rows, cols, ld, v.data(), o1.data()).ok()) << where;
+      EXPECT_EQ(o1, ref_matvec(x, rows, cols, ld, v)) << where << " variant " << variant;
+      ASSERT_TRUE(matvec2_mod(x.data(), rows, cols, ld, v.data(), w.data(), o1.data(), o2.data())
+                      .ok());
+      EXPECT_EQ(o1, ref_matvec(x, rows, cols, ld, v)) << "matvec2 " << where << " " << variant;
+      EXPECT_EQ(o2, ref_matvec(x, rows, cols, ld, w)) << "matvec2 " << where << " " << variant;
+      ASSERT_TRUE(matvec_t_mod(x.data(), rows, cols, ld, y.data(), ot.data()).ok()) << where;
+      EXPECT_EQ(ot, ref_matvec_t(x, rows, cols, ld, y)) << where << " variant " << variant;
+    }
+  }
+}
+
+// x^T y over more rows than one float64 block folds between blocks; the
+// largest small values times all-ones limbs are the exactness worst case.
+TEST_P(MathFreivalds, SmallOperandTransposeAcrossRowBlocks) {
+  std::mt19937_64 rng(7);
+  const double small = 8388607.0;
+  const std::size_t rows = 1300, cols = 37;
+  std::vector<double> x(rows * cols, small);
+  for (std::size_t i = 0; i < x.size(); i += 3) x[i] = -small;
+  std::vector<std::uint64_t> y(rows, FieldQ::modulus - 1), out(cols);
+  ASSERT_TRUE(matvec_t_mod(x.data(), rows, cols, cols, y.data(), out.data()).ok());
+  EXPECT_EQ(out, ref_matvec_t(x, rows, cols, cols, y));
+  x[900 * cols + 4] = 8388608.0;  // the second block alone takes the integer path
+  y = random_field(rng, rows);
+  ASSERT_TRUE(matvec_t_mod(x.data(), rows, cols, cols, y.data(), out.data()).ok());
+  EXPECT_EQ(out, ref_matvec_t(x, rows, cols, cols, y));
+}
+
+// The kernels walk wide matrices chunk by chunk, but a fault is still the
+// first bad element in row-major order.
+TEST_P(MathFreivalds, MatvecFaultOrderAcrossChunks) {
+  const std::size_t rows = 6, cols = 1030;
+  std::vector<double> x(rows * cols, 3.0);
+  x[1 * cols + 1000] = std::numeric_limits<double>::quiet_NaN();  // row 1, a late chunk
+  x[3 * cols + 5] = 0.5;                                          // row 3, the first chunk
+  x[0 * cols + 7] = 1e15;  // a large but valid value before both
+  std::vector<std::uint64_t> v(cols, 5), w(cols, 7), y(rows, 11), o1(rows), o2(rows), ot(cols);
+  for (int which = 0; which < 3; ++which) {
+    Status st = which == 0   ? matvec_mod(x.data(), rows, cols, cols, v.data(), o1.data())
+                : which == 1 ? matvec2_mod(x.data(), rows, cols, cols, v.data(), w.data(),
+                                           o1.data(), o2.data())
+                             : matvec_t_mod(x.data(), rows, cols, cols, y.data(), ot.data());
+    EXPECT_EQ(st.fault, Fault::not_finite) << which;
+    EXPECT_EQ(st.row, 1u) << which;
+    EXPECT_EQ(st.col, 1000u) << which;
+  }
+}
+
 TEST_P(MathFreivalds, FingerprintExportCheck) {
   std::mt19937_64 rng(5);
   const std::size_t rows = 37, cols = 300;  // more columns than one internal block

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -40,12 +41,17 @@ struct FwdOut {
   PassResult res;
   std::vector<double> z, a;
   std::vector<std::uint64_t> sums;
+  OperandStats stats;
+  std::vector<double> col_l1;
+  std::vector<std::uint64_t> next_v[2], next_dots[2];
 };
 
 FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_t cols, int scale,
                    const std::vector<std::uint64_t>& s, const std::vector<std::uint64_t>* expected,
-                   Activation act, FixedFormat fmt) {
+                   Activation act, FixedFormat fmt, bool with_stats = true) {
   FwdOut o;
+  o.col_l1.assign(cols, 99.0);
+  o.stats.col_l1 = o.col_l1.data();
   o.z.assign(rows * cols, -7.0);
   o.a.assign(rows * (cols + 1), -7.0);
   o.sums.assign(rows, 0);
@@ -64,6 +70,17 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   f.a_next = o.a.data();
   f.ld_a_next = cols + 1;
   f.a_format = fmt;
+  f.a_stats = with_stats ? &o.stats : nullptr;
+  // The next layer's vectors (the same on every path), dotted with a_next.
+  std::mt19937_64 vrng(cols);
+  std::vector<double> scratch(6 * cols);
+  for (int r = 0; r < 2; ++r) {
+    o.next_v[r] = random_field(vrng, cols);
+    o.next_dots[r].assign(rows, 7);
+    f.next_v[r] = o.next_v[r].data();
+    f.next_dots[r] = o.next_dots[r].data();
+  }
+  f.next_scratch = scratch.data();
   o.res = fused_forward(f);
   return o;
 }
@@ -72,12 +89,17 @@ struct BwdOut {
   PassResult res;
   std::vector<double> g;
   std::vector<std::uint64_t> sums;
+  OperandStats stats;
+  std::vector<double> col_l1;
 };
 
 BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t cols, int scale,
                     const std::vector<std::uint64_t>& t, const std::vector<std::uint64_t>* expected,
-                    Activation act, const std::vector<double>& zprev, FixedFormat fmt) {
+                    Activation act, const std::vector<double>& zprev, FixedFormat fmt,
+                    bool with_stats = true) {
   BwdOut o;
+  o.col_l1.assign(cols - 1, 99.0);
+  o.stats.col_l1 = o.col_l1.data();
   o.g.assign(rows * (cols - 1), -7.0);
   o.sums.assign(rows, 0);
   BackwardArgs b;
@@ -96,12 +118,35 @@ BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t
   b.dz_prev = o.g.data();
   b.ld_dz_prev = cols - 1;
   b.g_format = fmt;
+  b.dz_stats = with_stats ? &o.stats : nullptr;
   o.res = fused_backward(b);
   return o;
 }
 
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+// What OperandStats must hold for a quantized output (row-major, ld), computed
+// the plain way; column sums add in row order, as the kernels promise.
+void expect_stats(const OperandStats& st, const std::vector<double>& col_l1,
+                  const std::vector<double>& q, std::size_t rows, std::size_t cols,
+                  std::size_t ld, const char* what) {
+  std::vector<double> col(cols, 0.0);
+  double row_max = 0, max_abs = 0;
+  for (std::size_t i = 0; i < rows; ++i) {
+    double row = 0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double a = std::fabs(q[i * ld + j]);
+      row += a;
+      col[j] += a;
+      max_abs = std::max(max_abs, a);
+    }
+    row_max = std::max(row_max, row);
+  }
+  EXPECT_EQ(st.max_abs, max_abs) << what;
+  EXPECT_EQ(st.row_l1_max, row_max) << what;  // the tests' limits keep every sum exact
+  EXPECT_TRUE(std::memcmp(col.data(), col_l1.data(), cols * sizeof(double)) == 0) << what;
 }
 
 class MathFused : public MathPathTest {};
@@ -226,7 +271,9 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
   const std::vector<std::uint64_t> s = random_field(rng, cols), t = random_field(rng, cols + 1);
   const std::vector<std::uint64_t> y = random_field(rng, rows);
   for (Activation act : kAll) {
-    for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{12, 0.5}, FixedFormat{0, 1e6}}) {
+    // The last format's limit, 2^4 * 1e6 > 2^23, takes the integer path for next_dots.
+    for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{12, 0.5}, FixedFormat{0, 1e6},
+                            FixedFormat{4, 1e6}}) {
       ASSERT_TRUE(force_kernel_path(KernelPath::portable));
       const FwdOut f0 = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt);
       const BwdOut b0 = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt);
@@ -247,6 +294,19 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
         EXPECT_TRUE(same_bits(b.g, b0.g)) << name << " " << activation_name(act);
         EXPECT_EQ(b.sums, b0.sums) << name;
         EXPECT_EQ(b.res.saturated, b0.res.saturated) << name;
+        expect_stats(f.stats, f.col_l1, f.a, rows, cols, cols + 1, name);
+        for (int r = 0; r < 2; ++r) {
+          EXPECT_EQ(f.next_dots[r], ref_matvec(f.a, rows, cols, cols + 1, f.next_v[r])) << name;
+          EXPECT_EQ(f.next_dots[r], f0.next_dots[r]) << name;
+        }
+        expect_stats(b.stats, b.col_l1, b.g, rows, cols, cols, name);
+        // Gathering the magnitudes changes nothing else.
+        const FwdOut fn = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, false);
+        const BwdOut bn = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt, false);
+        EXPECT_TRUE(same_bits(fn.a, f.a) && same_bits(fn.z, f.z) && fn.sums == f.sums) << name;
+        EXPECT_TRUE(same_bits(bn.g, b.g) && bn.sums == b.sums) << name;
+        EXPECT_EQ(fn.res.saturated, f.res.saturated) << name;
+        EXPECT_EQ(bn.res.saturated, b.res.saturated) << name;
         std::vector<std::uint64_t> mv(rows), mt(cols);
         ASSERT_TRUE(matvec_mod(zdev.data(), rows, cols, cols, s.data(), mv.data()).ok());
         ASSERT_TRUE(matvec_t_mod(zdev.data(), rows, cols, cols, y.data(), mt.data()).ok());
