@@ -335,7 +335,7 @@ class Emitter:
         return [proto, "{"] + b.lines + ["}", ""]
 
     # -- callee side: enclave ecall handlers, host ocall handlers --------------
-    def callee(self, f: Function) -> List[str]:
+    def callee(self, f: Function, trusted_side: bool) -> List[str]:
         """Validate the received buffers, point the parameters into them, call."""
         S = args_type(f)
         b = Body()
@@ -394,7 +394,11 @@ class Emitter:
             elif a.is_in:
                 b(f"_ptr_{p.name} = (void*)(_input + _in_{p.name});")
             else:
-                b(f"memset(_output + _out_{p.name}, 0, _bytes_{p.name});")
+                # An ecall's [out] buffer is enclave memory on its way out: zero it so
+                # nothing the handler leaves unwritten leaks. An ocall's is host memory
+                # the enclave treats as untrusted whatever it holds: no pass needed.
+                if trusted_side:
+                    b(f"memset(_output + _out_{p.name}, 0, _bytes_{p.name});")
                 b(f"_ptr_{p.name} = _output + _out_{p.name};")
             b.close()
         b("/* Nothing may follow the last buffer. */")
@@ -440,7 +444,7 @@ class Emitter:
             "",
         ]
         for f in self.edl.trusted:
-            out += self.callee(f)
+            out += self.callee(f, trusted_side=True)
         if self.edl.trusted:
             out += ["static const veil_edger_ecall_entry_t veil_edger_ecall_entries[] = {"]
             out += [f'    {{"{f.name}", veil_edger_handle_{f.name}}},' for f in self.edl.trusted]
@@ -483,7 +487,7 @@ class Emitter:
             out += self.caller(f, trusted_side=False)
         out += ["/**** OCALL handlers. ****/", ""]
         for f in e.untrusted:
-            out += self.callee(f)
+            out += self.callee(f, trusted_side=False)
         if e.untrusted:
             out += ["static const oe_ocall_func_t veil_edger_ocall_table[] = {"]
             out += [f"    veil_edger_handle_{f.name}," for f in e.untrusted]
