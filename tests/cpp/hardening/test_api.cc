@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "veil/veil.h"
+#include "../cpu_backed_device.h"
 
 namespace {
 
@@ -185,37 +186,37 @@ TEST(ApiBadInput, ValuesBeyondTheFixedPointRangeSaturateAndAreCounted) {
 }
 
 // Honest, except the operation that is told to throw.
-class Faulty final : public veil::Device {
+class Faulty final : public veil_test::CpuBackedDevice {
  public:
-  std::string name() const override { return "faulty"; }
+  Faulty() : CpuBackedDevice("faulty") {}
   void upload(uint32_t l, const double* w, size_t r, size_t c) override {
     fail("upload");
-    cpu_.upload(l, w, r, c);
+    CpuBackedDevice::upload(l, w, r, c);
   }
   void forward(uint32_t l, const double* a, size_t b, double* z) override {
     fail("forward");
-    cpu_.forward(l, a, b, z);
+    CpuBackedDevice::forward(l, a, b, z);
     if (cheat) z[1] -= 1;
   }
   void backward(uint32_t l, const double* dz, size_t b, double* da) override {
     fail("backward");
-    cpu_.backward(l, dz, b, da);
+    CpuBackedDevice::backward(l, dz, b, da);
   }
   void update(uint32_t l, const double* a, const double* dz, size_t b) override {
     fail("update");
-    cpu_.update(l, a, dz, b);
+    CpuBackedDevice::update(l, a, dz, b);
   }
   void scale(uint32_t l) override {
     fail("scale");
-    cpu_.scale(l);
+    CpuBackedDevice::scale(l);
   }
   double max_abs(uint32_t l) override {
     fail("max_abs");
-    return cpu_.max_abs(l);
+    return CpuBackedDevice::max_abs(l);
   }
   void download(uint32_t l, double* w) override {
     fail("download");
-    cpu_.download(l, w);
+    CpuBackedDevice::download(l, w);
   }
   std::string broken;
   bool cheat = false;
@@ -224,7 +225,6 @@ class Faulty final : public veil::Device {
   void fail(const char* op) {
     if (broken == op) throw std::runtime_error(std::string(op) + " is broken");
   }
-  veil::CpuDevice cpu_{1};
 };
 
 TEST(ApiBadInput, DeviceFailuresAreNamedAndOnlyWeightChangesEndTheSession) {
@@ -260,10 +260,9 @@ TEST(ApiBadInput, DeviceFailuresAreNamedAndOnlyWeightChangesEndTheSession) {
 
 // Calls on one session must not overlap: the second is refused, not queued.
 TEST(ApiBadInput, ACallWhileAnotherRunsOnTheSameSessionIsRefused) {
-  class Gate final : public veil::Device {
+  class Gate final : public veil_test::CpuBackedDevice {
    public:
-    std::string name() const override { return "gate"; }
-    void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu.upload(l, w, r, c); }
+    Gate() : CpuBackedDevice("gate") {}
     void forward(uint32_t l, const double* a, size_t b, double* z) override {
       if (hold) {
         hold = false;
@@ -272,18 +271,8 @@ TEST(ApiBadInput, ACallWhileAnotherRunsOnTheSameSessionIsRefused) {
         changed.notify_all();
         changed.wait_for(lock, std::chrono::seconds(30), [this] { return released; });
       }
-      cpu.forward(l, a, b, z);
+      CpuBackedDevice::forward(l, a, b, z);
     }
-    void backward(uint32_t l, const double* dz, size_t b, double* da) override {
-      cpu.backward(l, dz, b, da);
-    }
-    void update(uint32_t l, const double* a, const double* dz, size_t b) override {
-      cpu.update(l, a, dz, b);
-    }
-    void scale(uint32_t l) override { cpu.scale(l); }
-    double max_abs(uint32_t l) override { return cpu.max_abs(l); }
-    void download(uint32_t l, double* w) override { cpu.download(l, w); }
-    veil::CpuDevice cpu{1};
     std::mutex mutex;
     std::condition_variable changed;
     bool hold = true, entered = false, released = false;

@@ -20,6 +20,7 @@
 #include "bridge.h"  // host/src: routes a session's device ocalls to a veil::Device
 #include "veil/veil.h"
 #include "veil_u.h"
+#include "../cpu_backed_device.h"
 
 #if defined(VEIL_BACKEND_VIRTUAL)
 #include <openenclave/edger8r/host.h>
@@ -32,30 +33,17 @@ constexpr uint32_t kClasses = 4;
 constexpr uint32_t kMaxBatch = 8;
 
 // Honest products except one forward element, on request.
-class TestDevice final : public veil::Device {
+class TestDevice final : public veil_test::CpuBackedDevice {
  public:
-  std::string name() const override { return "bridge-test"; }
-  void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu_.upload(l, w, r, c); }
+  TestDevice() : CpuBackedDevice("bridge-test") {}
   void forward(uint32_t l, const double* a, size_t b, double* z) override {
-    cpu_.forward(l, a, b, z);
+    CpuBackedDevice::forward(l, a, b, z);
     if (cheat_) {
       cheat_ = false;
       z[0] += 1.0;
     }
   }
-  void backward(uint32_t l, const double* dz, size_t b, double* da) override {
-    cpu_.backward(l, dz, b, da);
-  }
-  void update(uint32_t l, const double* a, const double* dz, size_t b) override {
-    cpu_.update(l, a, dz, b);
-  }
-  void scale(uint32_t l) override { cpu_.scale(l); }
-  double max_abs(uint32_t l) override { return cpu_.max_abs(l); }
-  void download(uint32_t l, double* w) override { cpu_.download(l, w); }
   bool cheat_ = false;
-
- private:
-  veil::CpuDevice cpu_{1};
 };
 
 class Bridge : public ::testing::Test {
@@ -565,25 +553,17 @@ TEST_F(Bridge, BadValuesAreNamedAndLeaveTheSessionUsable) {
 TEST_F(Bridge, AFailingDeviceIsNamedAndOnlyAnUpdateFailureEndsTheSession) {
   // A device that stops working between products leaves the session usable; one
   // that fails while applying an update leaves weights the enclave cannot vouch for.
-  class Flaky final : public veil::Device {
+  class Flaky final : public veil_test::CpuBackedDevice {
    public:
-    std::string name() const override { return "flaky"; }
-    void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu.upload(l, w, r, c); }
+    Flaky() : CpuBackedDevice("flaky") {}
     void forward(uint32_t l, const double* a, size_t b, double* z) override {
       if (fail_forward) throw std::runtime_error("forward unit on fire");
-      cpu.forward(l, a, b, z);
-    }
-    void backward(uint32_t l, const double* dz, size_t b, double* da) override {
-      cpu.backward(l, dz, b, da);
+      CpuBackedDevice::forward(l, a, b, z);
     }
     void update(uint32_t l, const double* a, const double* dz, size_t b) override {
       if (fail_update) throw std::runtime_error("update unit on fire");
-      cpu.update(l, a, dz, b);
+      CpuBackedDevice::update(l, a, dz, b);
     }
-    void scale(uint32_t l) override { cpu.scale(l); }
-    double max_abs(uint32_t l) override { return cpu.max_abs(l); }
-    void download(uint32_t l, double* w) override { cpu.download(l, w); }
-    veil::CpuDevice cpu{1};
     bool fail_forward = false, fail_update = false;
   } flaky;
   int rc = -1;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "veil/veil.h"
+#include "../cpu_backed_device.h"
 
 namespace {
 
@@ -120,27 +121,15 @@ TEST(HostTrainer, LearnsAToyProblemWithEveryProductChecked) {
 }
 
 // Honest products, except one element of one forward product.
-class CheatingDevice final : public veil::Device {
+class CheatingDevice final : public veil_test::CpuBackedDevice {
  public:
-  CheatingDevice(int cheat_call) : cheat_call_(cheat_call) {}
-  std::string name() const override { return "cheat"; }
-  void upload(uint32_t l, const double* w, size_t r, size_t c) override { cpu_.upload(l, w, r, c); }
+  explicit CheatingDevice(int cheat_call) : CpuBackedDevice("cheat"), cheat_call_(cheat_call) {}
   void forward(uint32_t l, const double* a, size_t b, double* z) override {
-    cpu_.forward(l, a, b, z);
+    CpuBackedDevice::forward(l, a, b, z);
     if (++calls_ == cheat_call_) z[0] += 1.0;
   }
-  void backward(uint32_t l, const double* dz, size_t b, double* da) override {
-    cpu_.backward(l, dz, b, da);
-  }
-  void update(uint32_t l, const double* a, const double* dz, size_t b) override {
-    cpu_.update(l, a, dz, b);
-  }
-  void scale(uint32_t l) override { cpu_.scale(l); }
-  double max_abs(uint32_t l) override { return cpu_.max_abs(l); }
-  void download(uint32_t l, double* w) override { cpu_.download(l, w); }
 
  private:
-  veil::CpuDevice cpu_{1};
   int cheat_call_;
   int calls_ = 0;
 };

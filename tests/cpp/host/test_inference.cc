@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "veil/veil.h"
+#include "../cpu_backed_device.h"
 
 namespace {
 
@@ -56,33 +57,19 @@ std::vector<double> random_batch(uint64_t seed) {
 
 // Honest products that keep a copy of every forward input, optionally
 // altering one product.
-class Recorder final : public veil::Device {
+class Recorder final : public veil_test::CpuBackedDevice {
  public:
-  explicit Recorder(int cheat_at = 0) : cheat_at_(cheat_at) {}
-  std::string name() const override { return "recorder"; }
-  void upload(uint32_t layer, const double* w, size_t rows, size_t cols) override {
-    inner_.upload(layer, w, rows, cols);
-  }
+  explicit Recorder(int cheat_at = 0) : CpuBackedDevice("recorder"), cheat_at_(cheat_at) {}
   void forward(uint32_t layer, const double* a, size_t batch, double* z) override {
     const size_t rows = layer == 0 ? kIn + 1 : kHidden + 1;
     inputs.emplace_back(a, a + batch * rows);
-    inner_.forward(layer, a, batch, z);
+    CpuBackedDevice::forward(layer, a, batch, z);
     if (++calls_ == cheat_at_) z[0] += 1.0;
   }
-  void backward(uint32_t layer, const double* dz, size_t batch, double* da) override {
-    inner_.backward(layer, dz, batch, da);
-  }
-  void update(uint32_t layer, const double* a, const double* dz, size_t batch) override {
-    inner_.update(layer, a, dz, batch);
-  }
-  void scale(uint32_t layer) override { inner_.scale(layer); }
-  double max_abs(uint32_t layer) override { return inner_.max_abs(layer); }
-  void download(uint32_t layer, double* w) override { inner_.download(layer, w); }
 
   std::vector<std::vector<double>> inputs;
 
  private:
-  veil::CpuDevice inner_{1};
   int cheat_at_;
   int calls_ = 0;
 };
