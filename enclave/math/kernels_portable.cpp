@@ -173,12 +173,7 @@ PassResult backward(const BackwardPlan& p) {
       }
       acc.add(x, a.t[j]);
       if (go != nullptr && j < a.out_cols) {
-        double y = x * p.inv_scale * p.two_f;
-        switch (a.act) {
-          case Activation::identity: break;
-          case Activation::relu: y = zp[j] > 0.0 ? y : 0.0; break;
-          default: y = y * activation_derivative(a.act, zp[j]); break;
-        }
+        const double y = gradient_scaled(a.act, x * p.inv_scale * p.two_f, zp[j]);
         go[j] = quantize_scaled(y, p.qz, &sat);
         if (stats != nullptr)
           stats_note(go[j], &row_l1, &stats->max_abs,

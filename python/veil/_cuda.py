@@ -169,7 +169,6 @@ class CudaDevice(Device):
                 in_flight.append((block, prod))
             self._compute.synchronize()
             self._charge(copies)
-            del in_flight
         self.transfer_bytes += x.nbytes + result.nbytes
         return result
 

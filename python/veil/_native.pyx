@@ -237,6 +237,11 @@ def python_device(device):
     return d
 
 
+cdef dict _timing_dict(Timing t):
+    return {"total": t.total_seconds, "device": t.device_seconds,
+            "enclave": t.enclave_seconds()}
+
+
 cdef TrainConfig _train_config(list layers, dict config) except *:
     cdef TrainConfig c
     cdef LayerSpec spec
@@ -346,9 +351,7 @@ cdef class NativeTrainer:
                 "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False}
 
     def timing(self):
-        cdef Timing t = self.ptr.timing()
-        return {"total": t.total_seconds, "device": t.device_seconds,
-                "enclave": t.enclave_seconds()}
+        return _timing_dict(self.ptr.timing())
 
     def reset_timing(self):
         self.ptr.reset_timing()
@@ -483,9 +486,7 @@ cdef class NativeInference:
                 "aborted": True if s.aborted else False}
 
     def timing(self):
-        cdef Timing t = self.ptr.timing()
-        return {"total": t.total_seconds, "device": t.device_seconds,
-                "enclave": t.enclave_seconds()}
+        return _timing_dict(self.ptr.timing())
 
     def reset_timing(self):
         self.ptr.reset_timing()

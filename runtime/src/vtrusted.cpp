@@ -239,8 +239,8 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
   uint8_t* host_out = host_in + input_rounded;
   std::memset(block, 0, VEIL_VHOST_OCALL_HEADER_SIZE);
   if (input_buffer_size > 0) std::memcpy(host_in, input_buffer, input_buffer_size);
-  // host_out is not zeroed here: the generated host stub zeroes each [out]
-  // area before the host function sees it, and copies back only what it wrote.
+  // host_out is not zeroed: it is host memory, whatever it holds reaches the
+  // enclave only as the host's answer, which the enclave checks like any other.
 
   oe_result_t result =
       g_state.host.call_host(g_state.host.context, function_id, host_in, input_buffer_size,

@@ -131,6 +131,16 @@ inline double activated_scaled(Activation act, double z, double two_f) noexcept 
   return activate(act, z) * two_f;
 }
 
+// dZ_prev before quantization: the incoming gradient y (already scaled) times
+// the activation's derivative at z. Shared by every path so they stay identical.
+inline double gradient_scaled(Activation act, double y, double z) noexcept {
+  switch (act) {
+    case Activation::identity: return y;
+    case Activation::relu: return z > 0.0 ? y : 0.0;
+    default: return y * activation_derivative(act, z);
+  }
+}
+
 }  // namespace detail
 }  // namespace math
 }  // namespace veil

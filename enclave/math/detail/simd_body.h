@@ -643,12 +643,7 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
         }
       }
       for (; k < olen; ++k) {
-        double y = x[k] * p.inv_scale * p.two_f;
-        switch (a.act) {
-          case Activation::identity: break;
-          case Activation::relu: y = zc[k] > 0.0 ? y : 0.0; break;
-          default: y = y * activation_derivative(a.act, zc[k]); break;
-        }
+        const double y = gradient_scaled(a.act, x[k] * p.inv_scale * p.two_f, zc[k]);
         out[k] = quantize_scaled(y, p.qz, &sat);
         if (stats != nullptr)
           stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
