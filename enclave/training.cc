@@ -19,6 +19,12 @@
 namespace veil::enclave {
 namespace {
 
+// Buffers of the rare paths grow to the largest size met and never shrink,
+// so that no step zeroes them again.
+void grow(std::vector<double>* buffer, size_t size) {
+  if (buffer->size() < size) buffer->resize(size);
+}
+
 constexpr double kExact = 9007199254740992.0;  // 2^53: every float64 integer below is exact
 // Soundness needs every true product below q - 2^53 in magnitude, so that an
 // error of a range-checked result cannot vanish mod q; 2^60 leaves room.
@@ -337,10 +343,23 @@ int Training::create(Session& session, const veil_train_config_t& config,
 void Training::allocate_buffers() {
   acts_.resize(layers_.size());
   pre_.resize(layers_.size());
-  size_t widest = 0;
-  for (const Layer& l : layers_) widest = std::max<size_t>(widest, l.n + 1);
+  size_t widest = 0, widest_out = 0;
+  for (const Layer& l : layers_) {
+    widest = std::max<size_t>(widest, l.n + 1);
+    widest_out = std::max<size_t>(widest_out, l.m);
+  }
+  const size_t max_batch = config_.max_batch;
   col_l1_.resize(widest);
   next_scratch_.resize(6 * widest);
+  // Sized once for the largest layer: a vector that shrank for the narrow
+  // output layer would zero megabytes again each time it grew back.
+  const size_t widest_matrix = max_batch * std::max(widest, widest_out);
+  for (std::vector<double>* buffer : {&device_out_, &grad_, &grad_prev_, &grad_real_})
+    buffer->resize(widest_matrix);
+  expected_.resize(max_batch);
+  row_mod_.resize(max_batch);
+  delta_.resize(widest);
+  delta_w_.resize(widest_out);
   for (size_t li = 0; li < layers_.size(); ++li) {
     acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
@@ -495,7 +514,6 @@ int Training::ensure_sound(Session& session, uint32_t l, double operand_row_l1, 
 // X * M^T (backward).
 int Training::request_product(Session& session, uint32_t l, Phase phase, const double* x,
                               size_t batch, size_t in_cols, size_t out_cols) {
-  device_out_.resize(batch * out_cols);
   int status = VEIL_OK;
   oe_result_t r;
   if (phase == Phase::forward)
@@ -551,8 +569,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
 
   const bool last = l + 1 == layers_.size();
-  expected_.resize(batch);
-  if (plan.count > 1) limb_.resize(batch * in_cols);
+  if (plan.count > 1) grow(&limb_, batch * in_cols);
   for (int limb = 0; limb < plan.count; ++limb) {
     const double* operand = x;
     if (plan.count > 1) {
@@ -654,7 +671,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   if (fwd) {
     if (!last) {
       const size_t m = layer.m;
-      limb_.resize(batch * m);
+      grow(&limb_, batch * m);
       for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(layer.activation, real_out[i]);
       *saturated += math::quantize(limb_.data(), batch, m, m, act_format(), acts_[l + 1].data(),
                                    m + 1).saturated;
@@ -662,7 +679,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
   } else {
     const size_t n = layer.n, rows = layer.n + 1;
     const double* z_prev = pre_[l - 1].data();
-    limb_.resize(batch * n);
+    grow(&limb_, batch * n);
     for (size_t i = 0; i < batch; ++i)
       for (size_t k = 0; k < n; ++k)
         limb_[i * n + k] = real_out[i * rows + k] *
@@ -746,9 +763,6 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   // a wrong update makes the next product that uses M fail its check. The
   // deltas come before the ocall, whose copies of A and dZ then read them
   // from cache; they are applied once the device has taken the update.
-  row_mod_.resize(batch);
-  delta_.resize(rows);
-  delta_w_.resize(cols);
   const uint64_t* dzs = layer.dzs.data();
   if (!layer.dz_ready) {
     math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
@@ -805,12 +819,11 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
   const Layer& top = layers_.back();
   const size_t m = top.m;
   const double* z_top = pre_[last].data();
-  grad_real_.resize(batch * m);
   math::LossResult loss;
   if (config_.loss == 0) {
     loss = math::softmax_cross_entropy(z_top, batch, m, m, labels, grad_real_.data(), m);
   } else {
-    limb_.resize(batch * m);
+    grow(&limb_, batch * m);
     for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(top.activation, z_top[i]);
     loss = math::mse_onehot(limb_.data(), batch, m, m, labels, grad_real_.data(), m);
     for (size_t i = 0; i < batch * m; ++i)
@@ -819,7 +832,6 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
   if (!loss.status.ok())
     return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
                         static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
-  grad_.resize(batch * m);
   math::OperandStats grad_stats;
   saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m,
                               &grad_stats).saturated;
@@ -831,8 +843,6 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
     Layer& layer = layers_[l];
     if (l > 0) {
       // dA = dZ M^T (checked), then dZ_prev = quantize(act'(z_prev) * dA), bias column dropped.
-      grad_real_.resize(batch * (layer.n + 1));
-      grad_prev_.resize(batch * layer.n);
       rc = checked_layer(session, l, Phase::backward, grad_.data(), batch, bwd_scale,
                          grad_real_.data(), &saturated);
       if (rc != VEIL_OK) return rc;
