@@ -221,6 +221,11 @@ struct Training::Layer {
   // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
   // unknown; then they are measured over the operand as before.
   double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
+  // This step's whole A (forward) and dZ (backward) went to the device as one
+  // limb each, so the update asks the host to reuse them instead of sending
+  // them again. Sound as any update is: the fingerprints follow the enclave's
+  // own A and dZ, and an update made with anything else fails the next check.
+  bool device_has_a = false, device_has_dz = false;
 };
 
 Training::~Training() {
@@ -595,6 +600,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     }
     rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
     if (rc != VEIL_OK) return rc;
+    if (in_step_ && plan.count == 1) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
     // Nothing the device returned is used before it passes its check.
     math::PassResult pass;
     math::OperandStats stats;
@@ -732,7 +738,10 @@ void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
 }
 
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
-  for (Layer& l : layers_) l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
+  for (Layer& l : layers_) {
+    l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
+    l.device_has_a = l.device_has_dz = false;
+  }
   const int scale = config_.frac_act + weight_scale();
   const double one = std::ldexp(1.0, config_.frac_act);
   for (uint32_t l = 0; l < layers_.size(); ++l) {
@@ -761,8 +770,7 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
     return exactness_refusal(session, l, "update", layer.device_max + growth);
   // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
   // a wrong update makes the next product that uses M fail its check. The
-  // deltas come before the ocall, whose copies of A and dZ then read them
-  // from cache; they are applied once the device has taken the update.
+  // deltas are applied once the device has taken the update.
   const uint64_t* dzs = layer.dzs.data();
   if (!layer.dz_ready) {
     math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
@@ -780,9 +788,12 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
     dw = delta_w_.data();
   }
   layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
+  const bool send_a = !layer.device_has_a, send_dz = !layer.device_has_dz;
+  layer.device_has_a = layer.device_has_dz = false;
   int status = VEIL_OK;
-  oe_result_t r = ocall_device_update(&status, session.id(), l, a, batch * rows, dz,
-                                      batch * cols, batch);
+  oe_result_t r = ocall_device_update(&status, session.id(), l, send_a ? a : nullptr,
+                                      send_a ? batch * rows : 0, send_dz ? dz : nullptr,
+                                      send_dz ? batch * cols : 0, batch);
   session.counters().products++;
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;

@@ -23,11 +23,21 @@ struct Shape {
   size_t cols = 0;
 };
 
+// The operands of a layer's latest forward (A) and backward (dZ). The enclave
+// asks for the update with counts of zero when the device was already sent
+// this step's A and dZ, so they cross the enclave boundary once per step; the
+// host keeps them here for the device, whatever the device is. (Which A and dZ
+// the device really uses is for the enclave's next check to find out.)
+struct Operands {
+  std::vector<double> a, dz;
+};
+
 struct Binding {
   Device* device = nullptr;
   Timing* timing = nullptr;
   std::string last_error;
   std::vector<Shape> shapes;  // per layer, from upload: buffers are sized against these
+  std::vector<Operands> kept;  // per layer, like shapes
 };
 
 std::shared_mutex registry_mutex;
@@ -77,6 +87,32 @@ void expect_count(size_t got, size_t expected, const char* what) {
                                 " values, expected " + std::to_string(expected));
 }
 
+// An update operand: the one the enclave sent (count > 0) or, with a count of
+// zero, the one the host kept from the layer's latest forward or backward.
+const double* update_operand(const double* sent, size_t count, const std::vector<double>& kept,
+                             size_t expected, const char* what, const char* kept_from) {
+  if (count == 0) {
+    if (kept.size() != expected)
+      throw std::invalid_argument(std::string("update asked to reuse the ") + kept_from +
+                                  " operand, but the host kept " + std::to_string(kept.size()) +
+                                  " values of it, expected " + std::to_string(expected));
+    return kept.data();
+  }
+  expect_count(count, expected, what);
+  return sent;
+}
+
+// Bytes the generated bridge copied across the enclave boundary for one call.
+void count_bytes(Binding& b, size_t values_out, size_t values_in) {
+  b.timing->bytes_to_device += values_out * sizeof(double);
+  b.timing->bytes_from_device += values_in * sizeof(double);
+}
+
+Operands& kept_operands(Binding& b, uint32_t layer) {
+  if (b.kept.size() <= layer) b.kept.resize(layer + 1);
+  return b.kept[layer];
+}
+
 }  // namespace
 
 void bind_device(uint64_t session, Device* device, Timing* timing) {
@@ -101,6 +137,10 @@ std::string take_device_error(uint64_t session) {
 }  // namespace veil::detail
 
 using veil::detail::Binding;
+using veil::detail::count_bytes;
+using veil::detail::kept_operands;
+using veil::detail::Operands;
+using veil::detail::update_operand;
 using veil::detail::expect_count;
 using veil::detail::Shape;
 using veil::detail::shape_of;
@@ -117,6 +157,7 @@ void ocall_log(int level, const char* message) {
 int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights, size_t rows,
                         size_t cols, size_t count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
+    count_bytes(b, count, 0);
     if (rows == 0 || cols == 0 || count != rows * cols)
       throw std::invalid_argument("upload of a " + std::to_string(rows) + "x" +
                                   std::to_string(cols) + " matrix with " + std::to_string(count) +
@@ -130,9 +171,11 @@ int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights,
 int ocall_device_forward(uint64_t session, uint32_t layer, const double* a, size_t a_count,
                          size_t rows, double* z, size_t z_count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
+    count_bytes(b, a_count, z_count);
     const Shape& s = shape_of(b, layer);
     expect_count(a_count, rows * s.rows, "forward input");
     expect_count(z_count, rows * s.cols, "forward output");
+    kept_operands(b, layer).a.assign(a, a + a_count);
     d.forward(layer, a, rows, z);
   });
 }
@@ -140,9 +183,11 @@ int ocall_device_forward(uint64_t session, uint32_t layer, const double* a, size
 int ocall_device_backward(uint64_t session, uint32_t layer, const double* dz, size_t dz_count,
                           size_t rows, double* da, size_t da_count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
+    count_bytes(b, dz_count, da_count);
     const Shape& s = shape_of(b, layer);
     expect_count(dz_count, rows * s.cols, "backward input");
     expect_count(da_count, rows * s.rows, "backward output");
+    kept_operands(b, layer).dz.assign(dz, dz + dz_count);
     d.backward(layer, dz, rows, da);
   });
 }
@@ -150,10 +195,14 @@ int ocall_device_backward(uint64_t session, uint32_t layer, const double* dz, si
 int ocall_device_update(uint64_t session, uint32_t layer, const double* a, size_t a_count,
                         const double* dz, size_t dz_count, size_t rows) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
+    count_bytes(b, a_count + dz_count, 0);
     const Shape& s = shape_of(b, layer);
-    expect_count(a_count, rows * s.rows, "update activations");
-    expect_count(dz_count, rows * s.cols, "update gradients");
-    d.update(layer, a, dz, rows);
+    const Operands& kept = kept_operands(b, layer);
+    const double* a_used =
+        update_operand(a, a_count, kept.a, rows * s.rows, "update activations", "forward");
+    const double* dz_used =
+        update_operand(dz, dz_count, kept.dz, rows * s.cols, "update gradients", "backward");
+    d.update(layer, a_used, dz_used, rows);
   });
 }
 
@@ -173,6 +222,7 @@ int ocall_device_max_abs(uint64_t session, uint32_t layer, double* max_abs) {
 
 int ocall_device_download(uint64_t session, uint32_t layer, double* weights, size_t count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
+    count_bytes(b, 0, count);
     const Shape& s = shape_of(b, layer);
     expect_count(count, s.rows * s.cols, "download buffer");
     d.download(layer, weights);

@@ -119,6 +119,8 @@ cdef extern from "veil/trainer.h" namespace "veil":
     cdef cppclass Timing:
         double total_seconds
         double device_seconds
+        uint64_t bytes_to_device
+        uint64_t bytes_from_device
         double enclave_seconds()
 
     cdef cppclass Trainer(Session):

@@ -239,7 +239,8 @@ def python_device(device):
 
 cdef dict _timing_dict(Timing t):
     return {"total": t.total_seconds, "device": t.device_seconds,
-            "enclave": t.enclave_seconds()}
+            "enclave": t.enclave_seconds(), "bytes_to_device": t.bytes_to_device,
+            "bytes_from_device": t.bytes_from_device}
 
 
 cdef TrainConfig _train_config(list layers, dict config) except *:

@@ -117,7 +117,9 @@ class _EnclaveSession:
     """
 
     def timing(self) -> dict:
-        """Seconds spent so far: total (inside ecalls), device (in device ocalls), enclave."""
+        """Work done so far: seconds ``total`` (inside ecalls), ``device`` (in device
+        ocalls) and ``enclave`` (the rest), and the bytes device work moved across
+        the enclave boundary, ``bytes_to_device`` and ``bytes_from_device``."""
         return self._native.timing()
 
     def reset_timing(self) -> None:

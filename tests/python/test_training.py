@@ -42,6 +42,22 @@ def test_cpu_and_numpy_devices_are_bit_identical(digits):
         np.testing.assert_array_equal(a, b)
 
 
+def test_timing_counts_each_operand_of_a_step_once():
+    # Forward operands (bias column included), backward operands of layers 1..L-1,
+    # and layer 0's dZ for its update: the updates reuse what the device was sent.
+    trainer = veil.Trainer(small_model(), device="cpu", lr=2**-3, seed=1, batch_size=16)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 64)), rng.integers(0, 10, 16)
+    trainer.train_step(x, y)
+    trainer.reset_timing()
+    trainer.train_step(x, y)
+    t = trainer.timing()
+    assert t["total"] > 0 and t["device"] > 0 and t["enclave"] == pytest.approx(t["total"] - t["device"])
+    sent = 16 * ((64 + 1) + (16 + 1) + (16 + 1) + 16 + 10 + 16) * 8
+    returned = 16 * (16 + 16 + 10 + (16 + 1) + (16 + 1)) * 8
+    assert (t["bytes_to_device"], t["bytes_from_device"]) == (sent, returned)
+
+
 def test_export_returns_the_device_weights():
     device = veil.NumpyDevice()
     trainer = veil.Trainer(small_model(), device=device, lr=2**-3, seed=1, batch_size=16)

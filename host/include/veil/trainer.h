@@ -51,10 +51,12 @@ struct StepResult {
   uint64_t checks_passed = 0;   ///< Freivalds checks passed so far
 };
 
-/** Wall-clock split of the work done so far, measured on the host. */
+/** Wall-clock split of the work done so far, and the bytes the device work moved. */
 struct Timing {
   double total_seconds = 0;   ///< inside ecalls
   double device_seconds = 0;  ///< inside device ocalls (products and transfers)
+  uint64_t bytes_to_device = 0;    ///< operands and weights the enclave sent out
+  uint64_t bytes_from_device = 0;  ///< results and weights that came back in
   /** Time the enclave itself spent: total minus device. */
   double enclave_seconds() const { return total_seconds - device_seconds; }
 };

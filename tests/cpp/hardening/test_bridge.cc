@@ -592,6 +592,114 @@ TEST_F(Bridge, AFailingDeviceIsNamedAndOnlyAnUpdateFailureEndsTheSession) {
   veil::detail::unbind_device(s);
 }
 
+// Records the operands of every product and update, per layer.
+class OperandRecorder final : public veil_test::CpuBackedDevice {
+ public:
+  OperandRecorder() : CpuBackedDevice("recorder") {}
+  void forward(uint32_t l, const double* a, size_t b, double* z) override {
+    at(forward_a, l).assign(a, a + b * rows_of(l));
+    CpuBackedDevice::forward(l, a, b, z);
+  }
+  void backward(uint32_t l, const double* dz, size_t b, double* da) override {
+    at(backward_dz, l).assign(dz, dz + b * cols_of(l));
+    CpuBackedDevice::backward(l, dz, b, da);
+  }
+  void update(uint32_t l, const double* a, const double* dz, size_t b) override {
+    at(update_a, l).assign(a, a + b * rows_of(l));
+    at(update_dz, l).assign(dz, dz + b * cols_of(l));
+    CpuBackedDevice::update(l, l == replay_layer && !replay_a.empty() ? replay_a.data() : a, dz, b);
+  }
+  void upload(uint32_t l, const double* w, size_t r, size_t c) override {
+    at(shapes, l) = {static_cast<double>(r), static_cast<double>(c)};
+    CpuBackedDevice::upload(l, w, r, c);
+  }
+  static std::vector<double>& at(std::vector<std::vector<double>>& per_layer, uint32_t l) {
+    if (per_layer.size() <= l) per_layer.resize(l + 1);
+    return per_layer[l];
+  }
+  size_t rows_of(uint32_t l) { return static_cast<size_t>(at(shapes, l)[0]); }
+  size_t cols_of(uint32_t l) { return static_cast<size_t>(at(shapes, l)[1]); }
+
+  std::vector<std::vector<double>> shapes, forward_a, backward_dz, update_a, update_dz;
+  std::vector<double> replay_a;  // when set: the A replay_layer's update uses instead of its own
+  uint32_t replay_layer = 1;
+};
+
+TEST_F(Bridge, AStepSendsEachOperandAcrossTheBoundaryOnce) {
+  // The update reuses the A of the step's forward and the dZ of its backward:
+  // per step only the forward operands, the backward operands and layer 0's
+  // dZ (layer 0 has no backward) leave the enclave.
+  OperandRecorder device;
+  uint64_t s = open();
+  veil::detail::bind_device(s, &device, &timing_);
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  int rc = -1;
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  const size_t b = kMaxBatch, hidden = l[0].outputs;
+  const uint64_t sent_per_step = sizeof(double) * b * ((kFeatures + 1) + (hidden + 1) + kClasses + hidden);
+  const uint64_t back_per_step = sizeof(double) * b * (hidden + kClasses + (hidden + 1));
+  std::vector<int32_t> y(kMaxBatch);
+  for (int step = 0; step < 3; ++step) {
+    std::vector<double> x(kMaxBatch * kFeatures);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i + 11 * step));
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<int32_t>((i + step) % kClasses);
+    const veil::Timing before = timing_;
+    veil_step_result_t r{};
+    ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+    ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+    EXPECT_EQ(timing_.bytes_to_device - before.bytes_to_device, sent_per_step) << "step " << step;
+    EXPECT_EQ(timing_.bytes_from_device - before.bytes_from_device, back_per_step) << "step " << step;
+    // What the host handed the device for each update is what the enclave sent
+    // for this step's products.
+    EXPECT_EQ(device.update_a[0], device.forward_a[0]);
+    EXPECT_EQ(device.update_a[1], device.forward_a[1]);
+    EXPECT_EQ(device.update_dz[1], device.backward_dz[1]);
+  }
+}
+
+TEST_F(Bridge, AnUpdateMadeWithAStaleOperandFailsTheNextCheck) {
+  // A host that answers "reuse the forward operand" with an older one (here:
+  // every update of step 2 uses step 1's A) leaves weights the fingerprints do
+  // not describe, and the next product of that layer fails its check.
+  OperandRecorder device;
+  uint64_t s = open();
+  veil::detail::bind_device(s, &device, &timing_);
+  veil_train_config_t c = config();
+  std::vector<veil_layer_spec_t> l = layers();
+  int rc = -1;
+  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  std::vector<int32_t> y(kMaxBatch, 2);
+  veil_step_result_t r{};
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
+  device.replay_a = device.forward_a[1];
+  x.assign(x.size(), -0.75);
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  ASSERT_EQ(rc, VEIL_OK) << "a wrong update is only found by the next check: " << error_of(s);
+  ASSERT_NE(device.update_a[1], device.replay_a) << "the test needs A to change between steps";
+  device.replay_a.clear();
+  ASSERT_EQ(ecall_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r), OE_OK);
+  expect_error(s, rc, VEIL_ERR_VERIFICATION, {"layer 1, phase forward, step 3:", "mismatch"});
+}
+
+TEST_F(Bridge, TheHostRefusesToReuseAnOperandItDoesNotHold) {
+  // Called as the bridge would: an update with counts of zero and no operand
+  // kept for that layer, or kept for another batch size, is named and refused.
+  uint64_t s = configured();
+  EXPECT_EQ(ocall_device_update(s, 1, nullptr, 0, nullptr, 0, kMaxBatch), VEIL_ERR_DEVICE);
+  EXPECT_NE(veil::detail::take_device_error(s).find("reuse the forward operand"), std::string::npos);
+  expect_usable(s);
+  EXPECT_EQ(ocall_device_update(s, 1, nullptr, 0, nullptr, 0, kMaxBatch / 2), VEIL_ERR_DEVICE);
+  const std::string message = veil::detail::take_device_error(s);
+  EXPECT_NE(message.find("kept " + std::to_string(kMaxBatch * (layers()[1].inputs + 1)) + " values"),
+            std::string::npos)
+      << message;
+}
+
 #if defined(VEIL_BACKEND_VIRTUAL)
 // Hand-built buffers at the runtime's call path into the real image: the trusted
 // side of the generated bridge re-derives every size from the header alone.
