@@ -16,6 +16,6 @@ VEIL_SAME_PROTOTYPE(ecall_train_step, int (*)(uint64_t, const double*, size_t, c
 VEIL_SAME_PROTOTYPE(ecall_last_error, int (*)(uint64_t, char*, size_t));
 VEIL_SAME_PROTOTYPE(ocall_log, oe_result_t (*)(int, const char*));
 VEIL_SAME_PROTOTYPE(ocall_device_forward, oe_result_t (*)(int*, uint64_t, uint32_t, const double*,
-                                                          size_t, size_t, double*, size_t));
+                                                          size_t, size_t, double*, size_t, int));
 VEIL_SAME_PROTOTYPE(ocall_device_download,
                     oe_result_t (*)(int*, uint64_t, uint32_t, double*, size_t));

@@ -517,7 +517,7 @@ int Inference::device_product(Session& session, uint32_t l, const double* x, siz
   const Layer& layer = layers_[l];
   int status = VEIL_OK;
   oe_result_t r = ocall_device_forward(&status, session.id(), l, x, batch * (layer.n + 1), batch,
-                                       y, batch * layer.m);
+                                       y, batch * layer.m, /*keep=*/0);
   session.counters().products++;
   if (r == OE_OK && status == VEIL_OK) return VEIL_OK;
   if (r != OE_OK)

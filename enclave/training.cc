@@ -222,8 +222,8 @@ struct Training::Layer {
   // unknown; then they are measured over the operand as before.
   double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
   // This step's whole A (forward) and dZ (backward) went to the device as one
-  // limb each, so the update asks the host to reuse them instead of sending
-  // them again. Sound as any update is: the fingerprints follow the enclave's
+  // limb each and the host kept them, so the update asks it to reuse them
+  // instead of sending them again. Sound as any update is: the fingerprints follow the enclave's
   // own A and dZ, and an update made with anything else fails the next check.
   bool device_has_a = false, device_has_dz = false;
 };
@@ -516,17 +516,17 @@ int Training::ensure_sound(Session& session, uint32_t l, double operand_row_l1, 
 }
 
 // Ask the device for one product of a layer's weights: X * M (forward) or
-// X * M^T (backward).
+// X * M^T (backward); with `keep`, the host keeps X for the layer's update.
 int Training::request_product(Session& session, uint32_t l, Phase phase, const double* x,
-                              size_t batch, size_t in_cols, size_t out_cols) {
+                              size_t batch, size_t in_cols, size_t out_cols, bool keep) {
   int status = VEIL_OK;
   oe_result_t r;
   if (phase == Phase::forward)
     r = ocall_device_forward(&status, session.id(), l, x, batch * in_cols, batch,
-                             device_out_.data(), batch * out_cols);
+                             device_out_.data(), batch * out_cols, keep);
   else
     r = ocall_device_backward(&status, session.id(), l, x, batch * in_cols, batch,
-                              device_out_.data(), batch * out_cols);
+                              device_out_.data(), batch * out_cols, keep);
   session.counters().products++;
   return device_status(session, l, phase, phase_name(phase), r, status);
 }
@@ -598,9 +598,11 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     } else {
       math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
     }
-    rc = request_product(session, l, phase, operand, batch, in_cols, out_cols);
+    // A whole step operand (one limb) is kept by the host for the update.
+    const bool keep = in_step_ && plan.count == 1;
+    rc = request_product(session, l, phase, operand, batch, in_cols, out_cols, keep);
     if (rc != VEIL_OK) return rc;
-    if (in_step_ && plan.count == 1) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
+    if (keep) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
     // Nothing the device returned is used before it passes its check.
     math::PassResult pass;
     math::OperandStats stats;

@@ -91,7 +91,7 @@ class Training {
   void add_bias_dots(uint32_t l, size_t batch);
   int run_forward(Session& session, size_t batch, uint64_t* saturated);
   int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
-                      size_t in_cols, size_t out_cols);
+                      size_t in_cols, size_t out_cols, bool keep);
   int checked_layer(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
                     int scale, double* real_out, uint64_t* saturated);
   int check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st);

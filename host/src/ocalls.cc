@@ -18,26 +18,23 @@
 namespace veil::detail {
 namespace {
 
-struct Shape {
-  size_t rows = 0;
+// What the host knows of one layer on the device.
+struct DeviceLayer {
+  size_t rows = 0;  // from upload: buffers are sized against the shape
   size_t cols = 0;
-};
-
-// The operands of a layer's latest forward (A) and backward (dZ). The enclave
-// asks for the update with counts of zero when the device was already sent
-// this step's A and dZ, so they cross the enclave boundary once per step; the
-// host keeps them here for the device, whatever the device is. (Which A and dZ
-// the device really uses is for the enclave's next check to find out.)
-struct Operands {
-  std::vector<double> a, dz;
+  // The operands the enclave asked the host to keep: A of the layer's latest
+  // forward, dZ of its latest backward. The update then asks to reuse them,
+  // so a step sends each across the enclave boundary once, whatever the
+  // device is. (Which A and dZ the device really uses is for the enclave's
+  // next check to find out.)
+  std::vector<double> kept_a, kept_dz;
 };
 
 struct Binding {
   Device* device = nullptr;
   Timing* timing = nullptr;
   std::string last_error;
-  std::vector<Shape> shapes;  // per layer, from upload: buffers are sized against these
-  std::vector<Operands> kept;  // per layer, like shapes
+  std::vector<DeviceLayer> layers;
 };
 
 std::shared_mutex registry_mutex;
@@ -75,10 +72,10 @@ int with_device(uint64_t session, Work&& work) {
 
 // Buffers are sized against the shapes each layer was uploaded with, so no
 // device ever reads or writes past a buffer, whatever the counts say.
-const Shape& shape_of(const Binding& b, uint32_t layer) {
-  if (layer >= b.shapes.size() || b.shapes[layer].rows == 0)
+DeviceLayer& layer_of(Binding& b, uint32_t layer) {
+  if (layer >= b.layers.size() || b.layers[layer].rows == 0)
     throw std::invalid_argument("layer " + std::to_string(layer) + " has no weights on the device");
-  return b.shapes[layer];
+  return b.layers[layer];
 }
 
 void expect_count(size_t got, size_t expected, const char* what) {
@@ -88,7 +85,7 @@ void expect_count(size_t got, size_t expected, const char* what) {
 }
 
 // An update operand: the one the enclave sent (count > 0) or, with a count of
-// zero, the one the host kept from the layer's latest forward or backward.
+// zero, the one the host was asked to keep by the layer's forward or backward.
 const double* update_operand(const double* sent, size_t count, const std::vector<double>& kept,
                              size_t expected, const char* what, const char* kept_from) {
   if (count == 0) {
@@ -102,15 +99,19 @@ const double* update_operand(const double* sent, size_t count, const std::vector
   return sent;
 }
 
+// Keeps the operand when asked; otherwise drops any older one, so that an
+// update can only reuse what the enclave asked the host to keep.
+void keep_operand(std::vector<double>& kept, const double* x, size_t count, int keep) {
+  if (keep)
+    kept.assign(x, x + count);
+  else
+    kept.clear();
+}
+
 // Bytes the generated bridge copied across the enclave boundary for one call.
 void count_bytes(Binding& b, size_t values_out, size_t values_in) {
   b.timing->bytes_to_device += values_out * sizeof(double);
   b.timing->bytes_from_device += values_in * sizeof(double);
-}
-
-Operands& kept_operands(Binding& b, uint32_t layer) {
-  if (b.kept.size() <= layer) b.kept.resize(layer + 1);
-  return b.kept[layer];
 }
 
 }  // namespace
@@ -138,12 +139,11 @@ std::string take_device_error(uint64_t session) {
 
 using veil::detail::Binding;
 using veil::detail::count_bytes;
-using veil::detail::kept_operands;
-using veil::detail::Operands;
 using veil::detail::update_operand;
 using veil::detail::expect_count;
-using veil::detail::Shape;
-using veil::detail::shape_of;
+using veil::detail::DeviceLayer;
+using veil::detail::keep_operand;
+using veil::detail::layer_of;
 using veil::detail::with_device;
 
 extern "C" {
@@ -162,32 +162,32 @@ int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights,
       throw std::invalid_argument("upload of a " + std::to_string(rows) + "x" +
                                   std::to_string(cols) + " matrix with " + std::to_string(count) +
                                   " values");
-    if (b.shapes.size() <= layer) b.shapes.resize(layer + 1);
+    if (b.layers.size() <= layer) b.layers.resize(layer + 1);
     d.upload(layer, weights, rows, cols);
-    b.shapes[layer] = Shape{rows, cols};
+    b.layers[layer] = DeviceLayer{rows, cols, {}, {}};
   });
 }
 
 int ocall_device_forward(uint64_t session, uint32_t layer, const double* a, size_t a_count,
-                         size_t rows, double* z, size_t z_count) {
+                         size_t rows, double* z, size_t z_count, int keep) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
     count_bytes(b, a_count, z_count);
-    const Shape& s = shape_of(b, layer);
+    DeviceLayer& s = layer_of(b, layer);
     expect_count(a_count, rows * s.rows, "forward input");
     expect_count(z_count, rows * s.cols, "forward output");
-    kept_operands(b, layer).a.assign(a, a + a_count);
+    keep_operand(s.kept_a, a, a_count, keep);
     d.forward(layer, a, rows, z);
   });
 }
 
 int ocall_device_backward(uint64_t session, uint32_t layer, const double* dz, size_t dz_count,
-                          size_t rows, double* da, size_t da_count) {
+                          size_t rows, double* da, size_t da_count, int keep) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
     count_bytes(b, dz_count, da_count);
-    const Shape& s = shape_of(b, layer);
+    DeviceLayer& s = layer_of(b, layer);
     expect_count(dz_count, rows * s.cols, "backward input");
     expect_count(da_count, rows * s.rows, "backward output");
-    kept_operands(b, layer).dz.assign(dz, dz + dz_count);
+    keep_operand(s.kept_dz, dz, dz_count, keep);
     d.backward(layer, dz, rows, da);
   });
 }
@@ -196,26 +196,25 @@ int ocall_device_update(uint64_t session, uint32_t layer, const double* a, size_
                         const double* dz, size_t dz_count, size_t rows) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
     count_bytes(b, a_count + dz_count, 0);
-    const Shape& s = shape_of(b, layer);
-    const Operands& kept = kept_operands(b, layer);
+    const DeviceLayer& s = layer_of(b, layer);
     const double* a_used =
-        update_operand(a, a_count, kept.a, rows * s.rows, "update activations", "forward");
+        update_operand(a, a_count, s.kept_a, rows * s.rows, "update activations", "forward");
     const double* dz_used =
-        update_operand(dz, dz_count, kept.dz, rows * s.cols, "update gradients", "backward");
+        update_operand(dz, dz_count, s.kept_dz, rows * s.cols, "update gradients", "backward");
     d.update(layer, a_used, dz_used, rows);
   });
 }
 
 int ocall_device_scale(uint64_t session, uint32_t layer) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
-    shape_of(b, layer);
+    layer_of(b, layer);
     d.scale(layer);
   });
 }
 
 int ocall_device_max_abs(uint64_t session, uint32_t layer, double* max_abs) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
-    shape_of(b, layer);
+    layer_of(b, layer);
     *max_abs = d.max_abs(layer);
   });
 }
@@ -223,7 +222,7 @@ int ocall_device_max_abs(uint64_t session, uint32_t layer, double* max_abs) {
 int ocall_device_download(uint64_t session, uint32_t layer, double* weights, size_t count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
     count_bytes(b, 0, count);
-    const Shape& s = shape_of(b, layer);
+    const DeviceLayer& s = layer_of(b, layer);
     expect_count(count, s.rows * s.cols, "download buffer");
     d.download(layer, weights);
   });

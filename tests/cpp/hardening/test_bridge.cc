@@ -15,6 +15,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bridge.h"  // host/src: routes a session's device ocalls to a veil::Device
@@ -104,8 +105,10 @@ class Bridge : public ::testing::Test {
     return {{kFeatures, 16, 1}, {16, kClasses, 0}};
   }
 
-  uint64_t configured() {
+  // A trained-ready session; on `device` when given, else on a TestDevice.
+  uint64_t configured(veil::Device* device = nullptr) {
     uint64_t s = open();
+    if (device != nullptr) veil::detail::bind_device(s, device, &timing_);
     veil_train_config_t c = config();
     std::vector<veil_layer_spec_t> l = layers();
     int rc = -1;
@@ -610,17 +613,19 @@ class OperandRecorder final : public veil_test::CpuBackedDevice {
     CpuBackedDevice::update(l, l == replay_layer && !replay_a.empty() ? replay_a.data() : a, dz, b);
   }
   void upload(uint32_t l, const double* w, size_t r, size_t c) override {
-    at(shapes, l) = {static_cast<double>(r), static_cast<double>(c)};
+    if (shapes.size() <= l) shapes.resize(l + 1);
+    shapes[l] = {r, c};
     CpuBackedDevice::upload(l, w, r, c);
   }
   static std::vector<double>& at(std::vector<std::vector<double>>& per_layer, uint32_t l) {
     if (per_layer.size() <= l) per_layer.resize(l + 1);
     return per_layer[l];
   }
-  size_t rows_of(uint32_t l) { return static_cast<size_t>(at(shapes, l)[0]); }
-  size_t cols_of(uint32_t l) { return static_cast<size_t>(at(shapes, l)[1]); }
+  size_t rows_of(uint32_t l) const { return shapes.at(l).first; }
+  size_t cols_of(uint32_t l) const { return shapes.at(l).second; }
 
-  std::vector<std::vector<double>> shapes, forward_a, backward_dz, update_a, update_dz;
+  std::vector<std::pair<size_t, size_t>> shapes;  // rows x cols of each uploaded layer
+  std::vector<std::vector<double>> forward_a, backward_dz, update_a, update_dz;
   std::vector<double> replay_a;  // when set: the A replay_layer's update uses instead of its own
   uint32_t replay_layer = 1;
 };
@@ -630,14 +635,9 @@ TEST_F(Bridge, AStepSendsEachOperandAcrossTheBoundaryOnce) {
   // per step only the forward operands, the backward operands and layer 0's
   // dZ (layer 0 has no backward) leave the enclave.
   OperandRecorder device;
-  uint64_t s = open();
-  veil::detail::bind_device(s, &device, &timing_);
-  veil_train_config_t c = config();
-  std::vector<veil_layer_spec_t> l = layers();
+  uint64_t s = configured(&device);
   int rc = -1;
-  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
-  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
-  const size_t b = kMaxBatch, hidden = l[0].outputs;
+  const size_t b = kMaxBatch, hidden = layers()[0].outputs;
   const uint64_t sent_per_step = sizeof(double) * b * ((kFeatures + 1) + (hidden + 1) + kClasses + hidden);
   const uint64_t back_per_step = sizeof(double) * b * (hidden + kClasses + (hidden + 1));
   std::vector<int32_t> y(kMaxBatch);
@@ -661,16 +661,11 @@ TEST_F(Bridge, AStepSendsEachOperandAcrossTheBoundaryOnce) {
 
 TEST_F(Bridge, AnUpdateMadeWithAStaleOperandFailsTheNextCheck) {
   // A host that answers "reuse the forward operand" with an older one (here:
-  // every update of step 2 uses step 1's A) leaves weights the fingerprints do
-  // not describe, and the next product of that layer fails its check.
+  // layer 1's update in step 2 uses step 1's A) leaves weights the fingerprints
+  // do not describe, and the next product of that layer fails its check.
   OperandRecorder device;
-  uint64_t s = open();
-  veil::detail::bind_device(s, &device, &timing_);
-  veil_train_config_t c = config();
-  std::vector<veil_layer_spec_t> l = layers();
+  uint64_t s = configured(&device);
   int rc = -1;
-  ASSERT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
-  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
   std::vector<int32_t> y(kMaxBatch, 2);
   veil_step_result_t r{};
   std::vector<double> x(kMaxBatch * kFeatures, 0.5);

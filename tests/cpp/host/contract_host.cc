@@ -61,7 +61,7 @@ VEIL_SAME_PROTOTYPE(ecall_inference_status,
 // Ocalls are implemented by the host with plain C prototypes.
 VEIL_SAME_PROTOTYPE(ocall_log, void (*)(int, const char*));
 VEIL_SAME_PROTOTYPE(ocall_device_forward, int (*)(uint64_t, uint32_t, const double*, size_t,
-                                                  size_t, double*, size_t));
+                                                  size_t, double*, size_t, int));
 VEIL_SAME_PROTOTYPE(ocall_device_update, int (*)(uint64_t, uint32_t, const double*, size_t,
                                                  const double*, size_t, size_t));
 VEIL_SAME_PROTOTYPE(ocall_device_max_abs, int (*)(uint64_t, uint32_t, double*));
