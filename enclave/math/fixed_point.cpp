@@ -1,6 +1,7 @@
 #include "math/fixed_point.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "math/detail/kernels.h"
 #include "math/detail/scalar.h"
@@ -37,6 +38,32 @@ PassResult quantize_impl(const T* x, std::size_t rows, std::size_t cols, std::si
       orow[j] = detail::quantize_input(static_cast<double>(xr[j]), two_f, qz, &res.saturated);
     }
   }
+  return res;
+}
+
+// quantize() of float64 input into float64 or narrow float32 output; the
+// narrow output needs a limit below 2^23, where every output is exact.
+template <class TOut>
+PassResult quantize_checked(std::size_t (*kernel)(const double*, std::size_t, std::size_t,
+                                                  std::size_t, double, detail::Quantizer, TOut*,
+                                                  std::size_t, OperandStats*),
+                            const double* x, std::size_t rows, std::size_t cols,
+                            std::size_t ldx, FixedFormat fmt, TOut* out, std::size_t ldo,
+                            OperandStats* stats) noexcept {
+  PassResult res;
+  constexpr bool kNarrow = std::is_same<TOut, float>::value;
+  if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo) ||
+      (kNarrow && !(fixed_limit(fmt) < detail::kNarrowLimit))) {
+    res.status = Status::at(Fault::invalid_argument);
+    return res;
+  }
+  if (rows == 0 || cols == 0) {
+    detail::stats_begin(stats, cols);
+    return res;
+  }
+  const double limit = fixed_limit(fmt);
+  res.saturated = kernel(x, rows, cols, ldx, std::ldexp(1.0, fmt.frac_bits),
+                         detail::Quantizer{limit, limit + 1.0}, out, ldo, stats);
   return res;
 }
 
@@ -89,20 +116,14 @@ PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::si
 
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept {
-  PassResult res;
-  if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo)) {
-    res.status = Status::at(Fault::invalid_argument);
-    return res;
-  }
-  if (rows == 0 || cols == 0) {
-    detail::stats_begin(stats, cols);
-    return res;
-  }
-  const double limit = fixed_limit(fmt);
-  res.saturated = detail::active_kernels().quantize(x, rows, cols, ldx, std::ldexp(1.0, fmt.frac_bits),
-                                                    detail::Quantizer{limit, limit + 1.0}, out,
-                                                    ldo, stats);
-  return res;
+  return quantize_checked(detail::active_kernels().quantize, x, rows, cols, ldx, fmt, out, ldo,
+                          stats);
+}
+
+PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, float* out, std::size_t ldo, OperandStats* stats) noexcept {
+  return quantize_checked(detail::active_kernels().quantize_f, x, rows, cols, ldx, fmt, out, ldo,
+                          stats);
 }
 
 PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,

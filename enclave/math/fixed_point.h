@@ -76,6 +76,17 @@ PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::si
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept;
 
+/**
+ * As above with float32 output: the quantized values as a narrow operand
+ * (freivalds.h), for the passes and copies that read them. Values, saturation
+ * count and *stats are those of the float64-output overload. Fails
+ * (invalid_argument) also when fixed_limit(fmt) >= 2^23, where outputs could
+ * not be narrow.
+ */
+PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
+                    FixedFormat fmt, float* out, std::size_t ldo,
+                    OperandStats* stats = nullptr) noexcept;
+
 /** As above for float32 input (each value widened exactly to float64 first). */
 PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo) noexcept;

@@ -43,6 +43,32 @@ Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::si
                     const std::uint64_t* y, std::uint64_t* out) noexcept;
 
 /**
+ * @name Narrow operands
+ * The operands the enclave quantizes itself (activations A, gradients dZ) may
+ * be kept as float32 "narrow operands": row-major, every element an integer
+ * with |x| < 2^23, which float32 holds exactly. Their range is tighter than
+ * the float64 device values' (|x| < 2^53): the first element in row-major
+ * order that is NaN or +-Inf (not_finite), not an integer (not_integral) or
+ * at least 2^23 in magnitude (out_of_range) is reported as a fault. On valid
+ * input the results are the float64 overloads' on the same values, bit for
+ * bit, on every kernel path; arguments are validated the same way.
+ */
+///@{
+/** matvec_mod() of a narrow operand. */
+Status matvec_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                  const std::uint64_t* v, std::uint64_t* out) noexcept;
+
+/** matvec2_mod() of a narrow operand. */
+Status matvec2_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                   std::uint64_t* out2) noexcept;
+
+/** matvec_t_mod() of a narrow operand. */
+Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* y, std::uint64_t* out) noexcept;
+///@}
+
+/**
  * One-sided check of C = A * B for A (rows x inner) and C (rows x cols),
  * given bs = B * s mod q (length inner) and the secret s (length cols):
  * C_i . s == A_i . bs (mod q) for every row i; reports the first failing row.

@@ -24,6 +24,18 @@ detail::Quantizer quantizer_of(FixedFormat fmt) noexcept {
   return detail::Quantizer{limit, limit + 1.0};
 }
 
+// A quantized output: valid when absent, or present with a valid format, a
+// usable shape and, for a narrow (float32) output, a limit below 2^23. At most
+// one of the float64 and narrow outputs may be set.
+bool output_ok(const double* wide, const float* narrow, FixedFormat fmt, std::size_t rows,
+               std::size_t cols, std::size_t ld) noexcept {
+  if (wide != nullptr && narrow != nullptr) return false;
+  if (wide == nullptr && narrow == nullptr) return true;
+  if (!fixed_format_valid(fmt)) return false;
+  if (narrow != nullptr && !(fixed_limit(fmt) < detail::kNarrowLimit)) return false;
+  return matrix_ok(wide != nullptr ? static_cast<const void*>(wide) : narrow, rows, cols, ld);
+}
+
 PassResult invalid() noexcept {
   PassResult r;
   r.status = Status::at(Fault::invalid_argument);
@@ -38,14 +50,14 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (a.z_real != nullptr && !matrix_ok(a.z_real, a.rows, a.cols, a.ld_z_real)) return invalid();
-  if (a.a_next != nullptr &&
-      (!fixed_format_valid(a.a_format) || !matrix_ok(a.a_next, a.rows, a.cols, a.ld_a_next))) {
+  if (!output_ok(a.a_next, a.a_next_narrow, a.a_format, a.rows, a.cols, a.ld_a_next)) {
     return invalid();
   }
+  const bool quantizes = a.a_next != nullptr || a.a_next_narrow != nullptr;
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   const bool dots = a.next_v[0] != nullptr || a.next_v[1] != nullptr || a.next_dots[0] != nullptr ||
                     a.next_dots[1] != nullptr;
-  if (dots && (a.a_next == nullptr || !vector_ok(a.next_v[0], a.cols) ||
+  if (dots && (!quantizes || !vector_ok(a.next_v[0], a.cols) ||
                !vector_ok(a.next_v[1], a.cols) || !vector_ok(a.next_dots[0], a.rows) ||
                !vector_ok(a.next_dots[1], a.rows) || !vector_ok(a.next_scratch, a.cols) ||
                a.next_v[0] == nullptr || a.next_v[1] == nullptr)) {
@@ -53,13 +65,14 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
   }
   if (a.rows == 0) return PassResult{};
   detail::ForwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
-  if (a.a_next != nullptr) {
+  if (quantizes) {
     plan.two_f = std::ldexp(1.0, a.a_format.frac_bits);
     plan.qz = quantizer_of(a.a_format);
   }
   // Quantized outputs below 2^23 let the vector kernels take the row sums in
   // float64 (docs/arithmetic.md section 2); split the vectors once here.
-  if (dots && plan.qz.limit < 8388608.0) {
+  // A narrow a_next always qualifies, so its kernels need no other way.
+  if (dots && plan.qz.limit < detail::kNarrowLimit) {
     for (int r = 0; r < 2; ++r) {
       double* l = a.next_scratch + 3 * r * a.cols;
       for (std::size_t j = 0; j < a.cols; ++j) {
@@ -80,15 +93,15 @@ PassResult fused_backward(const BackwardArgs& args) noexcept {
       a.out_cols > a.cols) {
     return invalid();
   }
-  if (a.dz_prev != nullptr &&
-      (!fixed_format_valid(a.g_format) || !matrix_ok(a.dz_prev, a.rows, a.out_cols, a.ld_dz_prev) ||
-       !matrix_ok(a.z_prev, a.rows, a.out_cols, a.ld_z_prev))) {
+  const bool quantizes = a.dz_prev != nullptr || a.dz_prev_narrow != nullptr;
+  if (!output_ok(a.dz_prev, a.dz_prev_narrow, a.g_format, a.rows, a.out_cols, a.ld_dz_prev) ||
+      (quantizes && !matrix_ok(a.z_prev, a.rows, a.out_cols, a.ld_z_prev))) {
     return invalid();
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   if (a.rows == 0) return PassResult{};
   detail::BackwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
-  if (a.dz_prev != nullptr) {
+  if (quantizes) {
     plan.two_f = std::ldexp(1.0, a.g_format.frac_bits);
     plan.qz = quantizer_of(a.g_format);
   }

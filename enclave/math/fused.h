@@ -39,13 +39,21 @@ struct ForwardArgs {
   double* z_real = nullptr;  ///< optional out: z = Z * 2^-scale (what the backward needs)
   std::size_t ld_z_real = 0;
   double* a_next = nullptr;  ///< optional out: quantized act(z), cols columns written
+  /**
+   * Optional out, instead of a_next (setting both is invalid_argument): the
+   * same values as a narrow operand (float32, see freivalds.h), half the bytes
+   * for the passes and copies that follow. Requires fixed_limit(a_format) <
+   * 2^23 (else invalid_argument); ld_a_next, a_format, a_stats and the
+   * next-layer dots apply to it as to a_next, with identical results.
+   */
+  float* a_next_narrow = nullptr;
   std::size_t ld_a_next = 0;  ///< >= cols + 1 leaves room for the caller's bias column
-  FixedFormat a_format;      ///< format of a_next (required when a_next is set)
-  OperandStats* a_stats = nullptr;  ///< optional out (with a_next): magnitudes of a_next
+  FixedFormat a_format;  ///< format of a_next (required when a_next or a_next_narrow is set)
+  OperandStats* a_stats = nullptr;  ///< optional out (with either a_next): its magnitudes
 
   /**
-   * Optional (with a_next): two field vectors over a_next's cols columns
-   * (the next layer's v and t). next_dots[r][i] = a_next row i . next_v[r]
+   * Optional (with a_next or a_next_narrow): two field vectors over a_next's
+   * cols columns (the next layer's v and t). next_dots[r][i] = a_next row i . next_v[r]
    * (mod q), so that the next layer's A v and A t need no pass over A of
    * their own; the caller's bias column is not included. next_scratch holds
    * 6 * cols doubles for the vectors split into float64 limbs.
@@ -78,9 +86,16 @@ struct BackwardArgs {
   std::size_t ld_z_prev = 0;
   std::size_t out_cols = 0;  ///< columns emitted (<= cols): n drops the bias column
   double* dz_prev = nullptr;  ///< optional out: quantize(dA * 2^-scale * act'(z_prev))
+  /**
+   * Optional out, instead of dz_prev (setting both is invalid_argument): the
+   * same values as a narrow operand (float32, see freivalds.h). Requires
+   * fixed_limit(g_format) < 2^23 (else invalid_argument); ld_dz_prev,
+   * g_format and dz_stats apply to it as to dz_prev, with identical results.
+   */
+  float* dz_prev_narrow = nullptr;
   std::size_t ld_dz_prev = 0;
-  FixedFormat g_format;  ///< format of dz_prev (required when dz_prev is set)
-  OperandStats* dz_stats = nullptr;  ///< optional out (with dz_prev): magnitudes of dz_prev
+  FixedFormat g_format;  ///< format of dz_prev (required when either dz_prev is set)
+  OperandStats* dz_stats = nullptr;  ///< optional out (with either dz_prev): its magnitudes
 };
 
 /** Checks dA (all cols) and emits the previous layer's quantized dz (out_cols). */

@@ -35,6 +35,10 @@ struct V {
 
   VEIL_SIMD_TARGET static D load(const double* p) { return _mm512_loadu_pd(p); }
   VEIL_SIMD_TARGET static void store(double* p, D v) { _mm512_storeu_pd(p, v); }
+  // Narrow operands: float32 widens to float64 exactly; stores narrow values
+  // that are exact in float32 (integers below 2^23), so neither rounds.
+  VEIL_SIMD_TARGET static D load(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  VEIL_SIMD_TARGET static void store(float* p, D v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
   VEIL_SIMD_TARGET static I loadi(const std::uint64_t* p) { return _mm512_loadu_si512(p); }
   VEIL_SIMD_TARGET static void storei(std::uint64_t* p, I v) { _mm512_storeu_si512(p, v); }
   VEIL_SIMD_TARGET static D dup(double x) { return _mm512_set1_pd(x); }
@@ -93,7 +97,17 @@ struct V {
 #include "math/detail/simd_body.h"
 #undef VEIL_SIMD_TARGET
 
-const Kernels kAvx512 = {simd_range, simd_matvec, simd_matvec2, simd_matvec_t, simd_quantize, simd_forward, simd_backward};
+const Kernels kAvx512 = {simd_range,
+                         simd_matvec<double>,
+                         simd_matvec2<double>,
+                         simd_matvec_t<double>,
+                         simd_quantize<double>,
+                         simd_forward,
+                         simd_backward,
+                         simd_matvec<float>,
+                         simd_matvec2<float>,
+                         simd_matvec_t<float>,
+                         simd_quantize<float>};
 
 }  // namespace
 

@@ -10,19 +10,16 @@ namespace detail {
 namespace {
 
 Status range(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) {
-  for (std::size_t i = 0; i < rows; ++i) {
-    for (std::size_t j = 0; j < cols; ++j) {
-      const Fault f = classify(x[i * ld + j]);
-      if (f != Fault::none) return Status::at(f, i, j);
-    }
-  }
-  return Status::success();
+  return first_range_fault(x, rows, cols, ld);
 }
 
-Status matvec(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+// The operand kernels take float64 device values or narrow operands (float):
+// classify() applies the range of each, and the arithmetic is the same.
+template <class T>
+Status matvec(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
               const std::uint64_t* v, std::uint64_t* out) {
   for (std::size_t i = 0; i < rows; ++i) {
-    const double* xr = x + i * ld;
+    const T* xr = x + i * ld;
     DotAccumulator acc;
     for (std::size_t j = 0; j < cols; ++j) {
       const Fault f = classify(xr[j]);
@@ -34,11 +31,12 @@ Status matvec(const double* x, std::size_t rows, std::size_t cols, std::size_t l
   return Status::success();
 }
 
-Status matvec2(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+template <class T>
+Status matvec2(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
                std::uint64_t* out2) {
   for (std::size_t i = 0; i < rows; ++i) {
-    const double* xr = x + i * ld;
+    const T* xr = x + i * ld;
     DotAccumulator acc1, acc2;
     for (std::size_t j = 0; j < cols; ++j) {
       const Fault f = classify(xr[j]);
@@ -52,11 +50,12 @@ Status matvec2(const double* x, std::size_t rows, std::size_t cols, std::size_t 
   return Status::success();
 }
 
-Status matvec_t(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+template <class T>
+Status matvec_t(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                 const std::uint64_t* y, std::uint64_t* out) {
   for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
   for (std::size_t i = 0; i < rows; ++i) {
-    const double* xr = x + i * ld;
+    const T* xr = x + i * ld;
     for (std::size_t j = 0; j < cols; ++j) {
       const Fault f = classify(xr[j]);
       if (f != Fault::none) return Status::at(f, i, j);
@@ -66,19 +65,24 @@ Status matvec_t(const double* x, std::size_t rows, std::size_t cols, std::size_t
   return Status::success();
 }
 
+// Quantizing kernels write float64 or, when the limit is below 2^23, narrow
+// float32 outputs: the values are exact either way, so the statistics are
+// taken from the float64 value and cannot depend on the output type.
+template <class TOut>
 std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                     double two_f, Quantizer qz, double* out, std::size_t ldo,
+                     double two_f, Quantizer qz, TOut* out, std::size_t ldo,
                      OperandStats* stats) {
   std::size_t sat = 0;
   stats_begin(stats, cols);
   for (std::size_t i = 0; i < rows; ++i) {
     const double* xr = x + i * ldx;
-    double* orow = out + i * ldo;
+    TOut* orow = out + i * ldo;
     double row = 0;
     for (std::size_t j = 0; j < cols; ++j) {
-      orow[j] = quantize_input(xr[j], two_f, qz, &sat);
+      const double q = quantize_input(xr[j], two_f, qz, &sat);
+      orow[j] = static_cast<TOut>(q);
       if (stats != nullptr) {
-        stats_note(orow[j], &row, &stats->max_abs,
+        stats_note(q, &row, &stats->max_abs,
                    stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
         stats->non_finite += !is_finite(xr[j]);
       }
@@ -88,14 +92,15 @@ std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::s
   return sat;
 }
 
-PassResult forward(const ForwardPlan& p) {
+template <class TOut>
+PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   const ForwardArgs& a = p.args;
   const bool linear = is_piecewise_linear(a.act);
   const bool relu = a.act == Activation::relu;
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
-  OperandStats* stats = a.a_next != nullptr ? a.a_stats : nullptr;
+  OperandStats* stats = a_next != nullptr ? a.a_stats : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
   for (std::size_t i = 0; i < a.rows; ++i) {
@@ -103,7 +108,7 @@ PassResult forward(const ForwardPlan& p) {
     DotAccumulator next0, next1;
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
-    double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
+    TOut* ao = a_next != nullptr ? a_next + i * a.ld_a_next : nullptr;
     DotAccumulator acc;
     for (std::size_t j = 0; j < a.cols; ++j) {
       const double x = zr[j];
@@ -124,13 +129,14 @@ PassResult forward(const ForwardPlan& p) {
         } else {
           y = activated_scaled(a.act, z, p.two_f);
         }
-        ao[j] = quantize_scaled(y, p.qz, &sat);
+        const double q = quantize_scaled(y, p.qz, &sat);
+        ao[j] = static_cast<TOut>(q);
         if (stats != nullptr)
-          stats_note(ao[j], &row_l1, &stats->max_abs,
+          stats_note(q, &row_l1, &stats->max_abs,
                      stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
         if (dots) {
-          next0.add(ao[j], a.next_v[0][j]);
-          next1.add(ao[j], a.next_v[1][j]);
+          next0.add(q, a.next_v[0][j]);
+          next1.add(q, a.next_v[1][j]);
         }
       }
     }
@@ -150,18 +156,24 @@ PassResult forward(const ForwardPlan& p) {
   return res;
 }
 
-PassResult backward(const BackwardPlan& p) {
+PassResult forward(const ForwardPlan& p) {
+  const ForwardArgs& a = p.args;
+  return a.a_next_narrow != nullptr ? forward_into(p, a.a_next_narrow) : forward_into(p, a.a_next);
+}
+
+template <class TOut>
+PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   const BackwardArgs& a = p.args;
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
-  OperandStats* stats = a.dz_prev != nullptr ? a.dz_stats : nullptr;
+  OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   stats_begin(stats, a.out_cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
     double row_l1 = 0;
     const double* xr = a.da + i * a.ld_da;
-    const double* zp = a.dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
-    double* go = a.dz_prev != nullptr ? a.dz_prev + i * a.ld_dz_prev : nullptr;
+    const double* zp = dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
+    TOut* go = dz_prev != nullptr ? dz_prev + i * a.ld_dz_prev : nullptr;
     DotAccumulator acc;
     for (std::size_t j = 0; j < a.cols; ++j) {
       const double x = xr[j];
@@ -174,9 +186,10 @@ PassResult backward(const BackwardPlan& p) {
       acc.add(x, a.t[j]);
       if (go != nullptr && j < a.out_cols) {
         const double y = gradient_scaled(a.act, x * p.inv_scale * p.two_f, zp[j]);
-        go[j] = quantize_scaled(y, p.qz, &sat);
+        const double q = quantize_scaled(y, p.qz, &sat);
+        go[j] = static_cast<TOut>(q);
         if (stats != nullptr)
-          stats_note(go[j], &row_l1, &stats->max_abs,
+          stats_note(q, &row_l1, &stats->max_abs,
                      stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
       }
     }
@@ -192,7 +205,16 @@ PassResult backward(const BackwardPlan& p) {
   return res;
 }
 
-const Kernels kPortable = {range, matvec, matvec2, matvec_t, quantize, forward, backward};
+PassResult backward(const BackwardPlan& p) {
+  const BackwardArgs& a = p.args;
+  return a.dz_prev_narrow != nullptr ? backward_into(p, a.dz_prev_narrow)
+                                     : backward_into(p, a.dz_prev);
+}
+
+const Kernels kPortable = {range,           matvec<double>, matvec2<double>, matvec_t<double>,
+                           quantize<double>, forward,        backward,
+                           // Narrow operands.
+                           matvec<float>, matvec2<float>, matvec_t<float>, quantize<float>};
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "math/detail/scalar.h"
 #include "math/fused.h"
@@ -27,7 +28,8 @@ struct ForwardPlan {
   double two_f;      // 2^frac_bits of a_format
   Quantizer qz;
   // next_v[r] split into 21-bit limbs, limb c at next_limbs + (3 r + c) cols;
-  // null when a_next may exceed the vector kernels' float64 bound (2^23).
+  // null when a_next may exceed the vector kernels' float64 bound (2^23),
+  // never when next_dots is set with a_next_narrow.
   const double* next_limbs = nullptr;
 };
 
@@ -51,8 +53,23 @@ struct Kernels {
   std::size_t (*quantize)(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                           double two_f, Quantizer qz, double* out, std::size_t ldo,
                           OperandStats* stats);  // returns the saturated count
+  // Write a_next or a_next_narrow (dz_prev or dz_prev_narrow), whichever is set.
   PassResult (*forward)(const ForwardPlan& plan);
   PassResult (*backward)(const BackwardPlan& plan);
+
+  // Narrow operands (float32 integers below 2^23): the same field values as
+  // the float64 entries, and the first element that is not narrow as a fault.
+  Status (*matvec_f)(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                     const std::uint64_t* v, std::uint64_t* out);
+  Status (*matvec2_f)(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                      const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                      std::uint64_t* out2);
+  Status (*matvec_t_f)(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                       const std::uint64_t* y, std::uint64_t* out);
+  // quantize into float32: the caller ensures the limit is below 2^23.
+  std::size_t (*quantize_f)(const double* x, std::size_t rows, std::size_t cols,
+                            std::size_t ldx, double two_f, Quantizer qz, float* out,
+                            std::size_t ldo, OperandStats* stats);
 };
 
 const Kernels& portable_kernels() noexcept;

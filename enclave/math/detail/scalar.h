@@ -22,12 +22,46 @@ namespace detail {
 
 /** Range check of one device value: finite, |x| < 2^53, integral. */
 inline Fault classify(double x) noexcept {
-  const double ax = x < 0 ? -x : x;
+  // fabs, not a compare on the sign: random signs would defeat a branch
+  // predictor, and a compare is what GCC emits for a widened float's sign.
+  const double ax = std::fabs(x);
   if (!(ax <= 1.7976931348623157e308)) return Fault::not_finite;  // NaN or +-Inf
   if (!(ax < kExactLimit)) return Fault::out_of_range;
   // |x| < 2^53 < 2^63, so the conversion is exact truncation.
   if (static_cast<double>(static_cast<std::int64_t>(ax)) != ax) return Fault::not_integral;
   return Fault::none;
+}
+
+/**
+ * Narrow operands (freivalds.h) are float32 integers below this in magnitude:
+ * every such value is exact in float32, and a chunk of them takes the vector
+ * kernels' float64 path exactly (docs/arithmetic.md section 2).
+ */
+constexpr double kNarrowLimit = 8388608.0;  // 2^23
+
+/**
+ * Range check of one narrow operand: finite, |x| < 2^23, integral. Floats of
+ * 2^23 and more are all integers, so the float64 check's verdicts (which test
+ * integrality last) carry over, and only the tighter bound is added.
+ */
+inline Fault classify(float x) noexcept {
+  const double d = x;  // exact
+  const Fault f = classify(d);
+  if (f != Fault::none) return f;
+  return std::fabs(d) < kNarrowLimit ? Fault::none : Fault::out_of_range;
+}
+
+/** The first element classify() rejects, in row-major order; success if none. */
+template <class T>
+inline Status first_range_fault(const T* x, std::size_t rows, std::size_t cols,
+                                std::size_t ld) noexcept {
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t j = 0; j < cols; ++j) {
+      const Fault f = classify(x[i * ld + j]);
+      if (f != Fault::none) return Status::at(f, i, j);
+    }
+  }
+  return Status::success();
 }
 
 /** Integer value of a double that passed classify(). */

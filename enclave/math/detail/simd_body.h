@@ -9,6 +9,11 @@
 // sign flips the field factor b to q - b. With a = a1 2^32 + a0 and
 // b = b1 2^32 + b0 (a1 < 2^21, b1 < 2^29) the four 32x32->64 partial products
 // give a*b = p00 + (p01 + p10) 2^32 + p11 2^64, accumulated lazily.
+//
+// Kernels templated on an operand type T take float64 device values
+// (T = double) or narrow operands (T = float, freivalds.h): V::load and
+// V::store widen and narrow float32 in registers, so a narrow matrix is never
+// copied to float64.
 
 // Shared constants.
 constexpr std::uint64_t kQ = FieldQ::modulus;
@@ -19,6 +24,9 @@ constexpr std::uint64_t kM52 = (1ull << 52) - 1;
 using VD = V::D;
 using VI = V::I;
 using VM = V::M;
+
+template <class T>
+constexpr bool kNarrow = std::is_same<T, float>::value;
 
 // Per-lane lazy accumulators of a row's dot product:
 // value = lo + mid * 2^32 + hi * 2^64. Per step lo grows by < 2^32, mid by
@@ -206,8 +214,9 @@ VEIL_SIMD_TARGET Status exact_matvec_t(const double* x, std::size_t rows, std::s
 // an exact integer whatever the order. The field value is the integer path's,
 // so all kernel paths stay bit-identical. Chunks that hold a larger value, or
 // one failing the range check, take the exact integer path, which range-checks
-// as before.
-constexpr double kSmallLimit = 8388608.0;  // 2^23
+// as before. Narrow operands are small by contract, so for them a chunk that
+// is not small holds a fault, and the kernels report the first one instead.
+constexpr double kSmallLimit = kNarrowLimit;  // 2^23
 constexpr std::uint64_t kM21 = (1ull << 21) - 1;
 constexpr std::size_t kSmallRows = 512;     // rows summed per column before a fold
 constexpr std::size_t kSmallMinRows = 4;    // below this, splitting v costs more than it saves
@@ -264,8 +273,8 @@ VEIL_SIMD_TARGET inline double hsum(VD v) {
 // returns true and adds to sums[]; returns false and changes nothing
 // otherwise. Sharing the load and the test is what makes K = 2 cheaper than
 // two calls.
-template <int K>
-VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const double* const (*lv)[3],
+template <int K, class T>
+VEIL_SIMD_TARGET inline bool small_dot_chunk(const T* x, const double* const (*lv)[3],
                                              std::size_t len, std::uint64_t* sums) {
   // Two vectors per step for one limb set: the adds' latency, not their
   // count, bounds this loop, so it keeps 6 independent sums in flight.
@@ -309,6 +318,17 @@ VEIL_SIMD_TARGET inline bool small_dot_chunk(const double* x, const double* cons
   return true;
 }
 
+// A narrow operand held an element that failed the small test, i.e. one that
+// is not narrow: name the first in row-major order (the chunk or block that
+// failed need not hold it).
+inline Status first_narrow_fault(const float* x, std::size_t rows, std::size_t cols,
+                                 std::size_t ld) {
+  const Status st = first_range_fault(x, rows, cols, ld);
+  // is_small() and classify(float) accept the same values, so st is a fault;
+  // never report success for a pass that stopped early.
+  return st.ok() ? Status::at(Fault::out_of_range) : st;
+}
+
 // After any fault the first bad element in row-major order is reported, as
 // the row-by-row paths do: the column-blocked loops below may meet a later one first.
 VEIL_SIMD_TARGET inline Status row_major_fault(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
@@ -319,8 +339,8 @@ VEIL_SIMD_TARGET inline Status row_major_fault(const double* x, std::size_t rows
 
 // out_r = x v_r mod q for K vectors in one pass over x, column chunk by column
 // chunk so that the split vectors stay in L1.
-template <int K>
-VEIL_SIMD_TARGET Status matvec_k(const double* x, std::size_t rows, std::size_t cols,
+template <int K, class T>
+VEIL_SIMD_TARGET Status matvec_k(const T* x, std::size_t rows, std::size_t cols,
                                  std::size_t ld, const std::uint64_t* const* v,
                                  std::uint64_t* const* out) {
   Limbs lv[K];
@@ -335,13 +355,18 @@ VEIL_SIMD_TARGET Status matvec_k(const double* x, std::size_t rows, std::size_t 
     }
     bool fast = true;  // until a row of this chunk needs the integer path
     for (std::size_t i = 0; i < rows; ++i) {
-      const double* xr = x + i * ld + c0;
+      const T* xr = x + i * ld + c0;
       std::uint64_t part[K] = {};
       if (!(fast && small_dot_chunk<K>(xr, lp, len, part))) {
-        fast = false;
-        for (int r = 0; r < K; ++r) {
-          const Status st = check_dot_chunk<false>(xr, v[r] + c0, len, 0.0, nullptr, i, c0, &part[r]);
-          if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
+        if constexpr (kNarrow<T>) {
+          return first_narrow_fault(x, rows, cols, ld);
+        } else {
+          fast = false;
+          for (int r = 0; r < K; ++r) {
+            const Status st =
+                check_dot_chunk<false>(xr, v[r] + c0, len, 0.0, nullptr, i, c0, &part[r]);
+            if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
+          }
         }
       }
       for (int r = 0; r < K; ++r) out[r][i] = c0 == 0 ? part[r] : FieldQ::add(out[r][i], part[r]);
@@ -350,19 +375,27 @@ VEIL_SIMD_TARGET Status matvec_k(const double* x, std::size_t rows, std::size_t 
   return Status::success();
 }
 
-VEIL_SIMD_TARGET Status simd_matvec(const double* x, std::size_t rows, std::size_t cols,
+// Narrow operands always take the float64 path: they have no integer path,
+// and splitting v costs about what the integer path would for a few rows.
+template <class T>
+VEIL_SIMD_TARGET Status simd_matvec(const T* x, std::size_t rows, std::size_t cols,
                                     std::size_t ld, const std::uint64_t* v, std::uint64_t* out) {
-  if (rows < kSmallMinRows) return exact_matvec(x, rows, cols, ld, v, out);
+  if constexpr (!kNarrow<T>) {
+    if (rows < kSmallMinRows) return exact_matvec(x, rows, cols, ld, v, out);
+  }
   return matvec_k<1>(x, rows, cols, ld, &v, &out);
 }
 
-VEIL_SIMD_TARGET Status simd_matvec2(const double* x, std::size_t rows, std::size_t cols,
+template <class T>
+VEIL_SIMD_TARGET Status simd_matvec2(const T* x, std::size_t rows, std::size_t cols,
                                      std::size_t ld, const std::uint64_t* v1,
                                      const std::uint64_t* v2, std::uint64_t* out1,
                                      std::uint64_t* out2) {
-  if (rows < kSmallMinRows) {
-    const Status st = exact_matvec(x, rows, cols, ld, v1, out1);
-    return st.ok() ? exact_matvec(x, rows, cols, ld, v2, out2) : st;
+  if constexpr (!kNarrow<T>) {
+    if (rows < kSmallMinRows) {
+      const Status st = exact_matvec(x, rows, cols, ld, v1, out1);
+      return st.ok() ? exact_matvec(x, rows, cols, ld, v2, out2) : st;
+    }
   }
   const std::uint64_t* v[2] = {v1, v2};
   std::uint64_t* out[2] = {out1, out2};
@@ -372,8 +405,8 @@ VEIL_SIMD_TARGET Status simd_matvec2(const double* x, std::size_t rows, std::siz
 // Adds R rows of small values times y's limbs into the column accumulators
 // of one chunk: one load and store of the accumulators per R rows (R = 2
 // keeps AVX2's 16 registers enough; the sums are exact in any order).
-template <int R>
-VEIL_SIMD_TARGET inline void small_rows_t(const double* x, std::size_t ld, const std::uint64_t* y,
+template <int R, class T>
+VEIL_SIMD_TARGET inline void small_rows_t(const T* x, std::size_t ld, const std::uint64_t* y,
                                           std::size_t len, Limbs* acc, VM* ok, bool* tail_ok) {
   double yl[R][3];
   VD d[R][3];
@@ -407,10 +440,14 @@ VEIL_SIMD_TARGET inline void small_rows_t(const double* x, std::size_t ld, const
 }
 
 // x^T y by column chunks: three float64 accumulators per column take rows of
-// small values, folded into the field every kSmallRows rows.
-VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::size_t cols,
+// small values, folded into the field every kSmallRows rows. Narrow operands
+// take this path whatever the row count, as in simd_matvec.
+template <class T>
+VEIL_SIMD_TARGET Status simd_matvec_t(const T* x, std::size_t rows, std::size_t cols,
                                       std::size_t ld, const std::uint64_t* y, std::uint64_t* out) {
-  if (rows < kSmallMinRows) return exact_matvec_t(x, rows, cols, ld, y, out);
+  if constexpr (!kNarrow<T>) {
+    if (rows < kSmallMinRows) return exact_matvec_t(x, rows, cols, ld, y, out);
+  }
   Limbs acc;
   alignas(64) std::uint64_t part[kChunk];
   for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
@@ -435,9 +472,13 @@ VEIL_SIMD_TARGET Status simd_matvec_t(const double* x, std::size_t rows, std::si
           continue;
         }
       }
-      const Status st = exact_matvec_t(x + r0 * ld + c0, rb, len, ld, y + r0, part);
-      if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
-      for (std::size_t j = 0; j < len; ++j) out[c0 + j] = FieldQ::add(out[c0 + j], part[j]);
+      if constexpr (kNarrow<T>) {
+        return first_narrow_fault(x, rows, cols, ld);
+      } else {
+        const Status st = exact_matvec_t(x + r0 * ld + c0, rb, len, ld, y + r0, part);
+        if (!st.ok()) return row_major_fault(x, rows, cols, ld, st);
+        for (std::size_t j = 0; j < len; ++j) out[c0 + j] = FieldQ::add(out[c0 + j], part[j]);
+      }
     }
   }
   return Status::success();
@@ -473,9 +514,14 @@ VEIL_SIMD_TARGET inline void stats_end_row(const RowStats& r, OperandStats* st) 
   st->row_l1_max = vmax(hsum(r.row) + r.row_tail, st->row_l1_max);
 }
 
+// Quantizing kernels write float64 or, when the limit is below 2^23, narrow
+// float32 outputs (TOut): the values are exact either way, and the statistics
+// and next-layer dots are taken from the float64 values in registers, so
+// nothing but the stores depends on TOut.
+template <class TOut>
 VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, std::size_t cols,
                                            std::size_t ldx, double two_f_s, Quantizer qz,
-                                           double* out, std::size_t ldo, OperandStats* stats) {
+                                           TOut* out, std::size_t ldo, OperandStats* stats) {
   const VD two_f = V::dup(two_f_s);
   const VD lim = V::dup(qz.limit), nlim = V::dup(-qz.limit);
   const VD lim1 = V::dup(qz.limit1), nlim1 = V::dup(-qz.limit1);
@@ -485,7 +531,7 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
   stats_begin(stats, cols);
   for (std::size_t i = 0; i < rows; ++i) {
     const double* xr = x + i * ldx;
-    double* orow = out + i * ldo;
+    TOut* orow = out + i * ldo;
     RowStats rs = row_stats_begin();
     std::size_t k = 0;
     for (; k + V::W <= cols; k += V::W) {
@@ -501,9 +547,10 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
       }
     }
     for (; k < cols; ++k) {
-      orow[k] = quantize_input(xr[k], two_f_s, qz, &sat);
+      const double q = quantize_input(xr[k], two_f_s, qz, &sat);
+      orow[k] = static_cast<TOut>(q);
       if (stats != nullptr) {
-        stats_note(orow[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+        stats_note(q, &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
         non_finite += !is_finite(xr[k]);
       }
     }
@@ -513,7 +560,8 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
   return sat;
 }
 
-VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
+template <class TOut>
+VEIL_SIMD_TARGET PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   const ForwardArgs& a = p.args;
   const bool linear = is_piecewise_linear(a.act);
   const bool relu = a.act == Activation::relu;
@@ -524,14 +572,14 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
-  OperandStats* stats = a.a_next != nullptr ? a.a_stats : nullptr;
+  OperandStats* stats = a_next != nullptr ? a.a_stats : nullptr;
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
-    double* ao = a.a_next != nullptr ? a.a_next + i * a.ld_a_next : nullptr;
+    TOut* ao = a_next != nullptr ? a_next + i * a.ld_a_next : nullptr;
     RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
     std::uint64_t dot[2] = {0, 0};
@@ -545,7 +593,7 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
         return res;
       }
       if (ao == nullptr) continue;
-      double* out = ao + c0;
+      TOut* out = ao + c0;
       double* col = col_l1 != nullptr ? col_l1 + c0 : nullptr;
       std::size_t k = 0;
       if (linear) {
@@ -566,9 +614,10 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
           // Transcendental activations: the shared scalar code keeps paths identical.
           y = activated_scaled(a.act, zb[k], p.two_f);
         }
-        out[k] = quantize_scaled(y, p.qz, &sat);
+        const double q = quantize_scaled(y, p.qz, &sat);
+        out[k] = static_cast<TOut>(q);
         if (stats != nullptr)
-          stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+          stats_note(q, &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
       }
       if (dots) {
         // The chunk of a_next just written is in L1: the next layer's row sums.
@@ -579,8 +628,11 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
             for (int c = 0; c < 3; ++c) lp[r][c] = p.next_limbs + (3 * r + c) * a.cols + c0;
           done = small_dot_chunk<2>(out, lp, len, dot);
         }
-        for (int r = 0; r < 2 && !done; ++r) {  // outputs are valid integers: cannot fail
-          check_dot_chunk<false>(out, a.next_v[r] + c0, len, 0.0, nullptr, i, c0, &dot[r]);
+        // A narrow a_next always has next_limbs (fused.cpp) and is small: done.
+        if constexpr (!kNarrow<TOut>) {
+          for (int r = 0; r < 2 && !done; ++r) {  // outputs are valid integers: cannot fail
+            check_dot_chunk<false>(out, a.next_v[r] + c0, len, 0.0, nullptr, i, c0, &dot[r]);
+          }
         }
       }
     }
@@ -599,7 +651,13 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
   return res;
 }
 
-VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
+VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
+  const ForwardArgs& a = p.args;
+  return a.a_next_narrow != nullptr ? forward_into(p, a.a_next_narrow) : forward_into(p, a.a_next);
+}
+
+template <class TOut>
+VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   const BackwardArgs& a = p.args;
   const VD vinv = V::dup(p.inv_scale), two_f = V::dup(p.two_f);
   const VD lim = V::dup(p.qz.limit), nlim = V::dup(-p.qz.limit);
@@ -607,13 +665,13 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
-  OperandStats* stats = a.dz_prev != nullptr ? a.dz_stats : nullptr;
+  OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.out_cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* xr = a.da + i * a.ld_da;
-    const double* zp = a.dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
-    double* go = a.dz_prev != nullptr ? a.dz_prev + i * a.ld_dz_prev : nullptr;
+    const double* zp = dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
+    TOut* go = dz_prev != nullptr ? dz_prev + i * a.ld_dz_prev : nullptr;
     RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
@@ -629,7 +687,7 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
       const std::size_t olen = a.out_cols - c0 < len ? a.out_cols - c0 : len;
       const double* x = xr + c0;
       const double* zc = zp + c0;
-      double* out = go + c0;
+      TOut* out = go + c0;
       double* col = col_l1 != nullptr ? col_l1 + c0 : nullptr;
       std::size_t k = 0;
       if (is_piecewise_linear(a.act)) {
@@ -644,9 +702,10 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
       }
       for (; k < olen; ++k) {
         const double y = gradient_scaled(a.act, x[k] * p.inv_scale * p.two_f, zc[k]);
-        out[k] = quantize_scaled(y, p.qz, &sat);
+        const double q = quantize_scaled(y, p.qz, &sat);
+        out[k] = static_cast<TOut>(q);
         if (stats != nullptr)
-          stats_note(out[k], &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
+          stats_note(q, &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
       }
     }
     if (stats != nullptr) stats_end_row(rs, stats);
@@ -658,4 +717,10 @@ VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
   res.status = mismatch;
   res.saturated = sat;
   return res;
+}
+
+VEIL_SIMD_TARGET PassResult simd_backward(const BackwardPlan& p) {
+  const BackwardArgs& a = p.args;
+  return a.dz_prev_narrow != nullptr ? backward_into(p, a.dz_prev_narrow)
+                                     : backward_into(p, a.dz_prev);
 }

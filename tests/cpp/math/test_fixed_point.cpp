@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "math/fixed_point.h"
@@ -165,6 +166,92 @@ TEST(MathFixedPoint, QuantizeIsBitIdenticalAcrossPaths) {
     }
   }
 }
+
+// Quantizing into float32 (a narrow operand) gives the float64 output's
+// values, saturation count and magnitudes, on every kernel path.
+class MathFixedPointPaths : public testing_util::MathPathTest {};
+
+TEST_P(MathFixedPointPaths, QuantizeToNarrowMatchesDouble) {
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> d(-10, 10);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  // The last format has the largest limit a narrow output allows: 2^23 - 1.
+  const FixedFormat formats[] = {FixedFormat{8, 8.0}, FixedFormat{0, 3.0}, FixedFormat{12, 0.25},
+                                 FixedFormat{20, 7.999999}, FixedFormat{0, 8388607.5}};
+  for (std::size_t cols : {1, 3, 4, 7, 8, 9, 33, 513, 1030}) {
+    const std::size_t rows = 5, ldx = cols + 2, ldo = cols + 1;
+    std::vector<double> x(rows * ldx);
+    for (auto& v : x) v = d(rng);
+    for (std::size_t k = 0; k < x.size(); k += 5) x[k] = (std::floor(d(rng) * 256) + 0.5) / 256;
+    const double special[] = {nan, inf, -inf, -0.0, 7.998046875, -8.0, 8.0 + 1.0 / 512, 1e300};
+    for (std::size_t k = 0; k < 8; ++k) x[(k * 7 + 2) % x.size()] = special[k];
+    for (FixedFormat fmt : formats) {
+      ASSERT_LT(fixed_limit(fmt), 8388608.0);
+      if (fmt.frac_bits == 0 && fmt.clip > 1e6) {
+        for (std::size_t k = 1; k < x.size(); k += 9) x[k] = d(rng) * 1e6;  // reach the limit
+      }
+      const std::string where =
+          "cols " + std::to_string(cols) + " f " + std::to_string(fmt.frac_bits);
+      std::vector<double> qd(rows * ldo, -7.0), col_d(cols, 99.0);
+      std::vector<float> qn(rows * ldo, -7.0f);
+      std::vector<double> col_n(cols, 99.0);
+      OperandStats sd, sn;
+      sd.col_l1 = col_d.data();
+      sn.col_l1 = col_n.data();
+      const PassResult rd = quantize(x.data(), rows, cols, ldx, fmt, qd.data(), ldo, &sd);
+      const PassResult rn = quantize(x.data(), rows, cols, ldx, fmt, qn.data(), ldo, &sn);
+      ASSERT_TRUE(rd.status.ok());
+      ASSERT_TRUE(rn.status.ok()) << where;
+      EXPECT_EQ(rn.saturated, rd.saturated) << where;
+      EXPECT_GT(rn.saturated, 0u) << where;  // NaN and the infinities at least
+      // The float64 output converted is the narrow output, padding included.
+      const std::vector<float> want(qd.begin(), qd.end());
+      EXPECT_EQ(std::memcmp(qn.data(), want.data(), qn.size() * sizeof(float)), 0) << where;
+      EXPECT_EQ(sn.max_abs, sd.max_abs) << where;
+      EXPECT_EQ(sn.row_l1_max, sd.row_l1_max) << where;
+      EXPECT_EQ(sn.non_finite, sd.non_finite) << where;
+      EXPECT_EQ(std::memcmp(col_n.data(), col_d.data(), cols * sizeof(double)), 0) << where;
+      // Without stats: the same values and count.
+      std::vector<float> qn2(rows * ldo, -7.0f);
+      const PassResult rn2 = quantize(x.data(), rows, cols, ldx, fmt, qn2.data(), ldo);
+      EXPECT_EQ(rn2.saturated, rd.saturated) << where;
+      EXPECT_EQ(std::memcmp(qn2.data(), want.data(), qn2.size() * sizeof(float)), 0) << where;
+    }
+  }
+}
+
+TEST_P(MathFixedPointPaths, QuantizeToNarrowRejectsWideFormatsAndBadShapes) {
+  const double x[4] = {1.0, -2.0, 3.0, 0.5};
+  float out[4] = {-7.0f, -7.0f, -7.0f, -7.0f};
+  // Limits of 2^23 and more could produce values that are not narrow.
+  for (FixedFormat fmt : {FixedFormat{0, 8388608.0}, FixedFormat{8, 32768.0}, FixedFormat{30, 1.0},
+                          FixedFormat{60, 1e6}}) {
+    ASSERT_GE(fixed_limit(fmt), 8388608.0);
+    EXPECT_EQ(quantize(x, 2, 2, 2, fmt, out, 2).status.fault, Fault::invalid_argument)
+        << fmt.frac_bits << " " << fmt.clip;
+    EXPECT_EQ(quantize(x, 0, 2, 2, fmt, out, 2).status.fault, Fault::invalid_argument);
+  }
+  EXPECT_EQ(out[0], -7.0f);  // nothing written
+  EXPECT_TRUE(quantize(x, 2, 2, 2, FixedFormat{0, 8388607.0}, out, 2).status.ok());
+  EXPECT_EQ(out[1], -2.0f);
+  EXPECT_EQ(quantize(x, 2, 2, 2, FixedFormat{8, -1.0}, out, 2).status.fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(quantize(x, 2, 2, 1, FixedFormat{8, 1.0}, out, 2).status.fault,
+            Fault::invalid_argument);  // ldx < cols
+  EXPECT_EQ(quantize(x, 2, 2, 2, FixedFormat{8, 1.0}, out, 1).status.fault,
+            Fault::invalid_argument);  // ldo < cols
+  EXPECT_EQ(quantize(x, 2, 2, 2, FixedFormat{8, 1.0}, static_cast<float*>(nullptr), 2).status.fault,
+            Fault::invalid_argument);
+  // An empty matrix is valid and starts the stats afresh.
+  OperandStats st;
+  st.max_abs = 5;
+  EXPECT_TRUE(quantize(x, 0, 2, 2, FixedFormat{8, 1.0}, out, 2, &st).status.ok());
+  EXPECT_EQ(st.max_abs, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, MathFixedPointPaths, ::testing::ValuesIn(testing_util::all_paths()),
+                         testing_util::path_param_name);
 
 TEST(MathFixedPoint, LimitAndValidation) {
   EXPECT_EQ(fixed_limit(FixedFormat{8, 8.0}), 2048.0);

@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "math/field.h"
@@ -275,9 +277,191 @@ TEST_P(MathFreivalds, FingerprintExportCheck) {
 TEST_P(MathFreivalds, RejectsBadArguments) {
   std::vector<double> x(4, 1.0);
   std::vector<std::uint64_t> v(2, 1), out(2);
-  EXPECT_EQ(matvec_mod(nullptr, 2, 2, 2, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_mod(static_cast<const double*>(nullptr), 2, 2, 2, v.data(), out.data()).fault,
+            Fault::invalid_argument);
   EXPECT_EQ(matvec_mod(x.data(), 2, 2, 1, v.data(), out.data()).fault, Fault::invalid_argument);
   EXPECT_TRUE(matvec_mod(x.data(), 0, 2, 2, v.data(), out.data()).ok());
+}
+
+// ---- Narrow operands (float32 integers below 2^23) ------------------------
+
+constexpr float kNarrowMax = 8388607.0f;  // 2^23 - 1, the largest narrow magnitude
+
+std::vector<float> random_narrow(std::mt19937_64& rng, std::size_t n, std::int64_t bound) {
+  std::vector<float> v(n);
+  std::uniform_int_distribution<std::int64_t> d(-bound, bound);
+  for (auto& e : v) e = static_cast<float>(d(rng));
+  return v;
+}
+
+std::vector<double> widen(const std::vector<float>& x) {
+  return std::vector<double>(x.begin(), x.end());
+}
+
+// Every narrow overload against its float64 twin on the same values (and the
+// reference): the shapes cross kChunk = 512 columns and kSmallRows = 512 rows,
+// have ragged tails and padding (ld > cols), and include rows < 4, which the
+// float64 kernels send to their integer path.
+TEST_P(MathFreivalds, NarrowOperandMatchesDouble) {
+  std::mt19937_64 rng(21);
+  const std::size_t shapes[][2] = {{1, 1},   {1, 9},    {2, 5},     {3, 513},   {4, 1},
+                                   {5, 3},   {8, 7},    {9, 511},   {6, 512},   {7, 513},
+                                   {4, 1025}, {33, 1030}, {600, 37}, {1100, 21}, {513, 515}};
+  for (const auto& sh : shapes) {
+    const std::size_t rows = sh[0], cols = sh[1], ld = cols + 3;
+    const std::string where = std::to_string(rows) + "x" + std::to_string(cols);
+    for (int variant = 0; variant < 3; ++variant) {
+      // 0: moderate values like quantized activations; 1: the full narrow range
+      // with its edges; 2: only +-(2^23 - 1), the exactness worst case.
+      std::vector<float> x = random_narrow(rng, rows * ld, variant == 0 ? 1 << 15 : (1 << 23) - 1);
+      if (variant == 1) {
+        const float edges[] = {kNarrowMax, -kNarrowMax, 0.0f, -0.0f, 1.0f, -1.0f};
+        for (std::size_t k = 0; k < 6 && k < x.size(); ++k) x[(k * 13 + 1) % x.size()] = edges[k];
+      }
+      if (variant == 2)
+        for (std::size_t k = 0; k < x.size(); ++k) x[k] = k % 3 == 0 ? -kNarrowMax : kNarrowMax;
+      // Padding past cols is never read: poison it.
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = cols; j < ld; ++j)
+          x[i * ld + j] = std::numeric_limits<float>::quiet_NaN();
+      const std::vector<double> xd = widen(x);
+      std::vector<std::uint64_t> v = random_field(rng, cols), w = random_field(rng, cols),
+                                 y = random_field(rng, rows);
+      if (variant == 2) {
+        std::fill(v.begin(), v.end(), FieldQ::modulus - 1);
+        std::fill(y.begin(), y.end(), FieldQ::modulus - 1);
+      }
+      std::vector<std::uint64_t> d1(rows), d2(rows), dt(cols), n1(rows, 7), n2(rows, 7),
+          nt(cols, 7);
+      ASSERT_TRUE(matvec_mod(xd.data(), rows, cols, ld, v.data(), d1.data()).ok()) << where;
+      ASSERT_TRUE(matvec_mod(x.data(), rows, cols, ld, v.data(), n1.data()).ok()) << where;
+      EXPECT_EQ(n1, d1) << "matvec " << where << " variant " << variant;
+      EXPECT_EQ(n1, ref_matvec(xd, rows, cols, ld, v)) << "matvec " << where << " " << variant;
+      ASSERT_TRUE(matvec2_mod(xd.data(), rows, cols, ld, v.data(), w.data(), d1.data(), d2.data())
+                      .ok());
+      n1.assign(rows, 7);
+      ASSERT_TRUE(
+          matvec2_mod(x.data(), rows, cols, ld, v.data(), w.data(), n1.data(), n2.data()).ok())
+          << where;
+      EXPECT_EQ(n1, d1) << "matvec2 " << where << " variant " << variant;
+      EXPECT_EQ(n2, d2) << "matvec2 " << where << " variant " << variant;
+      EXPECT_EQ(n2, ref_matvec(xd, rows, cols, ld, w)) << "matvec2 " << where << " " << variant;
+      ASSERT_TRUE(matvec_t_mod(xd.data(), rows, cols, ld, y.data(), dt.data()).ok()) << where;
+      ASSERT_TRUE(matvec_t_mod(x.data(), rows, cols, ld, y.data(), nt.data()).ok()) << where;
+      EXPECT_EQ(nt, dt) << "matvec_t " << where << " variant " << variant;
+      EXPECT_EQ(nt, ref_matvec_t(xd, rows, cols, ld, y)) << "matvec_t " << where << " " << variant;
+    }
+  }
+}
+
+// Calls the three narrow overloads on x and expects each to report `want`.
+void expect_narrow_fault(const std::vector<float>& x, std::size_t rows, std::size_t cols,
+                         std::size_t ld, Status want, const std::string& what) {
+  std::vector<std::uint64_t> v(cols, 5), w(cols, 7), y(rows, 11), o1(rows), o2(rows), ot(cols);
+  const Status got[3] = {
+      matvec_mod(x.data(), rows, cols, ld, v.data(), o1.data()),
+      matvec2_mod(x.data(), rows, cols, ld, v.data(), w.data(), o1.data(), o2.data()),
+      matvec_t_mod(x.data(), rows, cols, ld, y.data(), ot.data())};
+  const char* names[3] = {"matvec", "matvec2", "matvec_t"};
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(got[k].fault, want.fault) << names[k] << " " << what;
+    EXPECT_EQ(got[k].row, want.row) << names[k] << " " << what;
+    EXPECT_EQ(got[k].col, want.col) << names[k] << " " << what;
+  }
+}
+
+// Narrow operands have a tighter range than float64 device values: each kind
+// of bad value is reported at its place, in a vector body, a ragged tail and
+// a later chunk, and on shapes the float64 kernels would send elsewhere.
+TEST_P(MathFreivalds, NarrowOperandReportsEachFault) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const struct {
+    float value;
+    Fault fault;
+    const char* name;
+  } bad[] = {{nan, Fault::not_finite, "NaN"},          {inf, Fault::not_finite, "+Inf"},
+             {-inf, Fault::not_finite, "-Inf"},        {0.5f, Fault::not_integral, "0.5"},
+             {-2.25f, Fault::not_integral, "-2.25"},   {1e-30f, Fault::not_integral, "tiny"},
+             {8388608.0f, Fault::out_of_range, "2^23"}, {-8388608.0f, Fault::out_of_range, "-2^23"},
+             {1e30f, Fault::out_of_range, "1e30"}};
+  const std::size_t shapes[][4] = {// rows, cols, bad row, bad col
+                                   {1, 1, 0, 0},       {2, 9, 1, 8},      {3, 700, 2, 650},
+                                   {6, 1030, 4, 1029}, {9, 16, 5, 3},     {700, 13, 600, 12},
+                                   {1100, 600, 1000, 550}};
+  for (const auto& sh : shapes) {
+    const std::size_t rows = sh[0], cols = sh[1], ld = cols + 1;
+    std::vector<float> x(rows * ld, -3.0f);
+    for (const auto& b : bad) {
+      std::vector<float> xb = x;
+      xb[sh[2] * ld + sh[3]] = b.value;
+      expect_narrow_fault(xb, rows, cols, ld, Status::at(b.fault, sh[2], sh[3]),
+                          std::string(b.name) + " in " + std::to_string(rows) + "x" +
+                              std::to_string(cols));
+    }
+  }
+}
+
+// The kernels walk narrow operands by column chunks (and x^T y by row blocks
+// too), but the fault reported is the first in row-major order.
+TEST_P(MathFreivalds, NarrowOperandFirstFaultInRowMajorOrder) {
+  {
+    const std::size_t rows = 6, cols = 1030;
+    std::vector<float> x(rows * cols, 3.0f);
+    x[1 * cols + 1000] = std::numeric_limits<float>::quiet_NaN();  // row 1, a late chunk
+    x[3 * cols + 5] = 0.5f;                                        // row 3, the first chunk
+    x[5 * cols + 0] = 8388608.0f;                                  // row 5, column 0
+    expect_narrow_fault(x, rows, cols, cols, Status::at(Fault::not_finite, 1, 1000),
+                        "late chunk of an early row");
+    x[1 * cols + 999] = -8388608.0f;  // same row, one column earlier
+    expect_narrow_fault(x, rows, cols, cols, Status::at(Fault::out_of_range, 1, 999),
+                        "same row, earlier column");
+  }
+  {
+    // x^T y folds every 512 rows: a fault in the second row block's first
+    // chunk comes after one in the first block's last chunk.
+    const std::size_t rows = 1100, cols = 600;
+    std::vector<float> x(rows * cols, -1.0f);
+    x[900 * cols + 3] = 8388608.0f;
+    x[100 * cols + 590] = 0.5f;
+    expect_narrow_fault(x, rows, cols, cols, Status::at(Fault::not_integral, 100, 590),
+                        "two row blocks");
+    x[100 * cols + 590] = -1.0f;
+    expect_narrow_fault(x, rows, cols, cols, Status::at(Fault::out_of_range, 900, 3),
+                        "second row block only");
+  }
+}
+
+TEST_P(MathFreivalds, NarrowOperandRejectsBadArguments) {
+  std::vector<float> x(6, 1.0f);
+  std::vector<std::uint64_t> v(3, 1), out(3, 9), out2(3, 9);
+  const float* none = nullptr;
+  EXPECT_EQ(matvec_mod(none, 2, 3, 3, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_mod(x.data(), 2, 3, 2, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_mod(x.data(), 2, 3, 3, nullptr, out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_mod(x.data(), 2, 3, 3, v.data(), nullptr).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec2_mod(none, 2, 3, 3, v.data(), v.data(), out.data(), out2.data()).fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(matvec2_mod(x.data(), 2, 3, 2, v.data(), v.data(), out.data(), out2.data()).fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(matvec2_mod(x.data(), 2, 3, 3, v.data(), nullptr, out.data(), out2.data()).fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(matvec2_mod(x.data(), 2, 3, 3, v.data(), v.data(), out.data(), nullptr).fault,
+            Fault::invalid_argument);
+  EXPECT_EQ(matvec_t_mod(none, 2, 3, 3, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_t_mod(x.data(), 2, 3, 2, v.data(), out.data()).fault, Fault::invalid_argument);
+  EXPECT_EQ(matvec_t_mod(x.data(), 2, 3, 3, nullptr, out.data()).fault, Fault::invalid_argument);
+  // Empty shapes: nothing to read; the output that has a length is zeroed.
+  EXPECT_TRUE(matvec_mod(none, 0, 3, 3, v.data(), out.data()).ok());
+  EXPECT_TRUE(matvec_mod(x.data(), 1, 3, 0, v.data(), out.data()).ok());  // one row: ld unused
+  ASSERT_TRUE(matvec_mod(x.data(), 2, 0, 0, v.data(), out.data()).ok());
+  EXPECT_EQ(out[0], 0u);
+  EXPECT_EQ(out[1], 0u);
+  ASSERT_TRUE(matvec2_mod(x.data(), 2, 0, 0, v.data(), v.data(), out.data(), out2.data()).ok());
+  EXPECT_EQ(out2[1], 0u);
+  out.assign(3, 9);
+  ASSERT_TRUE(matvec_t_mod(x.data(), 0, 3, 3, v.data(), out.data()).ok());
+  EXPECT_EQ(out, (std::vector<std::uint64_t>{0, 0, 0}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, MathFreivalds, ::testing::ValuesIn(all_paths()), path_param_name);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "math/activation.h"
@@ -39,7 +40,8 @@ std::vector<double> device_result(std::mt19937_64& rng, std::size_t n) {
 
 struct FwdOut {
   PassResult res;
-  std::vector<double> z, a;
+  std::vector<double> z, a;  // a: a_next, or a_next_narrow widened
+  std::vector<float> a_narrow;  // a_next_narrow as written, when used
   std::vector<std::uint64_t> sums;
   OperandStats stats;
   std::vector<double> col_l1;
@@ -48,12 +50,13 @@ struct FwdOut {
 
 FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_t cols, int scale,
                    const std::vector<std::uint64_t>& s, const std::vector<std::uint64_t>* expected,
-                   Activation act, FixedFormat fmt, bool with_stats = true) {
+                   Activation act, FixedFormat fmt, bool with_stats = true, bool narrow = false) {
   FwdOut o;
   o.col_l1.assign(cols, 99.0);
   o.stats.col_l1 = o.col_l1.data();
   o.z.assign(rows * cols, -7.0);
   o.a.assign(rows * (cols + 1), -7.0);
+  if (narrow) o.a_narrow.assign(rows * (cols + 1), -7.0f);
   o.sums.assign(rows, 0);
   ForwardArgs f;
   f.z = zdev.data();
@@ -67,7 +70,8 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   f.act = act;
   f.z_real = o.z.data();
   f.ld_z_real = cols;
-  f.a_next = o.a.data();
+  if (narrow) f.a_next_narrow = o.a_narrow.data();
+  else f.a_next = o.a.data();
   f.ld_a_next = cols + 1;
   f.a_format = fmt;
   f.a_stats = with_stats ? &o.stats : nullptr;
@@ -82,12 +86,14 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   }
   f.next_scratch = scratch.data();
   o.res = fused_forward(f);
+  if (narrow) o.a.assign(o.a_narrow.begin(), o.a_narrow.end());
   return o;
 }
 
 struct BwdOut {
   PassResult res;
-  std::vector<double> g;
+  std::vector<double> g;  // dz_prev, or dz_prev_narrow widened
+  std::vector<float> g_narrow;  // dz_prev_narrow as written, when used
   std::vector<std::uint64_t> sums;
   OperandStats stats;
   std::vector<double> col_l1;
@@ -96,11 +102,12 @@ struct BwdOut {
 BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t cols, int scale,
                     const std::vector<std::uint64_t>& t, const std::vector<std::uint64_t>* expected,
                     Activation act, const std::vector<double>& zprev, FixedFormat fmt,
-                    bool with_stats = true) {
+                    bool with_stats = true, bool narrow = false) {
   BwdOut o;
   o.col_l1.assign(cols - 1, 99.0);
   o.stats.col_l1 = o.col_l1.data();
   o.g.assign(rows * (cols - 1), -7.0);
+  if (narrow) o.g_narrow.assign(rows * (cols - 1), -7.0f);
   o.sums.assign(rows, 0);
   BackwardArgs b;
   b.da = da.data();
@@ -115,11 +122,13 @@ BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t
   b.z_prev = zprev.data();
   b.ld_z_prev = cols - 1;
   b.out_cols = cols - 1;
-  b.dz_prev = o.g.data();
+  if (narrow) b.dz_prev_narrow = o.g_narrow.data();
+  else b.dz_prev = o.g.data();
   b.ld_dz_prev = cols - 1;
   b.g_format = fmt;
   b.dz_stats = with_stats ? &o.stats : nullptr;
   o.res = fused_backward(b);
+  if (narrow) o.g.assign(o.g_narrow.begin(), o.g_narrow.end());
   return o;
 }
 
@@ -255,6 +264,185 @@ TEST_P(MathFused, ReportsFaultsAndMismatches) {
   EXPECT_EQ(fused_forward(bad).status.fault, Fault::invalid_argument);
 }
 
+// ---- Narrow outputs (a_next_narrow, dz_prev_narrow) ----------------------
+
+// The float32 narrowing of a float64 output, to compare bit for bit.
+std::vector<float> narrowed(const std::vector<double>& x) {
+  return std::vector<float>(x.begin(), x.end());
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+bool same_stats(const OperandStats& a, const std::vector<double>& col_a, const OperandStats& b,
+                const std::vector<double>& col_b) {
+  return a.max_abs == b.max_abs && a.row_l1_max == b.row_l1_max &&
+         a.non_finite == b.non_finite && col_a.size() == col_b.size() &&
+         std::memcmp(col_a.data(), col_b.data(), col_a.size() * sizeof(double)) == 0;
+}
+
+// Formats a narrow output allows, up to the largest limit (2^23 - 1), with
+// saturation at each; the shapes cross the 512-column chunks with ragged tails.
+const FixedFormat kNarrowFormats[] = {FixedFormat{8, 8.0}, FixedFormat{12, 0.5},
+                                      FixedFormat{4, 1e4}, FixedFormat{0, 8388607.0}};
+const std::size_t kNarrowShapes[][2] = {{1, 1}, {3, 7}, {2, 512}, {9, 1037}};
+
+TEST_P(MathFused, ForwardNarrowOutputMatchesDouble) {
+  std::mt19937_64 rng(16);
+  for (const auto& sh : kNarrowShapes) {
+    const std::size_t rows = sh[0], cols = sh[1];
+    const std::vector<double> zdev = device_result(rng, rows * cols);
+    const std::vector<std::uint64_t> s = random_field(rng, cols);
+    std::vector<std::uint64_t> want = ref_matvec(zdev, rows, cols, cols, s);
+    want[rows / 2] = FieldQ::add(want[rows / 2], 1);  // the mismatch is reported the same way
+    for (Activation act : kAll) {
+      for (FixedFormat fmt : kNarrowFormats) {
+        const std::string where = std::string(activation_name(act)) + " " + std::to_string(rows) +
+                                  "x" + std::to_string(cols) + " f" + std::to_string(fmt.frac_bits);
+        const FwdOut d = run_forward(zdev, rows, cols, 16, s, &want, act, fmt);
+        const FwdOut n = run_forward(zdev, rows, cols, 16, s, &want, act, fmt, true, true);
+        EXPECT_EQ(d.res.status.fault, Fault::mismatch) << where;
+        EXPECT_EQ(n.res.status.fault, d.res.status.fault) << where;
+        EXPECT_EQ(n.res.status.row, d.res.status.row) << where;
+        EXPECT_EQ(n.res.saturated, d.res.saturated) << where;
+        EXPECT_TRUE(same_bits(n.a_narrow, narrowed(d.a))) << where;  // bias column untouched too
+        EXPECT_TRUE(same_bits(n.z, d.z)) << where;
+        EXPECT_EQ(n.sums, d.sums) << where;
+        EXPECT_TRUE(same_stats(n.stats, n.col_l1, d.stats, d.col_l1)) << where;
+        for (int r = 0; r < 2; ++r) {
+          EXPECT_EQ(n.next_dots[r], d.next_dots[r]) << where;
+          EXPECT_EQ(n.next_dots[r], ref_matvec(d.a, rows, cols, cols + 1, n.next_v[r])) << where;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(MathFused, BackwardNarrowOutputMatchesDouble) {
+  std::mt19937_64 rng(17);
+  for (const auto& sh : kNarrowShapes) {
+    const std::size_t rows = sh[0], cols = sh[1] + 1;  // + the bias column, checked not emitted
+    const std::vector<double> da = device_result(rng, rows * cols);
+    std::vector<double> zprev(rows * (cols - 1));
+    std::uniform_real_distribution<double> d(-6, 6);
+    for (auto& z : zprev) z = d(rng);
+    for (std::size_t k = 0; k < zprev.size(); k += 11) zprev[k] = 0.0;
+    const std::vector<std::uint64_t> t = random_field(rng, cols);
+    const std::vector<std::uint64_t> want = ref_matvec(da, rows, cols, cols, t);
+    for (Activation act : kAll) {
+      for (FixedFormat fmt : kNarrowFormats) {
+        const std::string where = std::string(activation_name(act)) + " " + std::to_string(rows) +
+                                  "x" + std::to_string(cols) + " f" + std::to_string(fmt.frac_bits);
+        const BwdOut g = run_backward(da, rows, cols, 20, t, &want, act, zprev, fmt);
+        const BwdOut n = run_backward(da, rows, cols, 20, t, &want, act, zprev, fmt, true, true);
+        ASSERT_TRUE(g.res.status.ok()) << where;
+        ASSERT_TRUE(n.res.status.ok()) << where;
+        EXPECT_EQ(n.res.saturated, g.res.saturated) << where;
+        EXPECT_TRUE(same_bits(n.g_narrow, narrowed(g.g))) << where;
+        EXPECT_EQ(n.sums, g.sums) << where;
+        EXPECT_TRUE(same_stats(n.stats, n.col_l1, g.stats, g.col_l1)) << where;
+      }
+    }
+  }
+}
+
+// A device fault is reported the same way whichever output is set.
+TEST_P(MathFused, NarrowOutputReportsDeviceFaults) {
+  std::mt19937_64 rng(18);
+  const std::size_t rows = 5, cols = 600;
+  std::vector<double> zdev = device_result(rng, rows * cols);
+  const std::vector<std::uint64_t> s = random_field(rng, cols);
+  zdev[3 * cols + 550] = 0.5;
+  const FwdOut f = run_forward(zdev, rows, cols, 16, s, nullptr, Activation::relu,
+                               FixedFormat{8, 8.0}, true, true);
+  EXPECT_EQ(f.res.status.fault, Fault::not_integral);
+  EXPECT_EQ(f.res.status.row, 3u);
+  EXPECT_EQ(f.res.status.col, 550u);
+  std::vector<double> da = device_result(rng, rows * cols);
+  const std::vector<double> zprev(rows * (cols - 1), 1.0);
+  const std::vector<std::uint64_t> t = random_field(rng, cols);
+  da[4 * cols + cols - 1] = std::numeric_limits<double>::infinity();
+  const BwdOut b = run_backward(da, rows, cols, 20, t, nullptr, Activation::relu, zprev,
+                                FixedFormat{12, 4.0}, true, true);
+  EXPECT_EQ(b.res.status.fault, Fault::not_finite);
+  EXPECT_EQ(b.res.status.row, 4u);
+  EXPECT_EQ(b.res.status.col, cols - 1);
+}
+
+TEST_P(MathFused, NarrowOutputRejectsInvalidArguments) {
+  const std::size_t rows = 2, cols = 3;
+  const std::vector<double> zdev = {1, 2, 3, 4, 5, 6};
+  const std::vector<std::uint64_t> s = {1, 2, 3};
+  std::vector<double> wide(rows * cols);
+  std::vector<float> narrow(rows * cols, -7.0f);
+  ForwardArgs f;
+  f.z = zdev.data();
+  f.rows = rows;
+  f.cols = cols;
+  f.ld_z = cols;
+  f.s = s.data();
+  f.a_next_narrow = narrow.data();
+  f.ld_a_next = cols;
+  f.a_format = FixedFormat{8, 8.0};
+  EXPECT_TRUE(fused_forward(f).status.ok());
+  EXPECT_EQ(narrow[1], 512.0f);  // z = 2 at scale 0, quantized at 2^8
+  f.a_next = wide.data();
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "both outputs";
+  f.a_next = nullptr;
+  f.a_format = FixedFormat{0, 8388608.0};  // limit 2^23
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "limit 2^23";
+  f.a_format = FixedFormat{8, 32768.0};  // limit 2^23 again, from the fraction bits
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "limit 2^23";
+  f.a_next = wide.data();  // the same format is fine for a float64 output
+  f.a_next_narrow = nullptr;
+  EXPECT_TRUE(fused_forward(f).status.ok());
+  f.a_next = nullptr;
+  f.a_next_narrow = narrow.data();
+  f.a_format = FixedFormat{8, 8.0};
+  f.ld_a_next = cols - 1;
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "ld < cols";
+  f.ld_a_next = cols;
+  // Next-layer dots need an output: a narrow one is enough.
+  std::vector<std::uint64_t> d0(rows), d1(rows);
+  std::vector<double> scratch(6 * cols);
+  f.next_v[0] = s.data();
+  f.next_v[1] = s.data();
+  f.next_dots[0] = d0.data();
+  f.next_dots[1] = d1.data();
+  f.next_scratch = scratch.data();
+  EXPECT_TRUE(fused_forward(f).status.ok());
+  f.a_next_narrow = nullptr;
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "dots without an output";
+
+  const std::vector<double> zprev(rows * cols, 1.0);
+  BackwardArgs b;
+  b.da = zdev.data();
+  b.rows = rows;
+  b.cols = cols;
+  b.ld_da = cols;
+  b.t = s.data();
+  b.act = Activation::relu;
+  b.z_prev = zprev.data();
+  b.ld_z_prev = cols;
+  b.out_cols = cols;
+  b.dz_prev_narrow = narrow.data();
+  b.ld_dz_prev = cols;
+  b.g_format = FixedFormat{12, 4.0};
+  EXPECT_TRUE(fused_backward(b).status.ok());
+  b.dz_prev = wide.data();
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "both outputs";
+  b.dz_prev = nullptr;
+  b.g_format = FixedFormat{12, 2048.0};  // limit 2^23
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "limit 2^23";
+  b.g_format = FixedFormat{12, 4.0};
+  b.z_prev = nullptr;
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "no z_prev";
+  b.z_prev = zprev.data();
+  b.ld_dz_prev = cols - 1;
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "ld < out_cols";
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, MathFused, ::testing::ValuesIn(all_paths()), path_param_name);
 
 TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
@@ -312,6 +500,31 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
         ASSERT_TRUE(matvec_t_mod(zdev.data(), rows, cols, cols, y.data(), mt.data()).ok());
         EXPECT_EQ(mv, mv0) << name;
         EXPECT_EQ(mt, mt0) << name;
+        if (fixed_limit(fmt) < 8388608.0) {
+          // Narrow outputs on this path: the portable float64 outputs, narrowed.
+          const FwdOut fw = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, true, true);
+          const BwdOut bw = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt,
+                                         true, true);
+          EXPECT_TRUE(same_bits(fw.a_narrow, narrowed(f0.a))) << name << " narrow";
+          EXPECT_EQ(fw.next_dots[0], f0.next_dots[0]) << name << " narrow";
+          EXPECT_EQ(fw.next_dots[1], f0.next_dots[1]) << name << " narrow";
+          EXPECT_EQ(fw.res.saturated, f0.res.saturated) << name << " narrow";
+          EXPECT_TRUE(same_bits(bw.g_narrow, narrowed(b0.g))) << name << " narrow";
+          EXPECT_EQ(bw.res.saturated, b0.res.saturated) << name << " narrow";
+          // The quantized output (bias column -7 included) as a narrow operand.
+          const std::vector<double>& small_a = f0.a;
+          const std::vector<float> an = narrowed(small_a);
+          std::vector<std::uint64_t> mvn(rows), mtn(cols + 1), mv_d(rows), mt_d(cols + 1);
+          ASSERT_TRUE(matvec_mod(an.data(), rows, cols, cols + 1, s.data(), mvn.data()).ok());
+          ASSERT_TRUE(matvec_t_mod(an.data(), rows, cols + 1, cols + 1, y.data(), mtn.data()).ok());
+          ASSERT_TRUE(force_kernel_path(KernelPath::portable));
+          ASSERT_TRUE(matvec_mod(small_a.data(), rows, cols, cols + 1, s.data(), mv_d.data()).ok());
+          ASSERT_TRUE(
+              matvec_t_mod(small_a.data(), rows, cols + 1, cols + 1, y.data(), mt_d.data()).ok());
+          ASSERT_TRUE(force_kernel_path(p));
+          EXPECT_EQ(mvn, mv_d) << name << " narrow matvec";
+          EXPECT_EQ(mtn, mt_d) << name << " narrow matvec_t";
+        }
       }
     }
   }
