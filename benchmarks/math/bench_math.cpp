@@ -7,7 +7,10 @@
 // activation + quantize) per kernel path and activation, the fused backward
 // pass, matvec_mod / matvec2_mod / matvec_t_mod on device-like and on
 // enclave-like (small) operands, quantize, and mask generation (uniform F_q
-// elements from AES-CTR).
+// elements from AES-CTR). The "narrow" rows keep the enclave's operands in
+// float32 (freivalds.h): the matvecs read half the bytes, the fused passes and
+// quantize write half. Each row's memcpy copies the bytes that row reads, and
+// elements per second compare a narrow row with its float64 twin.
 // Targets: fused pass >= 25% of memcpy bandwidth; masks >= 1 GB/s on one core.
 
 #include <algorithm>
@@ -65,6 +68,7 @@ struct Row {
   std::string name;
   std::string path;
   double bytes;
+  double elements;
   double seconds;
   double memcpy_seconds;
 };
@@ -72,8 +76,9 @@ struct Row {
 void print_row(const Row& r) {
   const double gbs = r.bytes / r.seconds / 1e9;
   const double mgbs = r.bytes / r.memcpy_seconds / 1e9;
-  std::printf("%-34s %-9s %9.2f GB/s   memcpy %6.2f GB/s   ratio %5.2f\n", r.name.c_str(),
-              r.path.c_str(), gbs, mgbs, r.memcpy_seconds / r.seconds);
+  std::printf("%-38s %-9s %9.2f GB/s   memcpy %6.2f GB/s   ratio %5.2f   %6.2f Gelem/s\n",
+              r.name.c_str(), r.path.c_str(), gbs, mgbs, r.memcpy_seconds / r.seconds,
+              r.elements / r.seconds / 1e9);
 }
 
 }  // namespace
@@ -100,6 +105,9 @@ int main(int argc, char** argv) {
   for (std::size_t k = 0; k < n; ++k) zprev[k] = z[k] * (1.0 / 65536);
   std::vector<double> small(n);
   for (std::size_t k = 0; k < n; ++k) small[k] = std::floor(z[k] * (1.0 / 512));  // |x| <= 2^15
+  // The same values as narrow operands, and narrow outputs of the quantizing passes.
+  const std::vector<float> small_narrow(small.begin(), small.end());
+  std::vector<float> a_next_narrow(rows * (cols + 1)), out_narrow(n);
   std::vector<std::uint64_t> s(cols + 1), expected(rows), sums(rows);
   std::uniform_int_distribution<std::uint64_t> fd(0, FieldQ::modulus - 1);
   for (auto& v : s) v = fd(rng);
@@ -114,8 +122,19 @@ int main(int argc, char** argv) {
   std::vector<Row> report;
   auto measure = [&](const std::string& name, const char* path, auto&& fn) {
     const auto t = paired_times(reps, do_memcpy, fn);
-    report.push_back({name, path, bytes, t.second, t.first});
+    report.push_back({name, path, bytes, static_cast<double>(n), t.second, t.first});
     return t.first / t.second;
+  };
+  // The same for a pass that reads a narrow operand: memcpy of its float32 bytes.
+  std::vector<float> copy_narrow(n);
+  auto do_memcpy_narrow = [&] {
+    std::memcpy(copy_narrow.data(), small_narrow.data(), n * sizeof(float));
+    g_sink = g_sink + static_cast<std::uint64_t>(copy_narrow[n / 2]);
+  };
+  auto measure_narrow = [&](const std::string& name, const char* path, auto&& fn) {
+    const auto t = paired_times(reps, do_memcpy_narrow, fn);
+    report.push_back({name, path, static_cast<double>(n * sizeof(float)), static_cast<double>(n),
+                      t.second, t.first});
   };
 
   // Reference row sums so the fused pass does the full comparison.
@@ -155,6 +174,16 @@ int main(int argc, char** argv) {
       if (act != Activation::sigmoid && p != KernelPath::portable) {
         best_fused_ratio = std::max(best_fused_ratio, ratio);
       }
+      if (act == Activation::relu) {
+        f.a_next = nullptr;
+        f.a_next_narrow = a_next_narrow.data();
+        measure("fused forward relu, narrow a_next", kernel_path_name(p),
+                [&] { ok = ok && fused_forward(f).status.ok(); });
+        if (!ok) {
+          std::printf("fused_forward (narrow) failed\n");
+          return 1;
+        }
+      }
     }
     {
       BackwardArgs b;
@@ -173,6 +202,10 @@ int main(int argc, char** argv) {
       b.ld_dz_prev = cols;
       b.g_format = FixedFormat{12, 4.0};
       measure("fused backward relu", kernel_path_name(p),
+              [&] { g_sink = g_sink + fused_backward(b).saturated; });
+      b.dz_prev = nullptr;
+      b.dz_prev_narrow = out_narrow.data();
+      measure("fused backward relu, narrow dz_prev", kernel_path_name(p),
               [&] { g_sink = g_sink + fused_backward(b).saturated; });
     }
     {
@@ -204,9 +237,39 @@ int main(int argc, char** argv) {
         matvec_t_mod(small.data(), rows, cols, cols, y.data(), out.data());
         g_sink = g_sink + out[0];
       });
+      // The same operands kept narrow (float32): half the bytes read. Same
+      // results first, so no row times a fault path.
+      {
+        std::vector<std::uint64_t> wide_sums(rows), narrow_sums(rows);
+        const bool same =
+            matvec_mod(small.data(), rows, cols, cols, s.data(), wide_sums.data()).ok() &&
+            matvec_mod(small_narrow.data(), rows, cols, cols, s.data(), narrow_sums.data()).ok() &&
+            wide_sums == narrow_sums;
+        if (!same) {
+          std::printf("matvec_mod of a narrow operand differs from float64\n");
+          return 1;
+        }
+      }
+      measure_narrow("matvec_mod, narrow operand", kernel_path_name(p), [&] {
+        matvec_mod(small_narrow.data(), rows, cols, cols, s.data(), sums.data());
+        g_sink = g_sink + sums[0];
+      });
+      measure_narrow("matvec2_mod, narrow operand", kernel_path_name(p), [&] {
+        matvec2_mod(small_narrow.data(), rows, cols, cols, s.data(), s.data() + 1, sums.data(),
+                    sums2.data());
+        g_sink = g_sink + sums[0] + sums2[0];
+      });
+      measure_narrow("matvec_t_mod, narrow operand", kernel_path_name(p), [&] {
+        matvec_t_mod(small_narrow.data(), rows, cols, cols, y.data(), out.data());
+        g_sink = g_sink + out[0];
+      });
       measure("quantize (float64 input)", kernel_path_name(p), [&] {
         g_sink = g_sink + quantize(zprev.data(), rows, cols, cols, FixedFormat{8, 64.0},
                                    copy.data(), cols).saturated;
+      });
+      measure("quantize (float64 input), narrow out", kernel_path_name(p), [&] {
+        g_sink = g_sink + quantize(zprev.data(), rows, cols, cols, FixedFormat{8, 64.0},
+                                   out_narrow.data(), cols).saturated;
       });
     }
   }
@@ -231,7 +294,7 @@ int main(int argc, char** argv) {
     g_sink = g_sink + masks[n / 3];
   });
 
-  std::printf("%-34s %-9s %14s\n", "pass", "path", "throughput (input bytes)");
+  std::printf("%-38s %-9s %14s\n", "pass", "path", "throughput (input bytes)");
   for (const Row& r : report) print_row(r);
 
   const double mask_gbs = bytes / t_mask / 1e9;
