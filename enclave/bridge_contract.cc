@@ -17,5 +17,11 @@ VEIL_SAME_PROTOTYPE(ecall_last_error, int (*)(uint64_t, char*, size_t));
 VEIL_SAME_PROTOTYPE(ocall_log, oe_result_t (*)(int, const char*));
 VEIL_SAME_PROTOTYPE(ocall_device_forward, oe_result_t (*)(int*, uint64_t, uint32_t, const double*,
                                                           size_t, size_t, double*, size_t, int));
+VEIL_SAME_PROTOTYPE(ocall_device_forward_narrow,
+                    oe_result_t (*)(int*, uint64_t, uint32_t, const float*, size_t, size_t, double*,
+                                    size_t, int));
+VEIL_SAME_PROTOTYPE(ocall_device_update_narrow,
+                    oe_result_t (*)(int*, uint64_t, uint32_t, const float*, size_t, const float*,
+                                    size_t, size_t));
 VEIL_SAME_PROTOTYPE(ocall_device_download,
                     oe_result_t (*)(int*, uint64_t, uint32_t, double*, size_t));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 #include "math/field.h"
 #include "math/fixed_point.h"
@@ -21,7 +22,8 @@ namespace {
 
 // Buffers of the rare paths grow to the largest size met and never shrink,
 // so that no step zeroes them again.
-void grow(std::vector<double>* buffer, size_t size) {
+template <typename T>
+void grow(std::vector<T>* buffer, size_t size) {
   if (buffer->size() < size) buffer->resize(size);
 }
 
@@ -57,21 +59,23 @@ int ceil_log2(uint64_t x) {
   return e;
 }
 
-double max_row_l1(const double* x, size_t rows, size_t cols) {
+template <typename T>
+double max_row_l1(const T* x, size_t rows, size_t cols) {
   double best = 0;
   for (size_t i = 0; i < rows; ++i) {
     double sum = 0;
-    const double* row = x + i * cols;
+    const T* row = x + i * cols;
     for (size_t j = 0; j < cols; ++j) sum += std::fabs(row[j]);
     best = std::max(best, sum);
   }
   return best;
 }
 
-double max_col_l1(const double* x, size_t rows, size_t cols, std::vector<double>& scratch) {
+template <typename T>
+double max_col_l1(const T* x, size_t rows, size_t cols, std::vector<double>& scratch) {
   scratch.assign(cols, 0.0);
   for (size_t i = 0; i < rows; ++i) {
-    const double* row = x + i * cols;
+    const T* row = x + i * cols;
     for (size_t j = 0; j < cols; ++j) scratch[j] += std::fabs(row[j]);
   }
   double best = 0;
@@ -79,9 +83,10 @@ double max_col_l1(const double* x, size_t rows, size_t cols, std::vector<double>
   return best;
 }
 
-double max_abs(const double* x, size_t n) {
+template <typename T>
+double max_abs(const T* x, size_t n) {
   double best = 0;
-  for (size_t i = 0; i < n; ++i) best = std::max(best, std::fabs(x[i]));
+  for (size_t i = 0; i < n; ++i) best = std::max(best, std::fabs(static_cast<double>(x[i])));
   return best;
 }
 
@@ -95,15 +100,50 @@ double exact_row_l1(const math::OperandStats& st, size_t cols, double limit, dou
 
 // Split |x| into base-2^bits digits, keeping the sign on every digit, so that
 // x = sum_t 2^(t*bits) * digit_t exactly and |digit_t| < 2^bits.
-void extract_limb(const double* x, size_t n, int bits, int index, double* out) {
+template <typename T>
+void extract_limb(const T* x, size_t n, int bits, int index, T* out) {
   const double base = std::ldexp(1.0, bits);
   const double shift = std::ldexp(1.0, bits * index);
   for (size_t i = 0; i < n; ++i) {
-    double mag = std::fabs(x[i]);
+    double mag = std::fabs(static_cast<double>(x[i]));
     double digit = std::fmod(std::floor(mag / shift), base);
-    out[i] = x[i] < 0 ? -digit : digit;
+    out[i] = static_cast<T>(x[i] < 0 ? -digit : digit);
   }
 }
+
+// The product ocalls for each operand type: narrow operands travel as float32.
+oe_result_t device_product(bool forward, int* status, uint64_t session, uint32_t l,
+                           const double* x, size_t x_count, size_t batch, double* out,
+                           size_t out_count, bool keep) {
+  return forward ? ocall_device_forward(status, session, l, x, x_count, batch, out, out_count, keep)
+                 : ocall_device_backward(status, session, l, x, x_count, batch, out, out_count,
+                                         keep);
+}
+
+oe_result_t device_product(bool forward, int* status, uint64_t session, uint32_t l,
+                           const float* x, size_t x_count, size_t batch, double* out,
+                           size_t out_count, bool keep) {
+  return forward ? ocall_device_forward_narrow(status, session, l, x, x_count, batch, out,
+                                               out_count, keep)
+                 : ocall_device_backward_narrow(status, session, l, x, x_count, batch, out,
+                                                out_count, keep);
+}
+
+oe_result_t device_update(int* status, uint64_t session, uint32_t l, const double* a,
+                          size_t a_count, const double* dz, size_t dz_count, size_t batch) {
+  return ocall_device_update(status, session, l, a, a_count, dz, dz_count, batch);
+}
+
+oe_result_t device_update(int* status, uint64_t session, uint32_t l, const float* a,
+                          size_t a_count, const float* dz, size_t dz_count, size_t batch) {
+  return ocall_device_update_narrow(status, session, l, a, a_count, dz, dz_count, batch);
+}
+
+// Where a fused pass writes the operand it emits, by element type.
+void emit_into(math::ForwardArgs& f, double* a_next) { f.a_next = a_next; }
+void emit_into(math::ForwardArgs& f, float* a_next) { f.a_next_narrow = a_next; }
+void emit_into(math::BackwardArgs& b, double* dz_prev) { b.dz_prev = dz_prev; }
+void emit_into(math::BackwardArgs& b, float* dz_prev) { b.dz_prev_narrow = dz_prev; }
 
 // Limb width and count so that each limb's product (row L1 <= cols * (2^bits - 1)
 // times max |M|) stays exact; 0 limbs when even 1-bit limbs cannot.
@@ -345,8 +385,22 @@ int Training::create(Session& session, const veil_train_config_t& config,
   return VEIL_OK;
 }
 
+template <typename T>
+Training::Operands<T>& Training::operands_of() {
+  if constexpr (std::is_same_v<T, float>)
+    return narrow_ops_;
+  else
+    return wide_ops_;
+}
+
 void Training::allocate_buffers() {
-  acts_.resize(layers_.size());
+  narrow_ = math::fixed_limit(act_format()) < math::kNarrowLimit &&
+            math::fixed_limit(grad_format()) < math::kNarrowLimit &&
+            std::ldexp(1.0, config_.frac_act) < math::kNarrowLimit;
+  if (narrow_)
+    allocate_operands(narrow_ops_);
+  else
+    allocate_operands(wide_ops_);
   pre_.resize(layers_.size());
   size_t widest = 0, widest_out = 0;
   for (const Layer& l : layers_) {
@@ -359,14 +413,12 @@ void Training::allocate_buffers() {
   // Sized once for the largest layer: a vector that shrank for the narrow
   // output layer would zero megabytes again each time it grew back.
   const size_t widest_matrix = max_batch * std::max(widest, widest_out);
-  for (std::vector<double>* buffer : {&device_out_, &grad_, &grad_prev_, &grad_real_})
-    buffer->resize(widest_matrix);
+  for (std::vector<double>* buffer : {&device_out_, &grad_real_}) buffer->resize(widest_matrix);
   expected_.resize(max_batch);
   row_mod_.resize(max_batch);
   delta_.resize(widest);
   delta_w_.resize(widest_out);
   for (size_t li = 0; li < layers_.size(); ++li) {
-    acts_[li].resize(static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1));
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
     layers_[li].av.resize(config_.max_batch);
     layers_[li].at.resize(config_.max_batch);
@@ -374,6 +426,19 @@ void Training::allocate_buffers() {
     layers_[li].dzs.resize(config_.max_batch);
     layers_[li].dw.resize(layers_[li].m);
   }
+}
+
+template <typename T>
+void Training::allocate_operands(Operands<T>& ops) {
+  size_t widest_matrix = 0;
+  ops.acts.resize(layers_.size());
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const size_t in = static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1);
+    ops.acts[li].resize(in);
+    widest_matrix = std::max({widest_matrix, in, size_t{config_.max_batch} * layers_[li].m});
+  }
+  ops.grad.resize(widest_matrix);
+  ops.grad_prev.resize(widest_matrix);
 }
 
 int Training::weight_scale() const {
@@ -464,7 +529,8 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
   // Quantizing counts non-finite inputs, so x is read once; only when there
   // is one is it scanned again, to name it.
   size_t non_finite = 0;
-  *saturated = load_input(x, batch, &non_finite);
+  *saturated = narrow_ ? load_input<float>(x, batch, &non_finite)
+                       : load_input<double>(x, batch, &non_finite);
   if (non_finite != 0)
     for (size_t i = 0; i < x_count; ++i)
       if (!std::isfinite(x[i]))
@@ -475,14 +541,15 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
 }
 
 // Quantize the batch into A_0 with its bias column.
+template <typename T>
 uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite) {
   for (Layer& l : layers_) l.a_row_l1 = l.a_col_l1 = l.dz_row_l1 = l.dz_max = -1;
   const size_t n = layers_.front().n;
-  double* a = acts_[0].data();
+  T* a = operands_of<T>().acts[0].data();
   math::OperandStats stats;
   stats.col_l1 = col_l1_.data();
   math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
-  const double one = std::ldexp(1.0, config_.frac_act);
+  const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
   note_act_stats(0, stats, batch);
   *non_finite = stats.non_finite;
@@ -517,16 +584,13 @@ int Training::ensure_sound(Session& session, uint32_t l, double operand_row_l1, 
 
 // Ask the device for one product of a layer's weights: X * M (forward) or
 // X * M^T (backward); with `keep`, the host keeps X for the layer's update.
-int Training::request_product(Session& session, uint32_t l, Phase phase, const double* x,
+template <typename T>
+int Training::request_product(Session& session, uint32_t l, Phase phase, const T* x,
                               size_t batch, size_t in_cols, size_t out_cols, bool keep) {
   int status = VEIL_OK;
-  oe_result_t r;
-  if (phase == Phase::forward)
-    r = ocall_device_forward(&status, session.id(), l, x, batch * in_cols, batch,
-                             device_out_.data(), batch * out_cols, keep);
-  else
-    r = ocall_device_backward(&status, session.id(), l, x, batch * in_cols, batch,
-                              device_out_.data(), batch * out_cols, keep);
+  const oe_result_t r = device_product(phase == Phase::forward, &status, session.id(), l, x,
+                                       batch * in_cols, batch, device_out_.data(),
+                                       batch * out_cols, keep);
   session.counters().products++;
   return device_status(session, l, phase, phase_name(phase), r, status);
 }
@@ -547,8 +611,10 @@ int Training::check_failure(Session& session, uint32_t l, Phase phase, const mat
 // scaled by 2^-scale, lands in real_out. On the common one-limb path the
 // fused kernel also applies the activation (forward) or its derivative
 // (backward) and quantizes the next operand in the same pass.
-int Training::checked_layer(Session& session, uint32_t l, Phase phase, const double* x,
+template <typename T>
+int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* x,
                             size_t batch, int scale, double* real_out, uint64_t* saturated) {
+  Operands<T>& ops = operands_of<T>();
   Layer& layer = layers_[l];
   const bool fwd = phase == Phase::forward;
   const size_t in_cols = fwd ? layer.n + 1 : layer.m;
@@ -574,12 +640,12 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
     return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
 
   const bool last = l + 1 == layers_.size();
-  if (plan.count > 1) grow(&limb_, batch * in_cols);
+  if (plan.count > 1) grow(&ops.limb, batch * in_cols);
   for (int limb = 0; limb < plan.count; ++limb) {
-    const double* operand = x;
+    const T* operand = x;
     if (plan.count > 1) {
-      extract_limb(x, batch * in_cols, plan.bits, limb, limb_.data());
-      operand = limb_.data();
+      extract_limb(x, batch * in_cols, plan.bits, limb, ops.limb.data());
+      operand = ops.limb.data();
     }
     // The expected row sums come first, while the operand the enclave just
     // wrote is still in cache (the device's product evicts it); the ocall's
@@ -621,7 +687,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
         f.z_real = real_out;
         f.ld_z_real = out_cols;
         if (!last) {
-          f.a_next = acts_[l + 1].data();
+          emit_into(f, ops.acts[l + 1].data());
           f.ld_a_next = out_cols + 1;
           f.a_format = act_format();
           stats.col_l1 = col_l1_.data();
@@ -652,7 +718,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
         b.z_prev = pre_[l - 1].data();
         b.ld_z_prev = layer.n;
         b.out_cols = layer.n;
-        b.dz_prev = grad_prev_.data();
+        emit_into(b, ops.grad_prev.data());
         b.ld_dz_prev = layer.n;
         b.g_format = grad_format();
         b.dz_stats = &stats;
@@ -681,8 +747,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       const size_t m = layer.m;
       grow(&limb_, batch * m);
       for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(layer.activation, real_out[i]);
-      *saturated += math::quantize(limb_.data(), batch, m, m, act_format(), acts_[l + 1].data(),
-                                   m + 1).saturated;
+      *saturated += math::quantize(limb_.data(), batch, m, m, act_format(),
+                                   ops.acts[l + 1].data(), m + 1, nullptr).saturated;
     }
   } else {
     const size_t n = layer.n, rows = layer.n + 1;
@@ -692,8 +758,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
       for (size_t k = 0; k < n; ++k)
         limb_[i * n + k] = real_out[i * rows + k] *
                            math::activation_derivative(layers_[l - 1].activation, z_prev[i * n + k]);
-    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), grad_prev_.data(), n)
-                      .saturated;
+    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grad_prev.data(),
+                                 n, nullptr).saturated;
   }
   return VEIL_OK;
 }
@@ -703,7 +769,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const dou
 // run, the device's products have evicted it): the backward check's dZ w,
 // the update's dZ s and, with A t from the forward pass, its w delta
 // dZ^T (A t). dZ and w do not change before they are used.
-void Training::prepare_grad(uint32_t l, const double* dz, size_t batch) {
+template <typename T>
+void Training::prepare_grad(uint32_t l, const T* dz, size_t batch) {
   Layer& layer = layers_[l];
   const size_t m = layer.m;
   if (l > 0)
@@ -739,31 +806,35 @@ void Training::note_grad_stats(uint32_t l, const math::OperandStats& stats) {
   layer.dz_max = stats.max_abs;
 }
 
+template <typename T>
 int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
+  Operands<T>& ops = operands_of<T>();
   for (Layer& l : layers_) {
     l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
     l.device_has_a = l.device_has_dz = false;
   }
   const int scale = config_.frac_act + weight_scale();
-  const double one = std::ldexp(1.0, config_.frac_act);
+  const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
   for (uint32_t l = 0; l < layers_.size(); ++l) {
-    int rc = checked_layer(session, l, Phase::forward, acts_[l].data(), batch, scale,
+    int rc = checked_layer(session, l, Phase::forward, ops.acts[l].data(), batch, scale,
                            pre_[l].data(), saturated);
     if (rc != VEIL_OK) return rc;
     if (l + 1 < layers_.size()) {
       const size_t m = layers_[l].m;
-      double* next = acts_[l + 1].data();
+      T* next = ops.acts[l + 1].data();
       for (size_t i = 0; i < batch; ++i) next[i * (m + 1) + m] = one;  // the bias column
     }
   }
   return VEIL_OK;
 }
 
+template <typename T>
 int Training::apply_update(Session& session, uint32_t l, size_t batch) {
+  Operands<T>& ops = operands_of<T>();
   Layer& layer = layers_[l];
   const size_t rows = layer.n + 1, cols = layer.m;
-  const double* a = acts_[l].data();
-  const double* dz = grad_.data();
+  const T* a = ops.acts[l].data();
+  const T* dz = ops.grad.data();
   // Exactness of M - A^T dZ on the device, and the new provable bound on |M|.
   const double a_col = layer.a_col_l1 >= 0 ? layer.a_col_l1 : max_col_l1(a, batch, rows, scratch_);
   const double dz_max = layer.dz_max >= 0 ? layer.dz_max : max_abs(dz, batch * cols);
@@ -793,9 +864,9 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch) {
   const bool send_a = !layer.device_has_a, send_dz = !layer.device_has_dz;
   layer.device_has_a = layer.device_has_dz = false;
   int status = VEIL_OK;
-  oe_result_t r = ocall_device_update(&status, session.id(), l, send_a ? a : nullptr,
-                                      send_a ? batch * rows : 0, send_dz ? dz : nullptr,
-                                      send_dz ? batch * cols : 0, batch);
+  oe_result_t r = device_update(&status, session.id(), l, send_a ? a : nullptr,
+                                send_a ? batch * rows : 0, send_dz ? dz : nullptr,
+                                send_dz ? batch * cols : 0, batch);
   session.counters().products++;
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;
@@ -821,8 +892,17 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
     if (labels[i] < 0 || static_cast<uint32_t>(labels[i]) >= classes)
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "train_step: labels[%zu]=%d is outside [0, %u)", i, labels[i], classes);
+  // x is in A_0 now (check_batch quantized it).
+  return narrow_ ? step_with<float>(session, labels, batch, saturated, result)
+                 : step_with<double>(session, labels, batch, saturated, result);
+}
+
+template <typename T>
+int Training::step_with(Session& session, const int32_t* labels, size_t batch, uint64_t saturated,
+                        veil_step_result_t* result) {
+  Operands<T>& ops = operands_of<T>();
   InStep marker(this);
-  rc = run_forward(session, batch, &saturated);
+  int rc = run_forward<T>(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
 
   // Loss and its per-example gradient with respect to the last pre-activation.
@@ -846,24 +926,24 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
     return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
                         static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
   math::OperandStats grad_stats;
-  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), grad_.data(), m,
+  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), ops.grad.data(), m,
                               &grad_stats).saturated;
   note_grad_stats(last, grad_stats);
-  prepare_grad(last, grad_.data(), batch);
+  prepare_grad(last, ops.grad.data(), batch);
 
   const int bwd_scale = config_.frac_grad + weight_scale();
   for (uint32_t l = last + 1; l-- > 0;) {
     Layer& layer = layers_[l];
     if (l > 0) {
       // dA = dZ M^T (checked), then dZ_prev = quantize(act'(z_prev) * dA), bias column dropped.
-      rc = checked_layer(session, l, Phase::backward, grad_.data(), batch, bwd_scale,
+      rc = checked_layer(session, l, Phase::backward, ops.grad.data(), batch, bwd_scale,
                          grad_real_.data(), &saturated);
       if (rc != VEIL_OK) return rc;
-      prepare_grad(l - 1, grad_prev_.data(), batch);
+      prepare_grad(l - 1, ops.grad_prev.data(), batch);
     }
-    rc = apply_update(session, l, batch);
+    rc = apply_update<T>(session, l, batch);
     if (rc != VEIL_OK) return rc;
-    if (l > 0) grad_.swap(grad_prev_);
+    if (l > 0) ops.grad.swap(ops.grad_prev);
   }
   ++step_;
   session.counters().saturated += saturated;
@@ -886,7 +966,8 @@ int Training::predict(Session& session, const double* x, size_t x_count, size_t 
                         "predict: the output holds %zu values but the batch needs %zu x %zu",
                         out_count, batch, m);
   call_name_ = "predict";
-  rc = run_forward(session, batch, &saturated);
+  rc = narrow_ ? run_forward<float>(session, batch, &saturated)
+               : run_forward<double>(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
   session.counters().saturated += saturated;
   const double* z = pre_.back().data();

@@ -74,30 +74,52 @@ class Training {
  private:
   Training() = default;
 
+  // The step's operands, of one element type (see step_with).
+  template <typename T>
+  struct Operands {
+    std::vector<std::vector<T>> acts;  // A_l: input of layer l, batch x (n_l + 1)
+    std::vector<T> grad;               // dZ of the current layer
+    std::vector<T> grad_prev;          // dZ of the layer below
+    std::vector<T> limb;               // one limb of a split operand
+  };
+
   // Phases of a step, for error messages.
   enum class Phase { forward, backward, update, export_check, halve };
   static const char* phase_name(Phase p);
 
   int weight_scale() const;  // S = f_a + f_g + k + beta
   void allocate_buffers();
+  template <typename T>
+  void allocate_operands(Operands<T>& ops);
   size_t state_size() const;
   int check_budget(Session& session) const;
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                   const char* call, uint64_t* saturated);
+  // The step's operands A_l and dZ_l have element type T: float when the
+  // formats keep them narrow (integers below 2^23), else double (operands_of).
+  template <typename T>
+  int step_with(Session& session, const int32_t* labels, size_t batch, uint64_t saturated,
+                veil_step_result_t* result);
+  template <typename T>
   uint64_t load_input(const double* x, size_t batch, size_t* non_finite);
   void note_act_stats(uint32_t l, const math::OperandStats& stats, size_t batch);
   void note_grad_stats(uint32_t l, const math::OperandStats& stats);
-  void prepare_grad(uint32_t l, const double* dz, size_t batch);
+  template <typename T>
+  void prepare_grad(uint32_t l, const T* dz, size_t batch);
   void add_bias_dots(uint32_t l, size_t batch);
+  template <typename T>
   int run_forward(Session& session, size_t batch, uint64_t* saturated);
-  int request_product(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
+  template <typename T>
+  int request_product(Session& session, uint32_t l, Phase phase, const T* x, size_t batch,
                       size_t in_cols, size_t out_cols, bool keep);
-  int checked_layer(Session& session, uint32_t l, Phase phase, const double* x, size_t batch,
+  template <typename T>
+  int checked_layer(Session& session, uint32_t l, Phase phase, const T* x, size_t batch,
                     int scale, double* real_out, uint64_t* saturated);
   int check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st);
   math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
   math::FixedFormat grad_format() const { return {config_.frac_grad, config_.grad_clip}; }
   int ensure_sound(Session& session, uint32_t l, double operand_row_l1, Phase phase);
+  template <typename T>
   int apply_update(Session& session, uint32_t l, size_t batch);
   int upload(Session& session, uint32_t l, const double* weights);
   int audit(Session& session, uint32_t l, Phase phase, std::vector<double>* weights_out);
@@ -123,14 +145,19 @@ class Training {
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
   double act_clip_int_ = 0;
   double grad_clip_int_ = 0;
+  template <typename T>
+  Operands<T>& operands_of();
+  // Narrow operands (float32) halve the bytes of every pass over them and of
+  // every copy across the boundary; exact while the formats' limits (and the
+  // bias entry 2^f_a) stay below 2^23.
+  bool narrow_ = false;
+  Operands<float> narrow_ops_;
+  Operands<double> wide_ops_;
   // Per-step work buffers, sized for max_batch once at set-up.
-  std::vector<std::vector<double>> acts_;   // A_l: input of layer l, batch x (n_l + 1)
   std::vector<std::vector<double>> pre_;    // z_l: real pre-activations, batch x m_l
-  std::vector<double> grad_;                // dZ of the current layer
-  std::vector<double> grad_prev_;           // dZ of the layer below
   std::vector<double> grad_real_;           // real gradients before quantization
   std::vector<double> device_out_;          // what the device returned
-  std::vector<double> limb_;                // one limb of a split operand
+  std::vector<double> limb_;                // real values of the rare paths
   std::vector<double> scratch_;
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
   std::vector<double> next_scratch_;        // a fused pass's split check vectors

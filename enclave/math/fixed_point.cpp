@@ -53,7 +53,7 @@ PassResult quantize_checked(std::size_t (*kernel)(const double*, std::size_t, st
   PassResult res;
   constexpr bool kNarrow = std::is_same<TOut, float>::value;
   if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo) ||
-      (kNarrow && !(fixed_limit(fmt) < detail::kNarrowLimit))) {
+      (kNarrow && !(fixed_limit(fmt) < kNarrowLimit))) {
     res.status = Status::at(Fault::invalid_argument);
     return res;
   }

@@ -48,6 +48,13 @@ struct OperandStats {
   std::size_t non_finite = 0;
 };
 
+/**
+ * Narrow operands (freivalds.h) are float32 integers below this in magnitude:
+ * every such value is exact in float32, and a chunk of them takes the vector
+ * kernels' float64 path exactly (docs/arithmetic.md section 2).
+ */
+constexpr double kNarrowLimit = 8388608.0;  // 2^23
+
 /** True if frac_bits is in [0, 62] and clip is finite and positive. */
 bool fixed_format_valid(FixedFormat fmt) noexcept;
 

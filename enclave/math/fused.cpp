@@ -32,7 +32,7 @@ bool output_ok(const double* wide, const float* narrow, FixedFormat fmt, std::si
   if (wide != nullptr && narrow != nullptr) return false;
   if (wide == nullptr && narrow == nullptr) return true;
   if (!fixed_format_valid(fmt)) return false;
-  if (narrow != nullptr && !(fixed_limit(fmt) < detail::kNarrowLimit)) return false;
+  if (narrow != nullptr && !(fixed_limit(fmt) < kNarrowLimit)) return false;
   return matrix_ok(wide != nullptr ? static_cast<const void*>(wide) : narrow, rows, cols, ld);
 }
 
@@ -72,7 +72,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
   // Quantized outputs below 2^23 let the vector kernels take the row sums in
   // float64 (docs/arithmetic.md section 2); split the vectors once here.
   // A narrow a_next always qualifies, so its kernels need no other way.
-  if (dots && plan.qz.limit < detail::kNarrowLimit) {
+  if (dots && plan.qz.limit < kNarrowLimit) {
     for (int r = 0; r < 2; ++r) {
       double* l = a.next_scratch + 3 * r * a.cols;
       for (std::size_t j = 0; j < a.cols; ++j) {

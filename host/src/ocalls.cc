@@ -8,6 +8,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct Binding {
   Timing* timing = nullptr;
   std::string last_error;
   std::vector<DeviceLayer> layers;
+  // Narrow operands widened for the Device when the host keeps no copy.
+  std::vector<double> widened_a, widened_dz;
 };
 
 std::shared_mutex registry_mutex;
@@ -84,10 +87,33 @@ void expect_count(size_t got, size_t expected, const char* what) {
                                 " values, expected " + std::to_string(expected));
 }
 
+// An operand as the Device takes it, float64. A narrow operand (float32,
+// integers below 2^23, so exact either way) is widened into the layer's kept
+// buffer when the enclave asks to keep it, else into `scratch`; a float64
+// one is used as sent. Without keep, any older kept operand is dropped, so
+// that an update can only reuse what the enclave asked the host to keep.
+template <typename T>
+const double* device_operand(const T* x, size_t count, int keep, std::vector<double>& kept,
+                             std::vector<double>& scratch) {
+  if (keep) {
+    kept.assign(x, x + count);
+    return kept.data();
+  }
+  kept.clear();
+  if constexpr (std::is_same_v<T, double>) {
+    return x;
+  } else {
+    scratch.assign(x, x + count);
+    return scratch.data();
+  }
+}
+
 // An update operand: the one the enclave sent (count > 0) or, with a count of
 // zero, the one the host was asked to keep by the layer's forward or backward.
-const double* update_operand(const double* sent, size_t count, const std::vector<double>& kept,
-                             size_t expected, const char* what, const char* kept_from) {
+template <typename T>
+const double* update_operand(const T* sent, size_t count, const std::vector<double>& kept,
+                             std::vector<double>& scratch, size_t expected, const char* what,
+                             const char* kept_from) {
   if (count == 0) {
     if (kept.size() != expected)
       throw std::invalid_argument(std::string("update asked to reuse the ") + kept_from +
@@ -96,22 +122,53 @@ const double* update_operand(const double* sent, size_t count, const std::vector
     return kept.data();
   }
   expect_count(count, expected, what);
-  return sent;
-}
-
-// Keeps the operand when asked; otherwise drops any older one, so that an
-// update can only reuse what the enclave asked the host to keep.
-void keep_operand(std::vector<double>& kept, const double* x, size_t count, int keep) {
-  if (keep)
-    kept.assign(x, x + count);
-  else
-    kept.clear();
+  if constexpr (std::is_same_v<T, double>) {
+    return sent;
+  } else {
+    scratch.assign(sent, sent + count);
+    return scratch.data();
+  }
 }
 
 // Bytes the generated bridge copied across the enclave boundary for one call.
-void count_bytes(Binding& b, size_t values_out, size_t values_in) {
-  b.timing->bytes_to_device += values_out * sizeof(double);
-  b.timing->bytes_from_device += values_in * sizeof(double);
+void count_bytes(Binding& b, size_t bytes_out, size_t bytes_in) {
+  b.timing->bytes_to_device += bytes_out;
+  b.timing->bytes_from_device += bytes_in;
+}
+
+// The product ocalls, X * M (forward) or X * M^T (backward), for float64
+// operands and for narrow (float32) ones.
+template <typename T>
+int device_product(bool forward, uint64_t session, uint32_t layer, const T* x, size_t x_count,
+                   size_t rows, double* out, size_t out_count, int keep) {
+  return with_device(session, [&](Device& d, Binding& b) {
+    count_bytes(b, x_count * sizeof(T), out_count * sizeof(double));
+    DeviceLayer& s = layer_of(b, layer);
+    expect_count(x_count, rows * (forward ? s.rows : s.cols),
+                 forward ? "forward input" : "backward input");
+    expect_count(out_count, rows * (forward ? s.cols : s.rows),
+                 forward ? "forward output" : "backward output");
+    const double* operand = device_operand(x, x_count, keep, forward ? s.kept_a : s.kept_dz,
+                                           forward ? b.widened_a : b.widened_dz);
+    if (forward)
+      d.forward(layer, operand, rows, out);
+    else
+      d.backward(layer, operand, rows, out);
+  });
+}
+
+template <typename T>
+int device_update(uint64_t session, uint32_t layer, const T* a, size_t a_count, const T* dz,
+                  size_t dz_count, size_t rows) {
+  return with_device(session, [&](Device& d, Binding& b) {
+    count_bytes(b, (a_count + dz_count) * sizeof(T), 0);
+    const DeviceLayer& s = layer_of(b, layer);
+    const double* a_used = update_operand(a, a_count, s.kept_a, b.widened_a, rows * s.rows,
+                                          "update activations", "forward");
+    const double* dz_used = update_operand(dz, dz_count, s.kept_dz, b.widened_dz, rows * s.cols,
+                                           "update gradients", "backward");
+    d.update(layer, a_used, dz_used, rows);
+  });
 }
 
 }  // namespace
@@ -139,10 +196,8 @@ std::string take_device_error(uint64_t session) {
 
 using veil::detail::Binding;
 using veil::detail::count_bytes;
-using veil::detail::update_operand;
-using veil::detail::expect_count;
 using veil::detail::DeviceLayer;
-using veil::detail::keep_operand;
+using veil::detail::expect_count;
 using veil::detail::layer_of;
 using veil::detail::with_device;
 
@@ -157,7 +212,7 @@ void ocall_log(int level, const char* message) {
 int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights, size_t rows,
                         size_t cols, size_t count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
-    count_bytes(b, count, 0);
+    count_bytes(b, count * sizeof(double), 0);
     if (rows == 0 || cols == 0 || count != rows * cols)
       throw std::invalid_argument("upload of a " + std::to_string(rows) + "x" +
                                   std::to_string(cols) + " matrix with " + std::to_string(count) +
@@ -170,39 +225,35 @@ int ocall_device_upload(uint64_t session, uint32_t layer, const double* weights,
 
 int ocall_device_forward(uint64_t session, uint32_t layer, const double* a, size_t a_count,
                          size_t rows, double* z, size_t z_count, int keep) {
-  return with_device(session, [&](veil::Device& d, Binding& b) {
-    count_bytes(b, a_count, z_count);
-    DeviceLayer& s = layer_of(b, layer);
-    expect_count(a_count, rows * s.rows, "forward input");
-    expect_count(z_count, rows * s.cols, "forward output");
-    keep_operand(s.kept_a, a, a_count, keep);
-    d.forward(layer, a, rows, z);
-  });
+  return veil::detail::device_product(true, session, layer, a, a_count, rows, z, z_count, keep);
+}
+
+int ocall_device_forward_narrow(uint64_t session, uint32_t layer, const float* a, size_t a_count,
+                                size_t rows, double* z, size_t z_count, int keep) {
+  return veil::detail::device_product(true, session, layer, a, a_count, rows, z, z_count, keep);
 }
 
 int ocall_device_backward(uint64_t session, uint32_t layer, const double* dz, size_t dz_count,
                           size_t rows, double* da, size_t da_count, int keep) {
-  return with_device(session, [&](veil::Device& d, Binding& b) {
-    count_bytes(b, dz_count, da_count);
-    DeviceLayer& s = layer_of(b, layer);
-    expect_count(dz_count, rows * s.cols, "backward input");
-    expect_count(da_count, rows * s.rows, "backward output");
-    keep_operand(s.kept_dz, dz, dz_count, keep);
-    d.backward(layer, dz, rows, da);
-  });
+  return veil::detail::device_product(false, session, layer, dz, dz_count, rows, da, da_count,
+                                      keep);
+}
+
+int ocall_device_backward_narrow(uint64_t session, uint32_t layer, const float* dz,
+                                 size_t dz_count, size_t rows, double* da, size_t da_count,
+                                 int keep) {
+  return veil::detail::device_product(false, session, layer, dz, dz_count, rows, da, da_count,
+                                      keep);
 }
 
 int ocall_device_update(uint64_t session, uint32_t layer, const double* a, size_t a_count,
                         const double* dz, size_t dz_count, size_t rows) {
-  return with_device(session, [&](veil::Device& d, Binding& b) {
-    count_bytes(b, a_count + dz_count, 0);
-    const DeviceLayer& s = layer_of(b, layer);
-    const double* a_used =
-        update_operand(a, a_count, s.kept_a, rows * s.rows, "update activations", "forward");
-    const double* dz_used =
-        update_operand(dz, dz_count, s.kept_dz, rows * s.cols, "update gradients", "backward");
-    d.update(layer, a_used, dz_used, rows);
-  });
+  return veil::detail::device_update(session, layer, a, a_count, dz, dz_count, rows);
+}
+
+int ocall_device_update_narrow(uint64_t session, uint32_t layer, const float* a, size_t a_count,
+                               const float* dz, size_t dz_count, size_t rows) {
+  return veil::detail::device_update(session, layer, a, a_count, dz, dz_count, rows);
 }
 
 int ocall_device_scale(uint64_t session, uint32_t layer) {
@@ -221,7 +272,7 @@ int ocall_device_max_abs(uint64_t session, uint32_t layer, double* max_abs) {
 
 int ocall_device_download(uint64_t session, uint32_t layer, double* weights, size_t count) {
   return with_device(session, [&](veil::Device& d, Binding& b) {
-    count_bytes(b, 0, count);
+    count_bytes(b, 0, count * sizeof(double));
     const DeviceLayer& s = layer_of(b, layer);
     expect_count(count, s.rows * s.cols, "download buffer");
     d.download(layer, weights);

@@ -32,12 +32,6 @@ inline Fault classify(double x) noexcept {
   return Fault::none;
 }
 
-/**
- * Narrow operands (freivalds.h) are float32 integers below this in magnitude:
- * every such value is exact in float32, and a chunk of them takes the vector
- * kernels' float64 path exactly (docs/arithmetic.md section 2).
- */
-constexpr double kNarrowLimit = 8388608.0;  // 2^23
 
 /**
  * Range check of one narrow operand: finite, |x| < 2^23, integral. Floats of

@@ -106,10 +106,9 @@ class Bridge : public ::testing::Test {
   }
 
   // A trained-ready session; on `device` when given, else on a TestDevice.
-  uint64_t configured(veil::Device* device = nullptr) {
+  uint64_t configured(veil::Device* device = nullptr, veil_train_config_t c = config()) {
     uint64_t s = open();
     if (device != nullptr) veil::detail::bind_device(s, device, &timing_);
-    veil_train_config_t c = config();
     std::vector<veil_layer_spec_t> l = layers();
     int rc = -1;
     EXPECT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
@@ -638,7 +637,8 @@ TEST_F(Bridge, AStepSendsEachOperandAcrossTheBoundaryOnce) {
   uint64_t s = configured(&device);
   int rc = -1;
   const size_t b = kMaxBatch, hidden = layers()[0].outputs;
-  const uint64_t sent_per_step = sizeof(double) * b * ((kFeatures + 1) + (hidden + 1) + kClasses + hidden);
+  // The operands are narrow (float32) at this configuration's formats.
+  const uint64_t sent_per_step = sizeof(float) * b * ((kFeatures + 1) + (hidden + 1) + kClasses + hidden);
   const uint64_t back_per_step = sizeof(double) * b * (hidden + kClasses + (hidden + 1));
   std::vector<int32_t> y(kMaxBatch);
   for (int step = 0; step < 3; ++step) {
@@ -656,6 +656,55 @@ TEST_F(Bridge, AStepSendsEachOperandAcrossTheBoundaryOnce) {
     EXPECT_EQ(device.update_a[0], device.forward_a[0]);
     EXPECT_EQ(device.update_a[1], device.forward_a[1]);
     EXPECT_EQ(device.update_dz[1], device.backward_dz[1]);
+  }
+}
+
+TEST_F(Bridge, NarrowAndWideOperandsTrainAlike) {
+  // Operands whose formats stay below 2^23 cross the boundary as float32,
+  // others as float64. The values are the same integers, so training is the
+  // same bit for bit and only the bytes differ. act_clip = 1e5 (x 2^8 > 2^23)
+  // makes the wide session; no activation here comes near either clip.
+  OperandRecorder narrow_device, wide_device;
+  veil_train_config_t wide_config = config();
+  wide_config.act_clip = 1e5;
+  const uint64_t narrow = configured(&narrow_device);
+  const uint64_t wide = configured(&wide_device, wide_config);
+  const size_t b = kMaxBatch, hidden = layers()[0].outputs;
+  const uint64_t operands = b * ((kFeatures + 1) + (hidden + 1) + kClasses + hidden);
+  std::vector<int32_t> y(kMaxBatch);
+  int rc = -1;
+  for (int step = 0; step < 3; ++step) {
+    std::vector<double> x(kMaxBatch * kFeatures);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.29 * static_cast<double>(i + 7 * step));
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<int32_t>((i + step) % kClasses);
+    veil_step_result_t rn{}, rw{};
+    uint64_t sent[2];
+    for (int w = 0; w < 2; ++w) {
+      const uint64_t before = timing_.bytes_to_device;
+      ASSERT_EQ(ecall_train_step(enclave_, &rc, w ? wide : narrow, x.data(), x.size(), y.data(),
+                                 y.size(), w ? &rw : &rn),
+                OE_OK);
+      ASSERT_EQ(rc, VEIL_OK) << error_of(w ? wide : narrow);
+      sent[w] = timing_.bytes_to_device - before;
+    }
+    EXPECT_EQ(sent[0], sizeof(float) * operands) << "step " << step;
+    EXPECT_EQ(sent[1], sizeof(double) * operands) << "step " << step;
+    EXPECT_EQ(std::memcmp(&rn.loss, &rw.loss, sizeof rn.loss), 0) << "step " << step;
+    EXPECT_EQ(rn.correct, rw.correct) << "step " << step;
+    EXPECT_EQ(rn.saturated, 0u);
+    for (uint32_t l = 0; l < 2; ++l) {
+      EXPECT_EQ(narrow_device.forward_a[l], wide_device.forward_a[l]) << "layer " << l;
+      EXPECT_EQ(narrow_device.update_dz[l], wide_device.update_dz[l]) << "layer " << l;
+    }
+  }
+  for (uint32_t l = 0; l < 2; ++l) {
+    const size_t count = (layers()[l].inputs + 1) * layers()[l].outputs;
+    std::vector<double> wn(count), ww(count);
+    ASSERT_EQ(ecall_export_weights(enclave_, &rc, narrow, l, wn.data(), count), OE_OK);
+    ASSERT_EQ(rc, VEIL_OK) << error_of(narrow);
+    ASSERT_EQ(ecall_export_weights(enclave_, &rc, wide, l, ww.data(), count), OE_OK);
+    ASSERT_EQ(rc, VEIL_OK) << error_of(wide);
+    EXPECT_EQ(std::memcmp(wn.data(), ww.data(), count * sizeof(double)), 0) << "layer " << l;
   }
 }
 

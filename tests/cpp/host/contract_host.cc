@@ -64,6 +64,10 @@ VEIL_SAME_PROTOTYPE(ocall_device_forward, int (*)(uint64_t, uint32_t, const doub
                                                   size_t, double*, size_t, int));
 VEIL_SAME_PROTOTYPE(ocall_device_update, int (*)(uint64_t, uint32_t, const double*, size_t,
                                                  const double*, size_t, size_t));
+VEIL_SAME_PROTOTYPE(ocall_device_backward_narrow, int (*)(uint64_t, uint32_t, const float*,
+                                                          size_t, size_t, double*, size_t, int));
+VEIL_SAME_PROTOTYPE(ocall_device_update_narrow, int (*)(uint64_t, uint32_t, const float*, size_t,
+                                                        const float*, size_t, size_t));
 VEIL_SAME_PROTOTYPE(ocall_device_max_abs, int (*)(uint64_t, uint32_t, double*));
 
 // The status values cross the boundary as ints and must keep their numbers.
