@@ -6,8 +6,8 @@
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
 # Offline machines: put the Debian packages libssl-dev, libssl3, libopenblas-dev,
-# libopenblas-pthread-dev, libopenblas0, libopenblas0-pthread, libgfortran5 and
-# libquadmath0 in .deb/ (`apt-get download ...`), and wheels for any missing
+# libopenblas-pthread-dev, libopenblas0, libopenblas0-pthread, libgfortran5,
+# libquadmath0 and libgtest-dev in .deb/ (`apt-get download ...`), and wheels for any missing
 # Python package (cython, scikit-build-core, pytest, tqdm, scikit-learn,
 # matplotlib) in .whl/, at the repository root: the script unpacks and
 # installs from there and never downloads anything itself.
@@ -70,6 +70,21 @@ export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
 $PY -m pip install -q --no-build-isolation --no-deps --no-index --target "$site" \
   -Cbuild-dir=/tmp/veil-build -Ccmake.define.VEIL_BUILD_TESTS=OFF . || exit 5
 $PY -c "import veil; print('veil', veil.__version__, veil.enclave_backend())" || exit 5
+
+# GPU machines' host CPUs often have AVX-512, which CI's do not: run the math
+# kernels' AVX-512 cases (bit-identical to the portable path) while here.
+if grep -qw avx512f /proc/cpuinfo; then
+  step "C++ math tests on this host's AVX-512 kernel path"
+  gen=(); command -v ninja > /dev/null && gen=(-G Ninja)
+  { cmake -S . -B /tmp/veil-ctest "${gen[@]}" -DVEIL_BUILD_TESTS=ON &&
+    cmake --build /tmp/veil-ctest; } > "$out/ctest_build.log" 2>&1 ||
+    echo "gpu_check: the C++ test build failed (see ctest_build.log)"
+  (cd /tmp/veil-ctest && timeout 120 ctest -j"$(nproc)" --output-on-failure -R Math \
+     > "$out/ctest_math.log" 2>&1)
+  echo "avx512 cases passed: $(grep -c 'avx512 .*Passed' "$out/ctest_math.log")," \
+       "skipped: $(grep -c 'avx512 .*Skipped' "$out/ctest_math.log")"
+  grep -E "tests passed|\(Failed\)" "$out/ctest_math.log"
+fi
 
 step "GPU tests"
 (cd tests/python && timeout 240 $PY -m pytest -q -p no:cacheprovider -m gpu -rs \
