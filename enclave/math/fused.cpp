@@ -50,6 +50,10 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (a.z_real != nullptr && !matrix_ok(a.z_real, a.rows, a.cols, a.ld_z_real)) return invalid();
+  if (a.relu_mask != nullptr && (a.act != Activation::relu ||
+                                 !matrix_ok(a.relu_mask, a.rows, a.cols, a.ld_relu_mask))) {
+    return invalid();
+  }
   if (!output_ok(a.a_next, a.a_next_narrow, a.a_format, a.rows, a.cols, a.ld_a_next)) {
     return invalid();
   }
@@ -94,9 +98,17 @@ PassResult fused_backward(const BackwardArgs& args) noexcept {
     return invalid();
   }
   const bool quantizes = a.dz_prev != nullptr || a.dz_prev_narrow != nullptr;
-  if (!output_ok(a.dz_prev, a.dz_prev_narrow, a.g_format, a.rows, a.out_cols, a.ld_dz_prev) ||
-      (quantizes && !matrix_ok(a.z_prev, a.rows, a.out_cols, a.ld_z_prev))) {
+  if (!output_ok(a.dz_prev, a.dz_prev_narrow, a.g_format, a.rows, a.out_cols, a.ld_dz_prev)) {
     return invalid();
+  }
+  if (a.relu_mask_prev != nullptr && a.act != Activation::relu) return invalid();
+  if (quantizes) {
+    // The derivative comes from exactly one of z_prev and the relu mask.
+    const bool z_ok = a.relu_mask_prev != nullptr
+                          ? a.z_prev == nullptr && matrix_ok(a.relu_mask_prev, a.rows, a.out_cols,
+                                                             a.ld_relu_mask_prev)
+                          : matrix_ok(a.z_prev, a.rows, a.out_cols, a.ld_z_prev);
+    if (!z_ok) return invalid();
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   if (a.rows == 0) return PassResult{};

@@ -38,6 +38,13 @@ struct ForwardArgs {
   Activation act = Activation::identity;
   double* z_real = nullptr;  ///< optional out: z = Z * 2^-scale (what the backward needs)
   std::size_t ld_z_real = 0;
+  /**
+   * Optional out, act == relu only (else invalid_argument), with or without
+   * z_real: 1 where z > 0 else 0, rows x cols. All that ReLU's backward needs
+   * (BackwardArgs::relu_mask_prev), in one byte per element instead of eight.
+   */
+  std::uint8_t* relu_mask = nullptr;
+  std::size_t ld_relu_mask = 0;
   double* a_next = nullptr;  ///< optional out: quantized act(z), cols columns written
   /**
    * Optional out, instead of a_next (setting both is invalid_argument): the
@@ -84,6 +91,14 @@ struct BackwardArgs {
   Activation act = Activation::identity;  ///< activation of the previous layer
   const double* z_prev = nullptr;          ///< previous layer's z, rows x out_cols
   std::size_t ld_z_prev = 0;
+  /**
+   * Instead of z_prev when act == relu: the previous layer's relu_mask, rows x
+   * out_cols (any nonzero byte means z > 0); dz_prev is bit-identical to the
+   * z_prev version. With either dz_prev, a relu pass takes exactly one of
+   * z_prev and relu_mask_prev; other activations take no mask (else invalid_argument).
+   */
+  const std::uint8_t* relu_mask_prev = nullptr;
+  std::size_t ld_relu_mask_prev = 0;
   std::size_t out_cols = 0;  ///< columns emitted (<= cols): n drops the bias column
   double* dz_prev = nullptr;  ///< optional out: quantize(dA * 2^-scale * act'(z_prev))
   /**

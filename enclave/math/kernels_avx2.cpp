@@ -4,6 +4,8 @@
 
 #include "math/detail/kernels.h"
 
+#include <cstring>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VEIL_HAVE_AVX2_KERNELS 1
 #include <immintrin.h>
@@ -16,6 +18,17 @@ namespace detail {
 #if defined(VEIL_HAVE_AVX2_KERNELS)
 
 namespace {
+
+// kLaneBytes.v[m]: byte k (little-endian) is bit k of the 4-lane movemask m,
+// so one load turns a lane mask into ReLU mask bytes.
+struct LaneBytes {
+  std::uint32_t v[16] = {};
+  constexpr LaneBytes() {
+    for (unsigned m = 0; m < 16; ++m)
+      for (unsigned k = 0; k < 4; ++k) v[m] |= ((m >> k) & 1u) << (8 * k);
+  }
+};
+constexpr LaneBytes kLaneBytes{};
 
 #define VEIL_SIMD_TARGET __attribute__((target("avx2"), always_inline)) inline
 
@@ -72,6 +85,18 @@ struct V {
   VEIL_SIMD_TARGET static I blendi(M m, I a, I b) {
     return _mm256_castpd_si256(
         _mm256_blendv_pd(_mm256_castsi256_pd(a), _mm256_castsi256_pd(b), m));
+  }
+  // ReLU masks, one byte per lane: store 1 where m is set, else 0; load the
+  // lanes whose byte is nonzero (zero-extended bytes are > 0 exactly then).
+  VEIL_SIMD_TARGET static void store_bytes(std::uint8_t* p, M m) {
+    const std::uint32_t b = kLaneBytes.v[_mm256_movemask_pd(m)];
+    std::memcpy(p, &b, sizeof b);
+  }
+  VEIL_SIMD_TARGET static M load_bytes(const std::uint8_t* p) {
+    std::int32_t b;
+    std::memcpy(&b, p, sizeof b);
+    const __m256i w = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(b));
+    return _mm256_castsi256_pd(_mm256_cmpgt_epi64(w, _mm256_setzero_si256()));
   }
 
   VEIL_SIMD_TARGET static I bits(D x) { return _mm256_castpd_si256(x); }

@@ -78,6 +78,17 @@ struct V {
   }
   VEIL_SIMD_TARGET static D blend(M m, D a, D b) { return _mm512_mask_blend_pd(m, a, b); }
   VEIL_SIMD_TARGET static I blendi(M m, I a, I b) { return _mm512_mask_blend_epi64(m, a, b); }
+  // ReLU masks, one byte per lane: store 1 where m is set, else 0; load the
+  // lanes whose byte is nonzero. vpmovqb narrows 64-bit lanes to bytes within
+  // AVX-512F, which has no byte-granular mask stores (those are AVX-512BW).
+  VEIL_SIMD_TARGET static void store_bytes(std::uint8_t* p, M m) {
+    const __m128i b = _mm512_cvtepi64_epi8(_mm512_maskz_set1_epi64(m, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), b);
+  }
+  VEIL_SIMD_TARGET static M load_bytes(const std::uint8_t* p) {
+    const __m512i w = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm512_test_epi64_mask(w, w);
+  }
 
   VEIL_SIMD_TARGET static I bits(D x) { return _mm512_castpd_si512(x); }
   VEIL_SIMD_TARGET static I andi(I a, I b) { return _mm512_and_si512(a, b); }

@@ -108,6 +108,7 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
     DotAccumulator next0, next1;
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
+    std::uint8_t* mo = a.relu_mask != nullptr ? a.relu_mask + i * a.ld_relu_mask : nullptr;
     TOut* ao = a_next != nullptr ? a_next + i * a.ld_a_next : nullptr;
     DotAccumulator acc;
     for (std::size_t j = 0; j < a.cols; ++j) {
@@ -121,6 +122,7 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
       acc.add(x, a.s[j]);
       const double z = x * p.inv_scale;
       if (zo != nullptr) zo[j] = z;
+      if (mo != nullptr) mo[j] = relu_mask_of(z);
       if (ao != nullptr) {
         double y;
         if (linear) {
@@ -172,7 +174,12 @@ PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   for (std::size_t i = 0; i < a.rows; ++i) {
     double row_l1 = 0;
     const double* xr = a.da + i * a.ld_da;
-    const double* zp = dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
+    // The derivative's input: the previous layer's z, or its relu mask.
+    const double* zp = dz_prev != nullptr && a.z_prev != nullptr ? a.z_prev + i * a.ld_z_prev
+                                                                 : nullptr;
+    const std::uint8_t* mp = dz_prev != nullptr && a.relu_mask_prev != nullptr
+                                 ? a.relu_mask_prev + i * a.ld_relu_mask_prev
+                                 : nullptr;
     TOut* go = dz_prev != nullptr ? dz_prev + i * a.ld_dz_prev : nullptr;
     DotAccumulator acc;
     for (std::size_t j = 0; j < a.cols; ++j) {
@@ -185,8 +192,10 @@ PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
       }
       acc.add(x, a.t[j]);
       if (go != nullptr && j < a.out_cols) {
-        const double y = gradient_scaled(a.act, x * p.inv_scale * p.two_f, zp[j]);
-        const double q = quantize_scaled(y, p.qz, &sat);
+        const double y = x * p.inv_scale * p.two_f;
+        const double g =
+            mp != nullptr ? gradient_masked(y, mp[j]) : gradient_scaled(a.act, y, zp[j]);
+        const double q = quantize_scaled(g, p.qz, &sat);
         go[j] = static_cast<TOut>(q);
         if (stats != nullptr)
           stats_note(q, &row_l1, &stats->max_abs,

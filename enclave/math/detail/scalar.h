@@ -159,12 +159,19 @@ inline double activated_scaled(Activation act, double z, double two_f) noexcept 
   return activate(act, z) * two_f;
 }
 
+/** ReLU's derivative at z as a byte (ForwardArgs::relu_mask): 1 where z > 0, else 0 (NaN too). */
+inline std::uint8_t relu_mask_of(double z) noexcept { return z > 0.0 ? 1 : 0; }
+
+/** ReLU's gradient from a mask byte: any nonzero byte means z > 0. */
+inline double gradient_masked(double y, std::uint8_t mask) noexcept { return mask != 0 ? y : 0.0; }
+
 // dZ_prev before quantization: the incoming gradient y (already scaled) times
 // the activation's derivative at z. Shared by every path so they stay identical.
 inline double gradient_scaled(Activation act, double y, double z) noexcept {
   switch (act) {
     case Activation::identity: return y;
-    case Activation::relu: return z > 0.0 ? y : 0.0;
+    // Through the mask byte, so a relu_mask_prev gives the same value by construction.
+    case Activation::relu: return gradient_masked(y, relu_mask_of(z));
     default: return y * activation_derivative(act, z);
   }
 }

@@ -88,12 +88,14 @@ inline Status first_fault(const double* x, std::size_t len, std::size_t row, std
 }
 
 // Checks x[0..len) (one chunk of row `row`, starting at column col0), adds
-// x . s mod q to *sum and, if kStoreZ, writes zb[k] = x[k] * inv.
-template <bool kStoreZ>
+// x . s mod q to *sum and, if kStoreZ, writes zb[k] = x[k] * inv and, if
+// kMask too, mb[k] = relu_mask_of(zb[k]) while z is still in a register.
+template <bool kStoreZ, bool kMask = false>
 VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint64_t* s,
                                                std::size_t len, double inv, double* zb,
                                                std::size_t row, std::size_t col0,
-                                               std::uint64_t* sum) {
+                                               std::uint64_t* sum, std::uint8_t* mb = nullptr) {
+  static_assert(kStoreZ || !kMask, "the mask is taken from the z being stored");
   RowDot acc{V::zeroi(), V::zeroi(), V::zeroi()};
   VM bad = V::mnone();
   const VD vinv = V::dup(inv);
@@ -101,7 +103,11 @@ VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint6
   for (; k + V::W <= len; k += V::W) {
     const VD v = V::load(x + k);
     rowdot_step(acc, v, V::loadi(s + k), bad);
-    if (kStoreZ) V::store(zb + k, V::mul(v, vinv));
+    if (kStoreZ) {
+      const VD z = V::mul(v, vinv);
+      V::store(zb + k, z);
+      if (kMask) V::store_bytes(mb + k, V::gt(z, V::zero()));  // false for NaN, as z > 0
+    }
   }
   if (V::any(bad)) return first_fault(x, len, row, col0);
   DotAccumulator tail;
@@ -110,6 +116,7 @@ VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint6
     if (f != Fault::none) return Status::at(f, row, col0 + k);
     tail.add(x[k], s[k]);
     if (kStoreZ) zb[k] = x[k] * inv;
+    if (kMask) mb[k] = relu_mask_of(zb[k]);
   }
   *sum = FieldQ::add(*sum, FieldQ::add(rowdot_value(acc), tail.value()));
   return Status::success();
@@ -579,6 +586,7 @@ VEIL_SIMD_TARGET PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
+    std::uint8_t* mo = a.relu_mask != nullptr ? a.relu_mask + i * a.ld_relu_mask : nullptr;
     TOut* ao = a_next != nullptr ? a_next + i * a.ld_a_next : nullptr;
     RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
@@ -586,7 +594,11 @@ VEIL_SIMD_TARGET PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
       const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
       double* zb = zo != nullptr ? zo + c0 : zbuf;
-      const Status st = check_dot_chunk<true>(zr + c0, a.s + c0, len, p.inv_scale, zb, i, c0, &sum);
+      const Status st =
+          mo != nullptr
+              ? check_dot_chunk<true, true>(zr + c0, a.s + c0, len, p.inv_scale, zb, i, c0, &sum,
+                                            mo + c0)
+              : check_dot_chunk<true>(zr + c0, a.s + c0, len, p.inv_scale, zb, i, c0, &sum);
       if (!st.ok()) {
         res.status = st;
         res.saturated = sat;
@@ -670,7 +682,12 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
   stats_begin(stats, a.out_cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
     const double* xr = a.da + i * a.ld_da;
-    const double* zp = dz_prev != nullptr ? a.z_prev + i * a.ld_z_prev : nullptr;
+    // The derivative's input: the previous layer's z, or its relu mask.
+    const double* zp = dz_prev != nullptr && a.z_prev != nullptr ? a.z_prev + i * a.ld_z_prev
+                                                                 : nullptr;
+    const std::uint8_t* mp = dz_prev != nullptr && a.relu_mask_prev != nullptr
+                                 ? a.relu_mask_prev + i * a.ld_relu_mask_prev
+                                 : nullptr;
     TOut* go = dz_prev != nullptr ? dz_prev + i * a.ld_dz_prev : nullptr;
     RowStats rs = row_stats_begin();
     std::uint64_t sum = 0;
@@ -686,7 +703,8 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
       // The chunk is in L1 now: emit the gradient columns of this chunk.
       const std::size_t olen = a.out_cols - c0 < len ? a.out_cols - c0 : len;
       const double* x = xr + c0;
-      const double* zc = zp + c0;
+      const double* zc = zp != nullptr ? zp + c0 : nullptr;
+      const std::uint8_t* mc = mp != nullptr ? mp + c0 : nullptr;
       TOut* out = go + c0;
       double* col = col_l1 != nullptr ? col_l1 + c0 : nullptr;
       std::size_t k = 0;
@@ -694,15 +712,21 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
         const bool relu = a.act == Activation::relu;
         for (; k + V::W <= olen; k += V::W) {
           VD y = V::mul(V::mul(V::load(x + k), vinv), two_f);
-          if (relu) y = V::blend(V::gt(V::load(zc + k), V::zero()), V::zero(), y);
+          if (relu) {
+            const VM pos =
+                mc != nullptr ? V::load_bytes(mc + k) : V::gt(V::load(zc + k), V::zero());
+            y = V::blend(pos, V::zero(), y);
+          }
           const VD q = quantize_vec(y, lim, nlim, lim1, nlim1, &sat);
           V::store(out + k, q);
           if (stats != nullptr) stats_note_vec(rs, q, col != nullptr ? col + k : nullptr);
         }
       }
       for (; k < olen; ++k) {
-        const double y = gradient_scaled(a.act, x[k] * p.inv_scale * p.two_f, zc[k]);
-        const double q = quantize_scaled(y, p.qz, &sat);
+        const double y = x[k] * p.inv_scale * p.two_f;
+        const double g =
+            mc != nullptr ? gradient_masked(y, mc[k]) : gradient_scaled(a.act, y, zc[k]);
+        const double q = quantize_scaled(g, p.qz, &sat);
         out[k] = static_cast<TOut>(q);
         if (stats != nullptr)
           stats_note(q, &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);

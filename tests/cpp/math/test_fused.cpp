@@ -46,11 +46,18 @@ struct FwdOut {
   OperandStats stats;
   std::vector<double> col_l1;
   std::vector<std::uint64_t> next_v[2], next_dots[2];
+  std::vector<std::uint8_t> mask;  // relu_mask, ld kMaskPad more than cols, when used
 };
+
+// Bytes of padding after each row of a relu mask, and the value they and any
+// unwritten byte hold: neither 0 nor 1.
+constexpr std::size_t kMaskPad = 3;
+constexpr std::uint8_t kMaskFill = 0xcd;
 
 FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_t cols, int scale,
                    const std::vector<std::uint64_t>& s, const std::vector<std::uint64_t>* expected,
-                   Activation act, FixedFormat fmt, bool with_stats = true, bool narrow = false) {
+                   Activation act, FixedFormat fmt, bool with_stats = true, bool narrow = false,
+                   bool with_z = true, bool with_mask = false) {
   FwdOut o;
   o.col_l1.assign(cols, 99.0);
   o.stats.col_l1 = o.col_l1.data();
@@ -68,8 +75,15 @@ FwdOut run_forward(const std::vector<double>& zdev, std::size_t rows, std::size_
   f.expected = expected != nullptr ? expected->data() : nullptr;
   f.row_sums = o.sums.data();
   f.act = act;
-  f.z_real = o.z.data();
-  f.ld_z_real = cols;
+  if (with_z) {
+    f.z_real = o.z.data();
+    f.ld_z_real = cols;
+  }
+  if (with_mask) {
+    o.mask.assign(rows * (cols + kMaskPad), kMaskFill);
+    f.relu_mask = o.mask.data();
+    f.ld_relu_mask = cols + kMaskPad;
+  }
   if (narrow) f.a_next_narrow = o.a_narrow.data();
   else f.a_next = o.a.data();
   f.ld_a_next = cols + 1;
@@ -102,7 +116,9 @@ struct BwdOut {
 BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t cols, int scale,
                     const std::vector<std::uint64_t>& t, const std::vector<std::uint64_t>* expected,
                     Activation act, const std::vector<double>& zprev, FixedFormat fmt,
-                    bool with_stats = true, bool narrow = false) {
+                    bool with_stats = true, bool narrow = false,
+                    const std::vector<std::uint8_t>* mask_prev = nullptr,
+                    std::size_t ld_mask_prev = 0) {
   BwdOut o;
   o.col_l1.assign(cols - 1, 99.0);
   o.stats.col_l1 = o.col_l1.data();
@@ -119,8 +135,13 @@ BwdOut run_backward(const std::vector<double>& da, std::size_t rows, std::size_t
   b.expected = expected != nullptr ? expected->data() : nullptr;
   b.row_sums = o.sums.data();
   b.act = act;
-  b.z_prev = zprev.data();
-  b.ld_z_prev = cols - 1;
+  if (mask_prev != nullptr) {  // instead of z_prev
+    b.relu_mask_prev = mask_prev->data();
+    b.ld_relu_mask_prev = ld_mask_prev;
+  } else {
+    b.z_prev = zprev.data();
+    b.ld_z_prev = cols - 1;
+  }
   b.out_cols = cols - 1;
   if (narrow) b.dz_prev_narrow = o.g_narrow.data();
   else b.dz_prev = o.g.data();
@@ -443,6 +464,217 @@ TEST_P(MathFused, NarrowOutputRejectsInvalidArguments) {
   EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "ld < out_cols";
 }
 
+// ---- ReLU masks (relu_mask, relu_mask_prev) -------------------------------
+
+// The mask of z (rows x cols, row stride ld_z) with row stride ld: z > 0 as a
+// byte, `pos` where positive (any nonzero byte means positive), else 0; the
+// padding holds kMaskFill.
+std::vector<std::uint8_t> mask_of(const std::vector<double>& z, std::size_t rows,
+                                  std::size_t cols, std::size_t ld_z, std::size_t ld,
+                                  std::uint8_t pos = 1) {
+  std::vector<std::uint8_t> m(rows * ld, kMaskFill);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) m[i * ld + j] = z[i * ld_z + j] > 0 ? pos : 0;
+  return m;
+}
+
+// Zeros of both signs and the smallest values of both signs, spread over
+// vector lanes and scalar tails.
+template <class F>
+void plant_edge_values(std::vector<double>& v, F&& value_of) {
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    if (k % 7 == 0) v[k] = 0.0;
+    else if (k % 11 == 3) v[k] = -0.0;
+    else if (k % 13 == 5) v[k] = value_of(true);
+    else if (k % 17 == 1) v[k] = value_of(false);
+  }
+}
+
+const std::size_t kMaskShapes[][2] = {{1, 1}, {3, 7}, {2, 512}, {2, 515}, {4, 1037}, {3, 1536}};
+
+TEST_P(MathFused, ForwardReluMaskIsZPositive) {
+  std::mt19937_64 rng(19);
+  const FixedFormat fmt{8, 8.0};
+  const int scale = 16;
+  for (const auto& sh : kMaskShapes) {
+    const std::size_t rows = sh[0], cols = sh[1];
+    const std::string where = std::to_string(rows) + "x" + std::to_string(cols);
+    std::vector<double> zdev = device_result(rng, rows * cols);
+    plant_edge_values(zdev, [](bool pos) { return pos ? 1.0 : -1.0; });  // z = +-2^-16
+    const std::vector<std::uint64_t> s = random_field(rng, cols);
+    std::vector<std::uint64_t> want = ref_matvec(zdev, rows, cols, cols, s);
+    want[0] = FieldQ::add(want[0], 1);  // a mismatch does not stop the pass
+    // run_forward(..., with_stats, narrow, with_z, with_mask)
+    auto run = [&](bool narrow, bool with_z, bool with_mask) {
+      return run_forward(zdev, rows, cols, scale, s, &want, Activation::relu, fmt, true, narrow,
+                         with_z, with_mask);
+    };
+    const FwdOut plain = run(false, true, false);
+    const FwdOut with_z = run(false, true, true);
+    const FwdOut no_z = run(false, false, true);
+    for (const FwdOut* o : {&plain, &with_z, &no_z}) {
+      EXPECT_EQ(o->res.status.fault, Fault::mismatch) << where;
+      EXPECT_EQ(o->res.status.row, 0u) << where;
+    }
+    std::vector<std::uint8_t> want_mask(rows * (cols + kMaskPad), kMaskFill);
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t j = 0; j < cols; ++j)
+        want_mask[i * (cols + kMaskPad) + j] = std::ldexp(zdev[i * cols + j], -scale) > 0;
+    EXPECT_EQ(with_z.mask, want_mask) << where;  // padding untouched too
+    EXPECT_EQ(with_z.mask, mask_of(with_z.z, rows, cols, cols, cols + kMaskPad)) << where;
+    EXPECT_EQ(no_z.mask, want_mask) << where;
+    EXPECT_TRUE(std::all_of(no_z.z.begin(), no_z.z.end(), [](double z) { return z == -7.0; }))
+        << where << ": no z_real, none written";
+    // The mask changes nothing else.
+    for (const FwdOut* o : {&with_z, &no_z}) {
+      EXPECT_TRUE(same_bits(o->a, plain.a)) << where;
+      EXPECT_EQ(o->sums, plain.sums) << where;
+      EXPECT_EQ(o->res.saturated, plain.res.saturated) << where;
+      EXPECT_TRUE(same_stats(o->stats, o->col_l1, plain.stats, plain.col_l1)) << where;
+      EXPECT_EQ(o->next_dots[0], plain.next_dots[0]) << where;
+      EXPECT_EQ(o->next_dots[1], plain.next_dots[1]) << where;
+    }
+    EXPECT_TRUE(same_bits(with_z.z, plain.z)) << where;
+    // With a narrow a_next.
+    const FwdOut narrow = run(true, false, true);
+    EXPECT_EQ(narrow.mask, want_mask) << where;
+    EXPECT_TRUE(same_bits(narrow.a_narrow, narrowed(plain.a))) << where;
+    EXPECT_EQ(narrow.res.saturated, plain.res.saturated) << where;
+    // The mask alone: no z_real, no a_next.
+    std::vector<std::uint8_t> only(rows * cols, kMaskFill);
+    ForwardArgs f;
+    f.z = zdev.data();
+    f.rows = rows;
+    f.cols = cols;
+    f.ld_z = cols;
+    f.scale = scale;
+    f.s = s.data();
+    f.act = Activation::relu;
+    f.relu_mask = only.data();
+    f.ld_relu_mask = cols;
+    ASSERT_TRUE(fused_forward(f).status.ok()) << where;
+    EXPECT_EQ(only, mask_of(with_z.z, rows, cols, cols, cols)) << where;
+  }
+}
+
+TEST_P(MathFused, BackwardReluMaskMatchesZPrev) {
+  std::mt19937_64 rng(20);
+  const FixedFormat fmt{12, 4.0};
+  for (const auto& sh : kMaskShapes) {
+    const std::size_t rows = sh[0], cols = sh[1] + 1;  // + the bias column
+    const std::size_t out_cols = cols - 1, ld = out_cols + kMaskPad;
+    const std::string where = std::to_string(rows) + "x" + std::to_string(cols);
+    const std::vector<double> da = device_result(rng, rows * cols);
+    std::vector<double> zprev(rows * out_cols);
+    std::uniform_real_distribution<double> d(-6, 6);
+    for (auto& z : zprev) z = d(rng);
+    plant_edge_values(zprev, [](bool pos) {
+      const double tiny = std::numeric_limits<double>::denorm_min();
+      return pos ? tiny : -tiny;
+    });
+    const std::vector<std::uint64_t> t = random_field(rng, cols);
+    const std::vector<std::uint64_t> want = ref_matvec(da, rows, cols, cols, t);
+    // Any nonzero byte means positive: 1, and bytes with the top bit set.
+    for (std::uint8_t pos : {std::uint8_t{1}, std::uint8_t{0x80}, std::uint8_t{0xff}}) {
+      const std::vector<std::uint8_t> mask = mask_of(zprev, rows, out_cols, out_cols, ld, pos);
+      for (bool narrow : {false, true}) {
+        const std::string w = where + " byte " + std::to_string(pos) + (narrow ? " narrow" : "");
+        const BwdOut g = run_backward(da, rows, cols, 20, t, &want, Activation::relu, zprev, fmt,
+                                      true, narrow);
+        const BwdOut m = run_backward(da, rows, cols, 20, t, &want, Activation::relu, zprev, fmt,
+                                      true, narrow, &mask, ld);
+        ASSERT_TRUE(g.res.status.ok()) << w;
+        ASSERT_TRUE(m.res.status.ok()) << w;
+        if (rows * cols > 100) EXPECT_GT(g.res.saturated, 0u) << w << ": no saturation to compare";
+        EXPECT_TRUE(same_bits(m.g, g.g)) << w;
+        EXPECT_TRUE(same_bits(m.g_narrow, g.g_narrow)) << w;
+        EXPECT_EQ(m.sums, g.sums) << w;
+        EXPECT_EQ(m.res.saturated, g.res.saturated) << w;
+        EXPECT_TRUE(same_stats(m.stats, m.col_l1, g.stats, g.col_l1)) << w;
+      }
+    }
+  }
+}
+
+TEST_P(MathFused, ReluMaskRejectsInvalidArguments) {
+  const std::size_t rows = 2, cols = 3;
+  const std::vector<double> zdev = {1, -2, 3, 0, 5, -6};
+  const std::vector<std::uint64_t> s = {1, 2, 3};
+  std::vector<std::uint8_t> mask(rows * cols, kMaskFill);
+  ForwardArgs f;
+  f.z = zdev.data();
+  f.rows = rows;
+  f.cols = cols;
+  f.ld_z = cols;
+  f.s = s.data();
+  f.act = Activation::relu;
+  f.relu_mask = mask.data();
+  f.ld_relu_mask = cols;
+  EXPECT_TRUE(fused_forward(f).status.ok());
+  EXPECT_EQ(mask, (std::vector<std::uint8_t>{1, 0, 1, 0, 1, 0}));
+  f.ld_relu_mask = cols - 1;
+  EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << "ld < cols";
+  f.ld_relu_mask = cols;
+  for (Activation act : kAll) {
+    if (act == Activation::relu) continue;
+    f.act = act;
+    EXPECT_EQ(fused_forward(f).status.fault, Fault::invalid_argument) << activation_name(act);
+  }
+  f.act = Activation::relu;
+  f.rows = 1;
+  f.ld_relu_mask = 0;  // one row needs no stride, as for the other matrices
+  EXPECT_TRUE(fused_forward(f).status.ok());
+
+  const std::vector<double> zprev(rows * cols, 1.0);
+  std::vector<double> g(rows * cols);
+  BackwardArgs b;
+  b.da = zdev.data();
+  b.rows = rows;
+  b.cols = cols;
+  b.ld_da = cols;
+  b.t = s.data();
+  b.act = Activation::relu;
+  b.relu_mask_prev = mask.data();
+  b.ld_relu_mask_prev = cols;
+  b.out_cols = cols;
+  b.dz_prev = g.data();
+  b.ld_dz_prev = cols;
+  b.g_format = FixedFormat{12, 4.0};
+  EXPECT_TRUE(fused_backward(b).status.ok());
+  b.z_prev = zprev.data();
+  b.ld_z_prev = cols;
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "both z_prev and mask";
+  b.relu_mask_prev = nullptr;
+  EXPECT_TRUE(fused_backward(b).status.ok()) << "z_prev alone";
+  b.z_prev = nullptr;
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "neither";
+  b.dz_prev = nullptr;
+  std::vector<float> gn(rows * cols);
+  b.dz_prev_narrow = gn.data();
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "neither, narrow";
+  b.relu_mask_prev = mask.data();
+  EXPECT_TRUE(fused_backward(b).status.ok()) << "mask, narrow";
+  b.ld_relu_mask_prev = cols - 1;
+  EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << "ld < out_cols";
+  b.ld_relu_mask_prev = cols;
+  for (Activation act : kAll) {
+    if (act == Activation::relu) continue;
+    b.act = act;
+    EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument) << activation_name(act);
+    b.z_prev = zprev.data();
+    EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument)
+        << activation_name(act) << " with z_prev too";
+    b.dz_prev_narrow = nullptr;
+    EXPECT_EQ(fused_backward(b).status.fault, Fault::invalid_argument)
+        << activation_name(act) << " without an output";
+    b.relu_mask_prev = nullptr;
+    EXPECT_TRUE(fused_backward(b).status.ok()) << activation_name(act) << " without the mask";
+    b.relu_mask_prev = mask.data();
+    b.z_prev = nullptr;
+    b.dz_prev_narrow = gn.data();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, MathFused, ::testing::ValuesIn(all_paths()), path_param_name);
 
 TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
@@ -458,13 +690,18 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
   for (std::size_t k = 0; k < zprev.size(); k += 11) zprev[k] = 0.0;
   const std::vector<std::uint64_t> s = random_field(rng, cols), t = random_field(rng, cols + 1);
   const std::vector<std::uint64_t> y = random_field(rng, rows);
+  const std::vector<std::uint8_t> mask_prev = mask_of(zprev, rows, cols, cols, cols);
   for (Activation act : kAll) {
+    const bool relu = act == Activation::relu;
     // The last format's limit, 2^4 * 1e6 > 2^23, takes the integer path for next_dots.
     for (FixedFormat fmt : {FixedFormat{8, 8.0}, FixedFormat{12, 0.5}, FixedFormat{0, 1e6},
                             FixedFormat{4, 1e6}}) {
       ASSERT_TRUE(force_kernel_path(KernelPath::portable));
       const FwdOut f0 = run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt);
       const BwdOut b0 = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt);
+      const FwdOut fm0 = relu ? run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, true,
+                                            false, false, true)
+                              : FwdOut{};
       std::vector<std::uint64_t> mv0(rows), mt0(cols);
       ASSERT_TRUE(matvec_mod(zdev.data(), rows, cols, cols, s.data(), mv0.data()).ok());
       ASSERT_TRUE(matvec_t_mod(zdev.data(), rows, cols, cols, y.data(), mt0.data()).ok());
@@ -495,6 +732,20 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
         EXPECT_TRUE(same_bits(bn.g, b.g) && bn.sums == b.sums) << name;
         EXPECT_EQ(fn.res.saturated, f.res.saturated) << name;
         EXPECT_EQ(bn.res.saturated, b.res.saturated) << name;
+        if (relu) {
+          // ReLU masks: the same bytes on every path, and the gradients of z.
+          const FwdOut fm =
+              run_forward(zdev, rows, cols, 16, s, nullptr, act, fmt, true, false, false, true);
+          EXPECT_EQ(fm.mask, fm0.mask) << name;
+          EXPECT_EQ(fm.mask, mask_of(f0.z, rows, cols, cols, cols + kMaskPad)) << name;
+          EXPECT_TRUE(same_bits(fm.a, f0.a) && fm.sums == f0.sums) << name;
+          EXPECT_EQ(fm.res.saturated, f0.res.saturated) << name;
+          const BwdOut bm = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt,
+                                         true, false, &mask_prev, cols);
+          EXPECT_TRUE(same_bits(bm.g, b0.g) && bm.sums == b0.sums) << name;
+          EXPECT_EQ(bm.res.saturated, b0.res.saturated) << name;
+          EXPECT_TRUE(same_stats(bm.stats, bm.col_l1, b.stats, b.col_l1)) << name;
+        }
         std::vector<std::uint64_t> mv(rows), mt(cols);
         ASSERT_TRUE(matvec_mod(zdev.data(), rows, cols, cols, s.data(), mv.data()).ok());
         ASSERT_TRUE(matvec_t_mod(zdev.data(), rows, cols, cols, y.data(), mt.data()).ok());
@@ -511,6 +762,12 @@ TEST(MathFusedPaths, VectorAndPortablePathsAreBitIdentical) {
           EXPECT_EQ(fw.res.saturated, f0.res.saturated) << name << " narrow";
           EXPECT_TRUE(same_bits(bw.g_narrow, narrowed(b0.g))) << name << " narrow";
           EXPECT_EQ(bw.res.saturated, b0.res.saturated) << name << " narrow";
+          if (relu) {
+            const BwdOut bwm = run_backward(da, rows, cols + 1, 20, t, nullptr, act, zprev, fmt,
+                                            true, true, &mask_prev, cols);
+            EXPECT_TRUE(same_bits(bwm.g_narrow, narrowed(b0.g))) << name << " narrow, mask";
+            EXPECT_EQ(bwm.res.saturated, b0.res.saturated) << name << " narrow, mask";
+          }
           // The quantized output (bias column -7 included) as a narrow operand.
           const std::vector<double>& small_a = f0.a;
           const std::vector<float> an = narrowed(small_a);
