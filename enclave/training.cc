@@ -266,6 +266,8 @@ struct Training::Layer {
   // instead of sending them again. Sound as any update is: the fingerprints follow the enclave's
   // own A and dZ, and an update made with anything else fails the next check.
   bool device_has_a = false, device_has_dz = false;
+  // This step's forward kept z as relu_mask_ (its sign) rather than in pre_.
+  bool z_as_mask = false;
 };
 
 Training::~Training() {
@@ -402,6 +404,7 @@ void Training::allocate_buffers() {
   else
     allocate_operands(wide_ops_);
   pre_.resize(layers_.size());
+  relu_mask_.resize(layers_.size());
   size_t widest = 0, widest_out = 0;
   for (const Layer& l : layers_) {
     widest = std::max<size_t>(widest, l.n + 1);
@@ -419,6 +422,8 @@ void Training::allocate_buffers() {
   delta_.resize(widest);
   delta_w_.resize(widest_out);
   for (size_t li = 0; li < layers_.size(); ++li) {
+    if (layers_[li].activation == math::Activation::relu && li + 1 < layers_.size())
+      relu_mask_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
     pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
     layers_[li].av.resize(config_.max_batch);
     layers_[li].at.resize(config_.max_batch);
@@ -684,8 +689,17 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
       f.expected = expected;
       f.act = layer.activation;
       if (fused) {
-        f.z_real = real_out;
-        f.ld_z_real = out_cols;
+        // What the layer above's backward needs of z: for ReLU only its sign,
+        // one byte per element; nothing outside a step; the loss needs all of
+        // the last layer's.
+        layer.z_as_mask = in_step_ && !last && layer.activation == math::Activation::relu;
+        if (layer.z_as_mask) {
+          f.relu_mask = relu_mask_[l].data();
+          f.ld_relu_mask = out_cols;
+        } else if (in_step_ || last) {
+          f.z_real = real_out;
+          f.ld_z_real = out_cols;
+        }
         if (!last) {
           emit_into(f, ops.acts[l + 1].data());
           f.ld_a_next = out_cols + 1;
@@ -715,8 +729,13 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
       b.expected = expected;
       b.act = below.activation;
       if (fused) {
-        b.z_prev = pre_[l - 1].data();
-        b.ld_z_prev = layer.n;
+        if (below.z_as_mask) {
+          b.relu_mask_prev = relu_mask_[l - 1].data();
+          b.ld_relu_mask_prev = layer.n;
+        } else {
+          b.z_prev = pre_[l - 1].data();
+          b.ld_z_prev = layer.n;
+        }
         b.out_cols = layer.n;
         emit_into(b, ops.grad_prev.data());
         b.ld_dz_prev = layer.n;
@@ -752,12 +771,16 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
     }
   } else {
     const size_t n = layer.n, rows = layer.n + 1;
+    const Layer& below = layers_[l - 1];
     const double* z_prev = pre_[l - 1].data();
+    const uint8_t* positive = relu_mask_[l - 1].data();
     grow(&limb_, batch * n);
     for (size_t i = 0; i < batch; ++i)
       for (size_t k = 0; k < n; ++k)
-        limb_[i * n + k] = real_out[i * rows + k] *
-                           math::activation_derivative(layers_[l - 1].activation, z_prev[i * n + k]);
+        limb_[i * n + k] =
+            real_out[i * rows + k] *
+            (below.z_as_mask ? (positive[i * n + k] != 0 ? 1.0 : 0.0)
+                             : math::activation_derivative(below.activation, z_prev[i * n + k]));
     *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grad_prev.data(),
                                  n, nullptr).saturated;
   }
@@ -812,6 +835,7 @@ int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
   for (Layer& l : layers_) {
     l.av_ready = l.at_ready = l.dz_ready = l.dw_ready = false;
     l.device_has_a = l.device_has_dz = false;
+    l.z_as_mask = false;
   }
   const int scale = config_.frac_act + weight_scale();
   const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));

@@ -155,6 +155,7 @@ class Training {
   Operands<double> wide_ops_;
   // Per-step work buffers, sized for max_batch once at set-up.
   std::vector<std::vector<double>> pre_;    // z_l: real pre-activations, batch x m_l
+  std::vector<std::vector<uint8_t>> relu_mask_;  // z_l > 0 of hidden ReLU layers, in a step
   std::vector<double> grad_real_;           // real gradients before quantization
   std::vector<double> device_out_;          // what the device returned
   std::vector<double> limb_;                // real values of the rare paths
