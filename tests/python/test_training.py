@@ -59,6 +59,36 @@ def test_timing_counts_each_operand_of_a_step_once():
     assert (t["bytes_to_device"], t["bytes_from_device"]) == (sent, returned)
 
 
+def test_limb_split_products_train_exactly_like_single_products():
+    # A device that overstates max|M| only makes the enclave split products into
+    # more limbs (soundness rests on the enclave's own bound). Here the overstated
+    # bound splits the backward product above the ReLU layer, whose gradient then
+    # comes from the limb path with the forward's ReLU mask instead of the fused
+    # pass: the training must not change by a bit.
+    class Overstating(veil.NumpyDevice):
+        def max_abs(self, layer):
+            return 1e300
+
+    runs = []
+    for device in (veil.NumpyDevice(), Overstating()):
+        model = veil.Sequential([veil.Dense(8, 64), veil.ReLU(), veil.Dense(64, 10)])
+        trainer = veil.Trainer(model, device=device, lr=1, frac_grad=18, seed=0, batch_size=16)
+        rng = np.random.default_rng(0)
+        x, y = 4 * rng.random((16, 8)), rng.integers(0, 10, 16)
+        checks, losses = [], []
+        for _ in range(6):
+            before = trainer.checks_passed
+            losses.append(trainer.train_step(x, y)[0])
+            checks.append(trainer.checks_passed - before)
+        runs.append((checks, losses, trainer.export_weights()))
+    (honest_checks, honest_losses, honest_w), (split_checks, split_losses, split_w) = runs
+    assert honest_checks == [3] * 6, "the honest run needs no limbs"
+    assert max(split_checks) == 4, "the overstated bound splits one product in two"
+    assert split_losses == honest_losses
+    for a, b in zip(honest_w, split_w):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_export_returns_the_device_weights():
     device = veil.NumpyDevice()
     trainer = veil.Trainer(small_model(), device=device, lr=2**-3, seed=1, batch_size=16)
