@@ -406,8 +406,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch sizes to sweep (default: 32,128,256,512)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
                         help="device for (a) and (c) (default: cpu)")
-    parser.add_argument("--repeats", type=_int_at_least(1), default=5,
-                        help="steps per configuration; the median is reported (default: 5)")
+    parser.add_argument("--repeats", type=_int_at_least(1), default=15,
+                        help="steps per configuration; the median is reported (default: 15, since "
+                             "step times on a shared machine vary by a quarter)")
     parser.add_argument("--enclave-only-max-width", type=_int_at_least(1), default=4096,
                         help="skip baseline (b) above this width (it is slow by design)")
     parser.add_argument("--out", default=None, help="write bench.json and bench.png here")
