@@ -87,11 +87,21 @@ void expect_count(size_t got, size_t expected, const char* what) {
                                 " values, expected " + std::to_string(expected));
 }
 
-// An operand as the Device takes it, float64. A narrow operand (float32,
-// integers below 2^23, so exact either way) is widened into the layer's kept
-// buffer when the enclave asks to keep it, else into `scratch`; a float64
-// one is used as sent. Without keep, any older kept operand is dropped, so
-// that an update can only reuse what the enclave asked the host to keep.
+// An operand as the Device takes it, float64: as sent, or a narrow one
+// (float32 integers below 2^23, exact either way) widened into `scratch`.
+template <typename T>
+const double* as_float64(const T* x, size_t count, std::vector<double>& scratch) {
+  if constexpr (std::is_same_v<T, double>) {
+    return x;
+  } else {
+    scratch.assign(x, x + count);
+    return scratch.data();
+  }
+}
+
+// A product operand: kept (widened) for the layer's update when the enclave
+// asks; otherwise any older kept operand is dropped, so that an update can
+// only reuse what the enclave asked the host to keep.
 template <typename T>
 const double* device_operand(const T* x, size_t count, int keep, std::vector<double>& kept,
                              std::vector<double>& scratch) {
@@ -100,12 +110,7 @@ const double* device_operand(const T* x, size_t count, int keep, std::vector<dou
     return kept.data();
   }
   kept.clear();
-  if constexpr (std::is_same_v<T, double>) {
-    return x;
-  } else {
-    scratch.assign(x, x + count);
-    return scratch.data();
-  }
+  return as_float64(x, count, scratch);
 }
 
 // An update operand: the one the enclave sent (count > 0) or, with a count of
@@ -122,12 +127,7 @@ const double* update_operand(const T* sent, size_t count, const std::vector<doub
     return kept.data();
   }
   expect_count(count, expected, what);
-  if constexpr (std::is_same_v<T, double>) {
-    return sent;
-  } else {
-    scratch.assign(sent, sent + count);
-    return scratch.data();
-  }
+  return as_float64(sent, count, scratch);
 }
 
 // Bytes the generated bridge copied across the enclave boundary for one call.

@@ -174,6 +174,20 @@ veil_venclave_entry(uint32_t host_abi_version) {
   return &e;
 }
 
+// What both ocall transports check first: a live enclave and the buffers
+// their sizes promise; on success *output_bytes_written starts at 0.
+static oe_result_t host_call_preconditions(const void* input_buffer, size_t input_buffer_size,
+                                    const void* output_buffer, size_t output_buffer_size,
+                                    size_t* output_bytes_written) {
+  if (!g_state.initialized.load()) return OE_UNEXPECTED;
+  if (g_state.aborted.load()) return OE_ENCLAVE_ABORTING;
+  if (output_bytes_written == nullptr || (input_buffer_size > 0 && input_buffer == nullptr) ||
+      (output_buffer_size > 0 && output_buffer == nullptr))
+    return OE_INVALID_PARAMETER;
+  *output_bytes_written = 0;
+  return OE_OK;
+}
+
 // The generated ocall stubs' transport. Their blocks were made in host memory
 // by veil_edger_ocall_alloc, so they go to the host as they are (Open Enclave's
 // ocall path); the host reports the bytes it wrote through a small host-side
@@ -183,14 +197,12 @@ extern "C" oe_result_t veil_edger_call_host(uint32_t function_id, const void* in
                                             size_t input_buffer_size, void* output_buffer,
                                             size_t output_buffer_size,
                                             size_t* output_bytes_written) {
-  if (!g_state.initialized.load()) return OE_UNEXPECTED;
-  if (g_state.aborted.load()) return OE_ENCLAVE_ABORTING;
-  if (output_bytes_written == nullptr || (input_buffer_size > 0 && input_buffer == nullptr) ||
-      (output_buffer_size > 0 && output_buffer == nullptr) ||
-      (input_buffer_size > 0 && !veil::outside_arena(input_buffer, input_buffer_size)) ||
+  oe_result_t rc = host_call_preconditions(input_buffer, input_buffer_size, output_buffer,
+                                          output_buffer_size, output_bytes_written);
+  if (rc != OE_OK) return rc;
+  if ((input_buffer_size > 0 && !veil::outside_arena(input_buffer, input_buffer_size)) ||
       (output_buffer_size > 0 && !veil::outside_arena(output_buffer, output_buffer_size)))
     return OE_INVALID_PARAMETER;
-  *output_bytes_written = 0;
   auto* written = static_cast<size_t*>(g_state.host.host_malloc(g_state.host.context, sizeof(size_t)));
   if (written == nullptr) return OE_OUT_OF_MEMORY;
   *written = 0;
@@ -212,12 +224,9 @@ extern "C" oe_result_t oe_call_host_function(uint32_t function_id, const void* i
                                              size_t input_buffer_size, void* output_buffer,
                                              size_t output_buffer_size,
                                              size_t* output_bytes_written) {
-  if (!g_state.initialized.load()) return OE_UNEXPECTED;
-  if (g_state.aborted.load()) return OE_ENCLAVE_ABORTING;
-  if (output_bytes_written == nullptr || (input_buffer_size > 0 && input_buffer == nullptr) ||
-      (output_buffer_size > 0 && output_buffer == nullptr))
-    return OE_INVALID_PARAMETER;
-  *output_bytes_written = 0;
+  oe_result_t rc = host_call_preconditions(input_buffer, input_buffer_size, output_buffer,
+                                          output_buffer_size, output_bytes_written);
+  if (rc != OE_OK) return rc;
 
   // One host block: [header: bytes written][input, 16-byte rounded][output].
   size_t input_rounded = 0;
