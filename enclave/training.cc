@@ -421,6 +421,7 @@ void Training::allocate_buffers() {
   row_mod_.resize(max_batch);
   delta_.resize(widest);
   delta_w_.resize(widest_out);
+  scratch_growth_.resize(layers_.size());
   for (size_t li = 0; li < layers_.size(); ++li) {
     if (layers_[li].activation == math::Activation::relu && li + 1 < layers_.size())
       relu_mask_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
@@ -435,15 +436,14 @@ void Training::allocate_buffers() {
 
 template <typename T>
 void Training::allocate_operands(Operands<T>& ops) {
-  size_t widest_matrix = 0;
   ops.acts.resize(layers_.size());
+  // Every layer keeps its dZ until the step's updates, which all come after
+  // its last backward product (all or nothing: see step_with).
+  ops.grads.resize(layers_.size());
   for (size_t li = 0; li < layers_.size(); ++li) {
-    const size_t in = static_cast<size_t>(config_.max_batch) * (layers_[li].n + 1);
-    ops.acts[li].resize(in);
-    widest_matrix = std::max({widest_matrix, in, size_t{config_.max_batch} * layers_[li].m});
+    ops.acts[li].resize(size_t{config_.max_batch} * (layers_[li].n + 1));
+    ops.grads[li].resize(size_t{config_.max_batch} * layers_[li].m);
   }
-  ops.grad.resize(widest_matrix);
-  ops.grad_prev.resize(widest_matrix);
 }
 
 int Training::weight_scale() const {
@@ -482,7 +482,8 @@ int Training::device_status(Session& session, uint32_t l, Phase phase, const cha
   if (result == OE_OK && status == VEIL_OK) return VEIL_OK;
   // After the device may have changed its weights, the enclave can no longer
   // vouch for the session: it ends.
-  if (phase == Phase::update || phase == Phase::halve) session.abort();
+  const bool partial = phase == Phase::update || phase == Phase::halve;
+  if (partial) session.abort();
   // The same location words as verification_failure.
   char where[128];
   if (in_step_)
@@ -491,9 +492,12 @@ int Training::device_status(Session& session, uint32_t l, Phase phase, const cha
   else
     std::snprintf(where, sizeof where, "layer %u, phase %s (%s), after step %llu", l,
                   phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
+  const char* consequence =
+      partial ? "; the device may hold part of the change, so the session is aborted" : "";
   if (result != OE_OK)
-    return session.fail(VEIL_ERR_DEVICE, "%s: %s failed: %s", where, call, oe_result_str(result));
-  return session.fail(VEIL_ERR_DEVICE, "%s: %s: the device failed", where, call);
+    return session.fail(VEIL_ERR_DEVICE, "%s: %s failed: %s%s", where, call,
+                        oe_result_str(result), consequence);
+  return session.fail(VEIL_ERR_DEVICE, "%s: %s: the device failed%s", where, call, consequence);
 }
 
 int Training::upload(Session& session, uint32_t l, const double* weights) {
@@ -737,7 +741,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
           b.ld_z_prev = layer.n;
         }
         b.out_cols = layer.n;
-        emit_into(b, ops.grad_prev.data());
+        emit_into(b, ops.grads[l - 1].data());
         b.ld_dz_prev = layer.n;
         b.g_format = grad_format();
         b.dz_stats = &stats;
@@ -781,7 +785,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
             real_out[i * rows + k] *
             (below.z_as_mask ? (positive[i * n + k] != 0 ? 1.0 : 0.0)
                              : math::activation_derivative(below.activation, z_prev[i * n + k]));
-    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grad_prev.data(),
+    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grads[l - 1].data(),
                                  n, nullptr).saturated;
   }
   return VEIL_OK;
@@ -852,19 +856,31 @@ int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
   return VEIL_OK;
 }
 
+// How much an honest update of layer l can raise max |M| (A's largest column
+// L1 norm times dZ's largest |value|), or a refusal when M - A^T dZ could
+// leave the exact float64 range on the device. Changes nothing.
 template <typename T>
-int Training::apply_update(Session& session, uint32_t l, size_t batch) {
+int Training::update_growth(Session& session, uint32_t l, size_t batch, double* growth) {
+  Operands<T>& ops = operands_of<T>();
+  Layer& layer = layers_[l];
+  const size_t rows = layer.n + 1, cols = layer.m;
+  const double a_col = layer.a_col_l1 >= 0 ? layer.a_col_l1
+                                            : max_col_l1(ops.acts[l].data(), batch, rows, scratch_);
+  const double dz_max =
+      layer.dz_max >= 0 ? layer.dz_max : max_abs(ops.grads[l].data(), batch * cols);
+  *growth = a_col * dz_max;
+  if (layer.device_max + *growth >= kExact)
+    return exactness_refusal(session, l, "update", layer.device_max + *growth);
+  return VEIL_OK;
+}
+
+template <typename T>
+int Training::apply_update(Session& session, uint32_t l, size_t batch, double growth) {
   Operands<T>& ops = operands_of<T>();
   Layer& layer = layers_[l];
   const size_t rows = layer.n + 1, cols = layer.m;
   const T* a = ops.acts[l].data();
-  const T* dz = ops.grad.data();
-  // Exactness of M - A^T dZ on the device, and the new provable bound on |M|.
-  const double a_col = layer.a_col_l1 >= 0 ? layer.a_col_l1 : max_col_l1(a, batch, rows, scratch_);
-  const double dz_max = layer.dz_max >= 0 ? layer.dz_max : max_abs(dz, batch * cols);
-  const double growth = a_col * dz_max;
-  if (layer.device_max + growth >= kExact)
-    return exactness_refusal(session, l, "update", layer.device_max + growth);
+  const T* dz = ops.grads[l].data();
   // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
   // a wrong update makes the next product that uses M fail its check. The
   // deltas are applied once the device has taken the update.
@@ -921,53 +937,36 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
                  : step_with<double>(session, labels, batch, saturated, result);
 }
 
+// A step is all or nothing. Every product of the step is requested and
+// checked, and every update's exactness is settled, before the first update
+// is sent (backward(l - 1) uses M_{l-1}, which no update of this step has
+// touched, so the arithmetic is that of backward-then-update per layer).
+// Until then a failure leaves no trace: the fingerprints, bounds, step and
+// counters are as before the call, and the batch may be retried. Once an
+// update has been sent the device may hold part of the step, so any failure
+// ends the session.
 template <typename T>
 int Training::step_with(Session& session, const int32_t* labels, size_t batch, uint64_t saturated,
                         veil_step_result_t* result) {
-  Operands<T>& ops = operands_of<T>();
   InStep marker(this);
-  int rc = run_forward<T>(session, batch, &saturated);
-  if (rc != VEIL_OK) return rc;
-
-  // Loss and its per-example gradient with respect to the last pre-activation.
-  // The 1/B of the mean is folded into the weight scale (2^-beta), so dZ keeps
-  // f_g bits of precision per example.
-  const uint32_t last = static_cast<uint32_t>(layers_.size() - 1);
-  const Layer& top = layers_.back();
-  const size_t m = top.m;
-  const double* z_top = pre_[last].data();
+  const Counters before = session.counters();
   math::LossResult loss;
-  if (config_.loss == 0) {
-    loss = math::softmax_cross_entropy(z_top, batch, m, m, labels, grad_real_.data(), m);
-  } else {
-    grow(&limb_, batch * m);
-    for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(top.activation, z_top[i]);
-    loss = math::mse_onehot(limb_.data(), batch, m, m, labels, grad_real_.data(), m);
-    for (size_t i = 0; i < batch * m; ++i)
-      grad_real_[i] *= math::activation_derivative(top.activation, z_top[i]);
+  std::vector<double>& growth = scratch_growth_;
+  int rc = run_forward<T>(session, batch, &saturated);
+  if (rc == VEIL_OK) rc = run_loss<T>(session, labels, batch, &saturated, &loss);
+  if (rc == VEIL_OK) rc = run_backward<T>(session, batch, &saturated);
+  for (uint32_t l = 0; rc == VEIL_OK && l < layers_.size(); ++l)
+    rc = update_growth<T>(session, l, batch, &growth[l]);
+  if (rc != VEIL_OK) {
+    if (!session.aborted()) session.counters() = before;
+    return rc;
   }
-  if (!loss.status.ok())
-    return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
-                        static_cast<unsigned long long>(step_ + 1), math::fault_name(loss.status.fault));
-  math::OperandStats grad_stats;
-  saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), ops.grad.data(), m,
-                              &grad_stats).saturated;
-  note_grad_stats(last, grad_stats);
-  prepare_grad(last, ops.grad.data(), batch);
-
-  const int bwd_scale = config_.frac_grad + weight_scale();
-  for (uint32_t l = last + 1; l-- > 0;) {
-    Layer& layer = layers_[l];
-    if (l > 0) {
-      // dA = dZ M^T (checked), then dZ_prev = quantize(act'(z_prev) * dA), bias column dropped.
-      rc = checked_layer(session, l, Phase::backward, ops.grad.data(), batch, bwd_scale,
-                         grad_real_.data(), &saturated);
-      if (rc != VEIL_OK) return rc;
-      prepare_grad(l - 1, ops.grad_prev.data(), batch);
+  for (uint32_t l = static_cast<uint32_t>(layers_.size()); l-- > 0;) {
+    rc = apply_update<T>(session, l, batch, growth[l]);
+    if (rc != VEIL_OK) {
+      session.abort();
+      return rc;
     }
-    rc = apply_update<T>(session, l, batch);
-    if (rc != VEIL_OK) return rc;
-    if (l > 0) ops.grad.swap(ops.grad_prev);
   }
   ++step_;
   session.counters().saturated += saturated;
@@ -976,6 +975,53 @@ int Training::step_with(Session& session, const int32_t* labels, size_t batch, u
   result->saturated = static_cast<uint32_t>(std::min<uint64_t>(saturated, UINT32_MAX));
   result->step = step_;
   result->checks_passed = session.counters().checks_passed;
+  return VEIL_OK;
+}
+
+// Loss and its per-example gradient with respect to the last pre-activation,
+// quantized into dZ of the top layer. The 1/B of the mean is folded into the
+// weight scale (2^-beta), so dZ keeps f_g bits of precision per example.
+template <typename T>
+int Training::run_loss(Session& session, const int32_t* labels, size_t batch,
+                       uint64_t* saturated, math::LossResult* loss) {
+  const uint32_t last = static_cast<uint32_t>(layers_.size() - 1);
+  const Layer& top = layers_.back();
+  const size_t m = top.m;
+  const double* z_top = pre_[last].data();
+  if (config_.loss == 0) {
+    *loss = math::softmax_cross_entropy(z_top, batch, m, m, labels, grad_real_.data(), m);
+  } else {
+    grow(&limb_, batch * m);
+    for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(top.activation, z_top[i]);
+    *loss = math::mse_onehot(limb_.data(), batch, m, m, labels, grad_real_.data(), m);
+    for (size_t i = 0; i < batch * m; ++i)
+      grad_real_[i] *= math::activation_derivative(top.activation, z_top[i]);
+  }
+  if (!loss->status.ok())
+    return session.fail(VEIL_ERR_INTERNAL, "step %llu: the loss could not be computed (%s)",
+                        static_cast<unsigned long long>(step_ + 1),
+                        math::fault_name(loss->status.fault));
+  T* dz = operands_of<T>().grads[last].data();
+  math::OperandStats grad_stats;
+  *saturated += math::quantize(grad_real_.data(), batch, m, m, grad_format(), dz, m, &grad_stats)
+                    .saturated;
+  note_grad_stats(last, grad_stats);
+  prepare_grad(last, dz, batch);
+  return VEIL_OK;
+}
+
+// dA_l = dZ_l M_l^T (checked) from the top layer down, each giving
+// dZ_{l-1} = quantize(act'(z_{l-1}) * dA_l) with the bias column dropped.
+template <typename T>
+int Training::run_backward(Session& session, size_t batch, uint64_t* saturated) {
+  Operands<T>& ops = operands_of<T>();
+  const int scale = config_.frac_grad + weight_scale();
+  for (uint32_t l = static_cast<uint32_t>(layers_.size() - 1); l > 0; --l) {
+    int rc = checked_layer(session, l, Phase::backward, ops.grads[l].data(), batch, scale,
+                           grad_real_.data(), saturated);
+    if (rc != VEIL_OK) return rc;
+    prepare_grad(l - 1, ops.grads[l - 1].data(), batch);
+  }
   return VEIL_OK;
 }
 

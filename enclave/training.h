@@ -10,6 +10,7 @@
 
 #include "math/activation.h"
 #include "math/fixed_point.h"
+#include "math/loss.h"
 #include "math/status.h"
 #include "veil_t.h"
 
@@ -78,8 +79,7 @@ class Training {
   template <typename T>
   struct Operands {
     std::vector<std::vector<T>> acts;  // A_l: input of layer l, batch x (n_l + 1)
-    std::vector<T> grad;               // dZ of the current layer
-    std::vector<T> grad_prev;          // dZ of the layer below
+    std::vector<std::vector<T>> grads; // dZ_l: gradient at layer l's output, batch x m_l
     std::vector<T> limb;               // one limb of a split operand
   };
 
@@ -120,7 +120,14 @@ class Training {
   math::FixedFormat grad_format() const { return {config_.frac_grad, config_.grad_clip}; }
   int ensure_sound(Session& session, uint32_t l, double operand_row_l1, Phase phase);
   template <typename T>
-  int apply_update(Session& session, uint32_t l, size_t batch);
+  int run_loss(Session& session, const int32_t* labels, size_t batch, uint64_t* saturated,
+               math::LossResult* loss);
+  template <typename T>
+  int run_backward(Session& session, size_t batch, uint64_t* saturated);
+  template <typename T>
+  int update_growth(Session& session, uint32_t l, size_t batch, double* growth);
+  template <typename T>
+  int apply_update(Session& session, uint32_t l, size_t batch, double growth);
   int upload(Session& session, uint32_t l, const double* weights);
   int audit(Session& session, uint32_t l, Phase phase, std::vector<double>* weights_out);
   int refresh_device_max(Session& session, uint32_t l, Phase phase);
@@ -160,6 +167,7 @@ class Training {
   std::vector<double> device_out_;          // what the device returned
   std::vector<double> limb_;                // real values of the rare paths
   std::vector<double> scratch_;
+  std::vector<double> scratch_growth_;      // each layer's update growth, in a step
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
   std::vector<double> next_scratch_;        // a fused pass's split check vectors
   std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors
