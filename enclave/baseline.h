@@ -9,14 +9,18 @@
 #include <vector>
 
 #include "math/activation.h"
+#include "session.h"
 #include "veil_t.h"
 
 namespace veil::enclave {
 
-class Session;
 
 /** Float32 SGD entirely inside the enclave. */
-class EnclaveTraining {
+class EnclaveTraining final : public Protocol {
+ public:
+  static constexpr Kind kKind = Kind::enclave_training;
+  Kind kind() const override { return kKind; }
+
  public:
   static int create(Session& session, const veil_train_config_t& config,
                     const veil_layer_spec_t* layers, size_t layer_count,

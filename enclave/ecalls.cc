@@ -1,11 +1,16 @@
-// The trusted side of every ecall in edl/veil.edl. Each one validates what the
-// bridge copied in (counts, shapes, values), takes the session, and hands the
-// work to the protocol that owns it. Nothing here trusts the host.
+// The enclave's boundary: every ecall of edl/veil.edl, each one declared entry
+// (boundary.h) saying which session and protocol it needs and the contract of
+// each pointer. The entry refuses a NULL pointer with a count, a closed or
+// busy session, an aborted session and a protocol out of order before the
+// body runs; the protocol then cross-checks counts against the shapes it
+// expects. Nothing here trusts the host.
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "baseline.h"
+#include "boundary.h"
+#include "inference.h"
 #include "math/fixed_point.h"
 #include "platform.h"
 #include "session.h"
@@ -33,7 +38,7 @@ uint64_t cpu_features() {
 }  // namespace
 
 int ecall_open_session(uint64_t* session) {
-  if (missing(session))
+  if (session == nullptr)
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "open_session: session is NULL");
   return open_session(session);
 }
@@ -41,7 +46,7 @@ int ecall_open_session(uint64_t* session) {
 int ecall_close_session(uint64_t session) { return close_session(session); }
 
 int ecall_get_info(veil_info_t* info) {
-  if (missing(info))
+  if (info == nullptr)
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "get_info: info is NULL");
   std::memset(info, 0, sizeof *info);
   info->version_major = kVersionMajor;
@@ -59,7 +64,7 @@ int ecall_get_info(veil_info_t* info) {
 }
 
 int ecall_last_error(uint64_t session, char* message, size_t capacity) {
-  if (capacity == 0 || missing(message)) return VEIL_ERR_INVALID_ARGUMENT;
+  if (capacity == 0 || message == nullptr) return VEIL_ERR_INVALID_ARGUMENT;
   if (session == 0 || last_failure_was_sessionless()) {
     last_sessionless_error(message, capacity);
     return VEIL_OK;
@@ -75,161 +80,203 @@ int ecall_last_error(uint64_t session, char* message, size_t capacity) {
 
 int ecall_fixed_point_round_trip(uint64_t session, const double* input, double* output,
                                  size_t count, int32_t frac_bits, uint64_t* saturated) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (frac_bits < 0 || frac_bits > 52)
-    return s.fail(VEIL_ERR_INVALID_ARGUMENT, "frac_bits=%d is outside [0, 52]", frac_bits);
-  if (missing(input, count)) return null_argument(s, "fixed_point_round_trip", "input");
-  if (missing(output, count)) return null_argument(s, "fixed_point_round_trip", "output");
-  if (missing(saturated)) return null_argument(s, "fixed_point_round_trip", "saturated");
-  if (count == 0) {  // nothing to convert (the codec refuses empty matrices)
+  return on_session(session, "fixed_point_round_trip",
+                    {{input, count, "input"}, {output, count, "output"}, {saturated, 1, "saturated"}},
+                    [&](Session& s) {
+    if (frac_bits < 0 || frac_bits > 52)
+      return s.fail(VEIL_ERR_INVALID_ARGUMENT, "frac_bits=%d is outside [0, 52]", frac_bits);
     *saturated = 0;
-    return VEIL_OK;
-  }
-  for (size_t i = 0; i < count; ++i)
-    if (!std::isfinite(input[i]))
-      return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
-                    std::isnan(input[i]) ? "NaN" : "infinite");
-  // Saturate at +-2^52 so every quantized value is an exact float64 integer.
-  const veil::math::FixedFormat format{frac_bits, std::ldexp(1.0, 52 - frac_bits)};
-  std::vector<double> quantized(count);
-  veil::math::PassResult r =
-      veil::math::quantize(input, 1, count, count, format, quantized.data(), count);
-  if (r.status.ok())
-    r.status = veil::math::dequantize(quantized.data(), 1, count, count, frac_bits, output, count);
-  if (!r.status.ok())
-    return s.fail(VEIL_ERR_INTERNAL, "fixed-point codec failed: %s",
-                  veil::math::fault_name(r.status.fault));
-  *saturated = r.saturated;
-  return VEIL_OK;
+    if (count == 0) return int{VEIL_OK};  // nothing to convert (the codec refuses empty matrices)
+    for (size_t i = 0; i < count; ++i)
+      if (!std::isfinite(input[i]))
+        return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
+                      std::isnan(input[i]) ? "NaN" : "infinite");
+    // Saturate at +-2^52 so every quantized value is an exact float64 integer.
+    const veil::math::FixedFormat format{frac_bits, std::ldexp(1.0, 52 - frac_bits)};
+    std::vector<double> quantized(count);
+    veil::math::PassResult r =
+        veil::math::quantize(input, 1, count, count, format, quantized.data(), count);
+    if (r.status.ok())
+      r.status = veil::math::dequantize(quantized.data(), 1, count, count, frac_bits, output, count);
+    if (!r.status.ok())
+      return s.fail(VEIL_ERR_INTERNAL, "fixed-point codec failed: %s",
+                    veil::math::fault_name(r.status.fault));
+    *saturated = r.saturated;
+    return int{VEIL_OK};
+  });
 }
+
+int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
+  return on_session(session, "session_stats", {{stats, 1, "stats"}}, [&](Session& s) {
+    std::memset(stats, 0, sizeof *stats);
+    stats->checks_passed = s.counters().checks_passed;
+    stats->products = s.counters().products;
+    stats->saturated = s.counters().saturated;
+    stats->aborted = s.aborted() ? 1 : 0;
+    if (const Training* t = s.protocol<Training>()) {
+      stats->step = t->steps();
+      stats->lr_exp = t->lr_exp();
+    }
+    return int{VEIL_OK};
+  });
+}
+
+// ---- Verify-mode training (training.h) ----
 
 int ecall_train_init(uint64_t session, const veil_train_config_t* config,
                      const veil_layer_spec_t* layers, size_t layer_count) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (s.aborted()) return s.fail(VEIL_ERR_ABORTED, "the session was aborted by an earlier integrity failure");
-  if (s.training)
-    return s.fail(VEIL_ERR_ORDER, "training is already configured in this session; open a new session");
-  if (missing(config)) return null_argument(s, "train_init", "config");
-  if (missing(layers, layer_count)) return null_argument(s, "train_init", "layers");
-  return s.finish_call(Training::create(s, *config, layers, layer_count, &s.training));
-}
-
-// Every call below needs a configured, live training session.
-#define VEIL_TRAINING_SESSION(call) \
-  VEIL_LIVE_SESSION(call, training, "training", "ecall_train_init")
-
-int ecall_train_step(uint64_t session, const double* x, size_t x_count, const int32_t* labels,
-                     size_t batch, veil_step_result_t* result) {
-  VEIL_TRAINING_SESSION("train_step")
-  if (missing(x, x_count)) return null_argument(s, "train_step", "x");
-  if (missing(labels, batch)) return null_argument(s, "train_step", "labels");
-  if (missing(result)) return null_argument(s, "train_step", "result");
-  return s.finish_call(s.training->step(s, x, x_count, labels, batch, result));
-}
-
-int ecall_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
-                  double* output, size_t out_count) {
-  VEIL_TRAINING_SESSION("predict")
-  if (missing(x, x_count)) return null_argument(s, "predict", "x");
-  if (missing(output, out_count)) return null_argument(s, "predict", "output");
-  return s.finish_call(s.training->predict(s, x, x_count, batch, output, out_count));
-}
-
-int ecall_halve_lr(uint64_t session) {
-  VEIL_TRAINING_SESSION("halve_lr")
-  return s.finish_call(s.training->halve_lr(s));
-}
-
-int ecall_export_weights(uint64_t session, uint32_t layer, double* weights, size_t count) {
-  VEIL_TRAINING_SESSION("export_weights")
-  if (missing(weights, count)) return null_argument(s, "export_weights", "weights");
-  return s.finish_call(s.training->export_weights(s, layer, weights, count));
-}
-
-int ecall_train_checkpoint_size(uint64_t session, uint64_t* size) {
-  VEIL_TRAINING_SESSION("train_checkpoint_size")
-  *size = s.training->checkpoint_size();
-  return VEIL_OK;
-}
-
-int ecall_train_checkpoint(uint64_t session, const uint8_t* key, size_t key_len, uint8_t* blob,
-                           size_t capacity, uint64_t* blob_len) {
-  VEIL_TRAINING_SESSION("train_checkpoint")
-  return s.finish_call(s.training->checkpoint(s, key, key_len, blob, capacity, blob_len));
+  return configure<Training>(session, "train_init",
+                             {{config, 1, "config"}, {layers, layer_count, "layers"}},
+                             [&](Session& s, std::unique_ptr<Training>* out) {
+    return Training::create(s, *config, layers, layer_count, out);
+  });
 }
 
 int ecall_train_restore(uint64_t session, const veil_train_config_t* config,
                         const veil_layer_spec_t* layers, size_t layer_count, const uint8_t* key,
                         size_t key_len, const uint8_t* blob, size_t blob_len) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (s.aborted()) return s.fail(VEIL_ERR_ABORTED, "restore: the session was aborted");
-  if (s.training)
-    return s.fail(VEIL_ERR_ORDER, "restore: training is already configured in this session; "
-                                  "restore into a fresh session");
-  return s.finish_call(Training::restore(s, *config, layers, layer_count, key, key_len, blob,
-                                         blob_len, &s.training));
+  return configure<Training>(session, "train_restore",
+                             {{config, 1, "config"}, {layers, layer_count, "layers"},
+                              {key, key_len, "key"}, {blob, blob_len, "blob"}},
+                             [&](Session& s, std::unique_ptr<Training>* out) {
+    return Training::restore(s, *config, layers, layer_count, key, key_len, blob, blob_len, out);
+  });
 }
 
-int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (missing(stats)) return null_argument(s, "session_stats", "stats");
-  std::memset(stats, 0, sizeof *stats);
-  stats->checks_passed = s.counters().checks_passed;
-  stats->products = s.counters().products;
-  stats->saturated = s.counters().saturated;
-  stats->aborted = s.aborted() ? 1 : 0;
-  if (s.training) {
-    stats->step = s.training->steps();
-    stats->lr_exp = s.training->lr_exp();
-  }
-  return VEIL_OK;
+constexpr const char* kTrainInit = "ecall_train_init or ecall_train_restore";
+
+int ecall_train_step(uint64_t session, const double* x, size_t x_count, const int32_t* labels,
+                     size_t batch, veil_step_result_t* result) {
+  return on_protocol<Training>(session, "train_step", kTrainInit,
+                               {{x, x_count, "x"}, {labels, batch, "labels"}, {result, 1, "result"}},
+                               [&](Session& s, Training& t) {
+    return t.step(s, x, x_count, labels, batch, result);
+  });
 }
+
+int ecall_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
+                  double* output, size_t out_count) {
+  return on_protocol<Training>(session, "predict", kTrainInit,
+                               {{x, x_count, "x"}, {output, out_count, "output"}},
+                               [&](Session& s, Training& t) {
+    return t.predict(s, x, x_count, batch, output, out_count);
+  });
+}
+
+int ecall_halve_lr(uint64_t session) {
+  return on_protocol<Training>(session, "halve_lr", kTrainInit, {},
+                               [&](Session& s, Training& t) { return t.halve_lr(s); });
+}
+
+int ecall_export_weights(uint64_t session, uint32_t layer, double* weights, size_t count) {
+  return on_protocol<Training>(session, "export_weights", kTrainInit,
+                               {{weights, count, "weights"}}, [&](Session& s, Training& t) {
+    return t.export_weights(s, layer, weights, count);
+  });
+}
+
+int ecall_train_checkpoint_size(uint64_t session, uint64_t* size) {
+  return on_protocol<Training>(session, "train_checkpoint_size", kTrainInit, {{size, 1, "size"}},
+                               [&](Session&, Training& t) {
+    *size = t.checkpoint_size();
+    return int{VEIL_OK};
+  });
+}
+
+int ecall_train_checkpoint(uint64_t session, const uint8_t* key, size_t key_len, uint8_t* blob,
+                           size_t capacity, uint64_t* blob_len) {
+  return on_protocol<Training>(
+      session, "train_checkpoint", kTrainInit,
+      {{key, key_len, "key"}, {blob, capacity, "blob"}, {blob_len, 1, "blob_len"}},
+      [&](Session& s, Training& t) {
+        return t.checkpoint(s, key, key_len, blob, capacity, blob_len);
+      });
+}
+
+// ---- Private and verify-mode inference (inference.h) ----
+
+constexpr const char* kInferenceInit = "ecall_inference_init";
+
+int ecall_inference_init(uint64_t session, const veil_inference_config_t* config,
+                         const veil_layer_spec_t* layers, size_t layer_count) {
+  return configure<Inference>(session, "inference_init",
+                              {{config, 1, "config"}, {layers, layer_count, "layers"}},
+                              [&](Session& s, std::unique_ptr<Inference>* out) {
+    return Inference::create(s, *config, layers, layer_count, out);
+  });
+}
+
+int ecall_inference_load_layer(uint64_t session, uint32_t layer, const double* weights,
+                               size_t count) {
+  return on_protocol<Inference>(session, "inference_load_layer", kInferenceInit,
+                                {{weights, count, "weights"}}, [&](Session& s, Inference& i) {
+    return i.load_layer(s, layer, weights, count);
+  });
+}
+
+int ecall_inference_precompute(uint64_t session, uint32_t rows, uint8_t* sealed,
+                               size_t capacity) {
+  return on_protocol<Inference>(session, "inference_precompute", kInferenceInit,
+                                {{sealed, capacity, "sealed"}}, [&](Session& s, Inference& i) {
+    return i.precompute(s, rows, sealed, capacity);
+  });
+}
+
+int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
+                            const uint8_t* sealed, size_t sealed_size, double* output,
+                            size_t out_count) {
+  return on_protocol<Inference>(
+      session, "inference_predict", kInferenceInit,
+      {{x, x_count, "x"}, {sealed, sealed_size, "sealed"}, {output, out_count, "output"}},
+      [&](Session& s, Inference& i) {
+        return i.predict(s, x, x_count, batch, sealed, sealed_size, output, out_count);
+      });
+}
+
+// Answers after an abort too: the host reads why the session ended.
+int ecall_inference_status(uint64_t session, veil_inference_status_t* status) {
+  return on_session(session, "inference_status", {{status, 1, "status"}}, [&](Session& s) {
+    std::memset(status, 0, sizeof *status);
+    if (const Inference* i = s.protocol<Inference>()) i->status(status);
+    status->checks_passed = s.counters().checks_passed;
+    status->saturated = s.counters().saturated;
+    status->aborted = s.aborted() ? 1 : 0;
+    return int{VEIL_OK};
+  });
+}
+
+// ---- Benchmarks: everything inside the enclave (baseline.h) ----
+
+constexpr const char* kEnclaveTrainInit = "ecall_enclave_train_init";
 
 int ecall_enclave_train_init(uint64_t session, const veil_train_config_t* config,
                              const veil_layer_spec_t* layers, size_t layer_count) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (s.baseline)
-    return s.fail(VEIL_ERR_ORDER, "in-enclave training is already configured in this session");
-  if (missing(config)) return null_argument(s, "enclave_train_init", "config");
-  if (missing(layers, layer_count)) return null_argument(s, "enclave_train_init", "layers");
-  return EnclaveTraining::create(s, *config, layers, layer_count, &s.baseline);
+  return configure<EnclaveTraining>(session, "enclave_train_init",
+                                    {{config, 1, "config"}, {layers, layer_count, "layers"}},
+                                    [&](Session& s, std::unique_ptr<EnclaveTraining>* out) {
+    return EnclaveTraining::create(s, *config, layers, layer_count, out);
+  });
 }
-
-// The in-enclave baseline needs a configured session.
-#define VEIL_BASELINE_SESSION(call) \
-  VEIL_LIVE_SESSION(call, baseline, "in-enclave training", "ecall_enclave_train_init")
 
 int ecall_enclave_train_step(uint64_t session, const double* x, size_t x_count,
                              const int32_t* labels, size_t batch, veil_step_result_t* result) {
-  VEIL_BASELINE_SESSION("enclave_train_step")
-  if (missing(x, x_count)) return null_argument(s, "enclave_train_step", "x");
-  if (missing(labels, batch)) return null_argument(s, "enclave_train_step", "labels");
-  if (missing(result)) return null_argument(s, "enclave_train_step", "result");
-  return s.baseline->step(s, x, x_count, labels, batch, result);
+  return on_protocol<EnclaveTraining>(
+      session, "enclave_train_step", kEnclaveTrainInit,
+      {{x, x_count, "x"}, {labels, batch, "labels"}, {result, 1, "result"}},
+      [&](Session& s, EnclaveTraining& t) { return t.step(s, x, x_count, labels, batch, result); });
 }
 
 int ecall_enclave_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
                           double* output, size_t out_count) {
-  VEIL_BASELINE_SESSION("enclave_predict")
-  if (missing(x, x_count)) return null_argument(s, "enclave_predict", "x");
-  if (missing(output, out_count)) return null_argument(s, "enclave_predict", "output");
-  return s.baseline->predict(s, x, x_count, batch, output, out_count);
+  return on_protocol<EnclaveTraining>(
+      session, "enclave_predict", kEnclaveTrainInit,
+      {{x, x_count, "x"}, {output, out_count, "output"}},
+      [&](Session& s, EnclaveTraining& t) { return t.predict(s, x, x_count, batch, output, out_count); });
 }
 
 int ecall_enclave_gemm(uint64_t session, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats,
                        double* checksum) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  if (missing(checksum)) return null_argument(guard.session(), "enclave_gemm", "checksum");
-  return enclave_gemm(guard.session(), m, n, k, repeats, checksum);
+  return on_session(session, "enclave_gemm", {{checksum, 1, "checksum"}}, [&](Session& s) {
+    return enclave_gemm(s, m, n, k, repeats, checksum);
+  });
 }

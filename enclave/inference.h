@@ -19,11 +19,11 @@
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/prg.h"
+#include "session.h"
 #include "veil_t.h"
 
 namespace veil::enclave {
 
-class Session;
 
 /**
  * The sealed form of U for one (layer, slot), as the host keeps it:
@@ -37,7 +37,11 @@ constexpr size_t kSealedTagBytes = 16;
 constexpr size_t kSealedElementBytes = 6;  // U < p_b < 2^48
 
 /** The protocol state of one inference session. */
-class Inference {
+class Inference final : public Protocol {
+ public:
+  static constexpr Kind kKind = Kind::inference;
+  Kind kind() const override { return kKind; }
+
  public:
   /** Validate the configuration and draw the session's keys and check vectors. */
   static int create(Session& session, const veil_inference_config_t& config,

@@ -6,10 +6,6 @@
 #include <map>
 
 #include "platform.h"
-#include "baseline.h"
-#include "inference.h"
-#include "inference.h"
-#include "training.h"
 
 namespace veil::enclave {
 namespace {
@@ -55,11 +51,7 @@ int Session::fail(int status, const char* format, ...) {
 }
 
 int Session::finish_call(int status) {
-  if (aborted_) {
-    training.reset();
-    baseline.reset();
-    inference.reset();
-  }
+  if (aborted_) protocol_.reset();
   return status;
 }
 

@@ -9,9 +9,16 @@
 
 namespace veil::enclave {
 
-class Training;
-class EnclaveTraining;
-class Inference;
+/**
+ * The protocol a session runs. A session holds at most one, for its whole
+ * life: a second protocol needs a new session.
+ */
+class Protocol {
+ public:
+  enum class Kind { training, inference, enclave_training };
+  virtual ~Protocol() = default;
+  virtual Kind kind() const = 0;
+};
 
 /** Counters every protocol of a session adds to. */
 struct Counters {
@@ -39,12 +46,19 @@ class Session {
   /** Copy the last error message (NUL-terminated, truncated). */
   void last_error(char* out, size_t capacity) const;
 
-  std::unique_ptr<Training> training;
-  std::unique_ptr<EnclaveTraining> baseline;  // the benchmarks' all-in-enclave trainer
-  std::unique_ptr<Inference> inference;       // private / verify-mode inference (inference.h)
+  /** The protocol this session runs, if it is P; else nullptr. */
+  template <class P>
+  P* protocol() const {
+    return protocol_ && protocol_->kind() == P::kKind ? static_cast<P*>(protocol_.get())
+                                                       : nullptr;
+  }
+  bool has_protocol() const { return protocol_ != nullptr; }
+  /** Install the protocol that a successful configuration call created. */
+  void set_protocol(std::unique_ptr<Protocol> p) { protocol_ = std::move(p); }
 
  private:
   uint64_t id_;
+  std::unique_ptr<Protocol> protocol_;
   bool aborted_ = false;
   Counters counters_;
   char last_error_[1024] = {0};
@@ -76,32 +90,6 @@ class Guard {
   std::shared_ptr<Session> session_;
   int status_;
 };
-
-/**
- * Both bridges (oeedger8r and runtime/edger) pass a NULL host pointer through
- * as NULL, whatever count came with it: ecalls refuse it before any use.
- */
-inline bool missing(const void* p, size_t count = 1) { return p == nullptr && count > 0; }
-
-/** Refuse a NULL argument: "call: name is NULL". */
-inline int null_argument(Session& s, const char* call, const char* name) {
-  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", call, name);
-}
-
-/**
- * Opens an ecall body that needs a live session with `member` configured:
- * takes the session (as `s`) or returns the refusal, naming `call`, the
- * protocol and the ecall that configures it.
- */
-#define VEIL_LIVE_SESSION(call, member, protocol, init)                                    \
-  ::veil::enclave::Guard guard(session);                                                  \
-  if (guard.status() != VEIL_OK) return guard.status();                                   \
-  ::veil::enclave::Session& s = guard.session();                                          \
-  if (s.aborted())                                                                        \
-    return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier "        \
-                                         "integrity failure; no further results leave it"); \
-  if (!s.member)                                                                          \
-    return s.fail(VEIL_ERR_ORDER, call ": " protocol " is not configured (call " init " first)");
 
 /** Record an error that belongs to no session (unknown id, bad arguments). */
 int fail_without_session(int status, const char* format, ...) __attribute__((format(printf, 2, 3)));

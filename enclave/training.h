@@ -12,11 +12,11 @@
 #include "math/fixed_point.h"
 #include "math/loss.h"
 #include "math/status.h"
+#include "session.h"
 #include "veil_t.h"
 
 namespace veil::enclave {
 
-class Session;
 
 /** Check a model description; on failure the session's error names what is wrong. */
 int validate_model(Session& session, const veil_train_config_t& config,
@@ -31,7 +31,11 @@ bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n,
                      math::Activation activation, std::vector<double>* out);
 
 /** The protocol state of one verify-mode training session. */
-class Training {
+class Training final : public Protocol {
+ public:
+  static constexpr Kind kKind = Kind::training;
+  Kind kind() const override { return kKind; }
+
  public:
   /**
    * Validate the configuration, check the exactness budget, draw the initial
