@@ -1216,6 +1216,14 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   if (capacity < size)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "checkpoint: the buffer holds %zu bytes, %zu needed",
                         capacity, size);
+  // Only weights that match the fingerprints are worth keeping: a device that
+  // lied in the last update must not turn the newest checkpoint into one that
+  // cannot be resumed. The host stores the weights these reads returned.
+  call_name_ = "checkpoint";
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    int rc = audit(session, l, Phase::export_check, nullptr);
+    if (rc != VEIL_OK) return rc;
+  }
   uint8_t seal_key[kSealKeyBytes];
   int rc = sealing_key(session, key, key_len, seal_key);
   if (rc != VEIL_OK) return rc;

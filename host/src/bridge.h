@@ -28,6 +28,11 @@ namespace detail {
 void bind_device(uint64_t session, Device* device, Timing* timing);
 /** Stop routing a session's ocalls (before the device or timing goes away). */
 void unbind_device(uint64_t session);
+/**
+ * While into is not null, keep a copy of each layer's download as it goes to
+ * the enclave (into[layer]); null stops it.
+ */
+void capture_downloads(uint64_t session, std::vector<std::vector<double>>* into);
 /** The message of the last device failure of a session ("" if none). */
 std::string take_device_error(uint64_t session);
 

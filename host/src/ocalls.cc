@@ -38,6 +38,9 @@ struct Binding {
   std::vector<DeviceLayer> layers;
   // Narrow operands widened for the Device when the host keeps no copy.
   std::vector<double> widened_a, widened_dz;
+  // While set (a checkpoint), each layer's download as the enclave received
+  // it: the weights it checked are the ones the host stores.
+  std::vector<std::vector<double>>* downloads = nullptr;
 };
 
 std::shared_mutex registry_mutex;
@@ -183,6 +186,12 @@ void unbind_device(uint64_t session) {
   registry().erase(session);
 }
 
+void capture_downloads(uint64_t session, std::vector<std::vector<double>>* into) {
+  std::unique_lock lock(registry_mutex);
+  auto it = registry().find(session);
+  if (it != registry().end()) it->second.downloads = into;
+}
+
 std::string take_device_error(uint64_t session) {
   std::unique_lock lock(registry_mutex);
   auto it = registry().find(session);
@@ -276,6 +285,10 @@ int ocall_device_download(uint64_t session, uint32_t layer, double* weights, siz
     const DeviceLayer& s = layer_of(b, layer);
     expect_count(count, s.rows * s.cols, "download buffer");
     d.download(layer, weights);
+    if (b.downloads) {
+      if (b.downloads->size() <= layer) b.downloads->resize(layer + 1);
+      (*b.downloads)[layer].assign(weights, weights + count);
+    }
   });
 }
 

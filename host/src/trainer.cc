@@ -119,28 +119,26 @@ std::unique_ptr<Trainer> Trainer::restore(Enclave& enclave, Device& device,
   return t;
 }
 
-std::vector<uint8_t> Trainer::checkpoint(const std::vector<uint8_t>& key) {
+Checkpoint Trainer::checkpoint(const std::vector<uint8_t>& key) {
   uint64_t size = 0;
   int status = VEIL_OK;
   oe_result_t result = ecall_train_checkpoint_size(enclave().handle().enclave, &status, id(), &size);
   check("ecall_train_checkpoint_size", result, status);
-  std::vector<uint8_t> blob(size);
+  Checkpoint out;
+  out.sealed.resize(size);
   uint64_t written = 0;
+  // The enclave reads every layer's weights to check them before it seals; the
+  // copies kept here are exactly what it checked.
+  detail::capture_downloads(id(), &out.weights);
   result = ecall_train_checkpoint(enclave().handle().enclave, &status, id(), key.data(), key.size(),
-                                  blob.data(), blob.size(), &written);
+                                  out.sealed.data(), out.sealed.size(), &written);
+  detail::capture_downloads(id(), nullptr);
   check("ecall_train_checkpoint", result, status);
-  blob.resize(written);
-  return blob;
-}
-
-std::vector<double> Trainer::device_weights(uint32_t layer) {
-  if (layer >= config_.layers.size())
-    throw InputError("device_weights: layer " + std::to_string(layer) + " does not exist",
-                     VEIL_ERR_INVALID_ARGUMENT, 0);
-  const LayerSpec& spec = config_.layers[layer];
-  std::vector<double> w(static_cast<size_t>(spec.inputs + 1) * spec.outputs);
-  device_.download(layer, w.data());
-  return w;
+  out.sealed.resize(written);
+  if (out.weights.size() != config_.layers.size())
+    throw EnclaveError("checkpoint: the enclave sealed without reading every layer",
+                       VEIL_ERR_INTERNAL, 0);
+  return out;
 }
 
 StepResult Trainer::step(const double* x, const int32_t* labels, size_t batch) {

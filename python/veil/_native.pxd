@@ -123,14 +123,17 @@ cdef extern from "veil/trainer.h" namespace "veil":
         uint64_t bytes_from_device
         double enclave_seconds()
 
+    cdef cppclass Checkpoint:
+        vector[uint8_t] sealed
+        vector[vector[double]] weights
+
     cdef cppclass Trainer(Session):
         Trainer(Enclave& enclave, Device& device, const TrainConfig& config) except +veil_translate_exception
         StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
         void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
         void halve_lr() except +veil_translate_exception nogil
         vector[double] export_weights(uint32_t layer) except +veil_translate_exception nogil
-        vector[uint8_t] checkpoint(const vector[uint8_t]& key) except +veil_translate_exception nogil
-        vector[double] device_weights(uint32_t layer) except +veil_translate_exception nogil
+        Checkpoint checkpoint(const vector[uint8_t]& key) except +veil_translate_exception nogil
         Timing timing()
         void reset_timing()
 

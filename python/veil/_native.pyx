@@ -294,19 +294,14 @@ cdef class NativeTrainer:
         self.ptr = trainer_restore(enclave.ptr[0], device.ptr[0], c, blob, stored, key_bytes).release()
 
     def checkpoint(self, bytes key=b""):
-        """The sealed training state (bytes)."""
+        """The sealed training state (bytes) and, per layer, the device's raw
+        integer weights (flat float64) that the enclave checked before sealing."""
         cdef vector[uint8_t] key_bytes = key
-        cdef vector[uint8_t] blob
+        cdef Checkpoint c
         with nogil:
-            blob = self.ptr.checkpoint(key_bytes)
-        return bytes(blob)
-
-    def device_weights(self, uint32_t layer):
-        """The device's raw integer weights of a layer (unchecked), flat."""
-        cdef vector[double] w
-        with nogil:
-            w = self.ptr.device_weights(layer)
-        return np.asarray(<double[:w.size()]> w.data()).copy()
+            c = self.ptr.checkpoint(key_bytes)
+        weights = [np.asarray(<double[:w.size()]> w.data()).copy() for w in c.weights]
+        return bytes(c.sealed), weights
 
     def __dealloc__(self):
         del self.ptr

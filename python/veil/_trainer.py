@@ -133,6 +133,15 @@ class _EnclaveSession:
             raise DeviceError(str(e)) from self._device.python_exception
 
 
+
+def _fsync_dir(path: str) -> None:
+    """Make a directory's entries (new files, renames) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 class Trainer(_EnclaveSession):
     """Trains a model with the weights on an untrusted device, every product checked.
 
@@ -331,9 +340,12 @@ class Trainer(_EnclaveSession):
                 ``veil.INSECURE_TEST_SEALING_KEY`` for tests.
         """
         key = _sealing_key(sealing_key)
-        blob = self._native.checkpoint(key)
-        weights = {f"layer{l}": self._native.device_weights(l).reshape(i + 1, o)
-                   for l, (i, o, _a) in enumerate(self._layers)}
+        # The enclave checks the device's weights against its fingerprints before
+        # it seals; what is stored is what it checked (a lying device fails here,
+        # and the previous checkpoint stays).
+        blob, checked = self._native.checkpoint(key)
+        weights = {f"layer{l}": w.reshape(i + 1, o)
+                   for l, ((i, o, _a), w) in enumerate(zip(self._layers, checked))}
         meta = {
             "format": _CHECKPOINT_FORMAT,
             "layers": [list(spec) for spec in self._layers],
@@ -358,10 +370,14 @@ class Trainer(_EnclaveSession):
         for name in ("state.sealed", "weights.npz", "trainer.json"):
             with open(os.path.join(staging, name), "rb") as f:
                 os.fsync(f.fileno())
+        _fsync_dir(staging)
+        # The last good checkpoint goes only once the new one is on disk under
+        # its name (resume falls back to .previous in between).
         shutil.rmtree(previous, ignore_errors=True)
         if os.path.exists(path):
             os.replace(path, previous)
         os.replace(staging, path)
+        _fsync_dir(os.path.dirname(path))
         shutil.rmtree(previous, ignore_errors=True)
 
     @classmethod

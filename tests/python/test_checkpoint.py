@@ -35,9 +35,10 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(digits, tmp_path):
     resumed = veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)
     assert resumed.epochs_done == 2
     resumed.fit(X, y, epochs=3, verbose=0)   # crosses the halving at epoch 3
-    # The counters carry over; restoring adds its own two checks per layer.
+    # The counters carry over; saving and restoring each check every layer's
+    # weights against both fingerprints (two checks per layer, two layers).
     straight_stats, resumed_stats = straight.stats(), resumed.stats()
-    assert resumed_stats["checks_passed"] == straight_stats["checks_passed"] + 2 * 2
+    assert resumed_stats["checks_passed"] == straight_stats["checks_passed"] + 2 * (2 * 2)
     assert resumed_stats["products"] == straight_stats["products"]
     for a, b in zip(straight.export_weights(), resumed.export_weights()):
         np.testing.assert_array_equal(a, b)
@@ -163,3 +164,53 @@ def test_cli_resume_continues_the_run(tmp_path):
     assert last(second) == last(straight)  # same test accuracy after the same 4 epochs
     history = json.loads((out / "history.json").read_text())
     assert len(history["epochs"]) == 4
+
+
+class LiesInNextUpdate(veil.NumpyDevice):
+    """Honest until armed; then its next update adds 1 to one weight of layer 0."""
+
+    armed = False
+
+    def update(self, layer, a, dz):
+        super().update(layer, a, dz)
+        if self.armed and layer == 0:
+            self.weights[0][3, 1] += 1
+            self.armed = False
+
+
+def test_a_lie_before_a_save_keeps_the_last_good_checkpoint(digits, tmp_path):
+    X, y = digits.X_train[:256], digits.y_train[:256]
+    device = LiesInNextUpdate()
+    trainer = new_trainer(device)
+    trainer.fit(X, y, epochs=1, verbose=0)
+    trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+    good = {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()}
+    device.armed = True
+    trainer.train_step(X[:32], y[:32])   # the lie is not yet used by any product
+    with pytest.raises(veil.VerificationError, match="layer 0, phase export"):
+        trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+    # Nothing of the lie reached the disk: the last good checkpoint is whole.
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()} == good
+    assert not (tmp_path / "ckpt.staging").exists() or \
+        not (tmp_path / "ckpt.staging" / "state.sealed").exists()
+    resumed = veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)
+    assert resumed.epochs_done == 1
+
+
+def test_saved_weights_are_the_ones_the_enclave_checked(tmp_path, digits):
+    class LiesOnSecondRead(veil.NumpyDevice):
+        reads = 0
+
+        def download(self, layer):
+            w = super().download(layer)
+            self.reads += 1
+            # A device could answer a later, unchecked read differently; save
+            # must not ask it twice.
+            return w if self.reads <= 2 else w + 1
+
+    device = LiesOnSecondRead()
+    trainer = new_trainer(device)
+    trainer.fit(digits.X_train[:128], digits.y_train[:128], epochs=1, verbose=0)
+    trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+    assert device.reads == 2
+    veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)

@@ -66,6 +66,12 @@ struct Timing {
  * the enclave, which draws the initial weights and secrets and uploads the
  * weights to device. The device must outlive the trainer.
  */
+/** A sealed training state and the device's raw weights it was checked against. */
+struct Checkpoint {
+  std::vector<uint8_t> sealed;               // the enclave's state, AES-256-GCM
+  std::vector<std::vector<double>> weights;  // per layer, (inputs+1) x outputs, integers
+};
+
 class Trainer : public Session {
  public:
   /** @throws ConfigError for a refused configuration, InputError for bad shapes */
@@ -88,14 +94,15 @@ class Trainer : public Session {
   std::vector<double> export_weights(uint32_t layer);
 
   /**
-   * Seal the enclave's training state (AES-256-GCM). key: 32 bytes, or empty
-   * for the platform's sealing key (Open Enclave builds; the virtual backend has
-   * none). Keep the result with device_weights() of every layer.
+   * Seal the enclave's training state (AES-256-GCM) after the enclave has
+   * checked every layer's weights on the device against its fingerprints.
+   * key: 32 bytes, or empty for the platform's sealing key (Open Enclave
+   * builds; the virtual backend has none). Store both parts together; restore()
+   * takes them back.
+   * @throws VerificationError when the device's weights fail the check
+   *   (nothing is returned, so a previous checkpoint stays the last good one).
    */
-  std::vector<uint8_t> checkpoint(const std::vector<uint8_t>& key);
-
-  /** The device's raw integer weights of a layer, as stored (unchecked). */
-  std::vector<double> device_weights(uint32_t layer);
+  Checkpoint checkpoint(const std::vector<uint8_t>& key);
 
   /**
    * Resume from a checkpoint: device receives the stored raw weights, then the
