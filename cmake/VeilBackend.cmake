@@ -131,23 +131,25 @@ function(veil_add_enclave target)
   set(_dir "${CMAKE_CURRENT_BINARY_DIR}/${target}_edl")
   _veil_generate_bridge(trusted "${_edl}" "${_dir}" "${ARG_SEARCH_PATHS}" _bridge_c _bridge_h)
 
+  # Whether the image is a debug enclave is the build's choice (VEIL_ENCLAVE_DEBUG,
+  # off by default), never the .conf's: the effective configuration is written here.
+  file(READ "${_conf}" _conf_text)
+  string(REGEX REPLACE "(^|\n)[ \t]*Debug[ \t]*=[^\n]*" "" _conf_text "${_conf_text}")
+  if(VEIL_ENCLAVE_DEBUG)
+    string(APPEND _conf_text "\nDebug=1\n")
+  else()
+    string(APPEND _conf_text "\nDebug=0\n")
+  endif()
+  set(_effective_conf "${CMAKE_CURRENT_BINARY_DIR}/${target}.effective.conf")
+  file(CONFIGURE OUTPUT "${_effective_conf}" CONTENT "${_conf_text}" @ONLY)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_conf}")
+
   if(VEIL_BACKEND STREQUAL "openenclave")
     add_executable(${target} ${ARG_SOURCES} ${_bridge_c} ${_bridge_h})
     set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
     target_include_directories(${target} PRIVATE "${_dir}")
     target_compile_definitions(${target} PRIVATE ${_veil_backend_define})
     target_link_libraries(${target} PRIVATE ${ARG_LIBRARIES} ${VEIL_TRUSTED_LIBS})
-
-    # oesign reads Debug from the .conf; VEIL_OE_DEBUG decides it for this build.
-    file(READ "${_conf}" _conf_text)
-    string(REGEX REPLACE "(^|\n)[ \t]*Debug[ \t]*=[^\n]*" "" _conf_text "${_conf_text}")
-    if(VEIL_OE_DEBUG)
-      string(APPEND _conf_text "\nDebug=1\n")
-    else()
-      string(APPEND _conf_text "\nDebug=0\n")
-    endif()
-    set(_signing_conf "${CMAKE_CURRENT_BINARY_DIR}/${target}.signing.conf")
-    file(WRITE "${_signing_conf}" "${_conf_text}")
 
     if(ARG_KEY)
       _veil_absolute("${ARG_KEY}" _key)
@@ -165,8 +167,8 @@ function(veil_add_enclave target)
     set(_signed "${CMAKE_CURRENT_BINARY_DIR}/${target}.signed")
     add_custom_command(
       OUTPUT "${_signed}"
-      COMMAND openenclave::oesign sign -e $<TARGET_FILE:${target}> -c "${_signing_conf}" -k "${_key}"
-      DEPENDS ${target} "${_signing_conf}" "${_key}" openenclave::oesign
+      COMMAND openenclave::oesign sign -e $<TARGET_FILE:${target}> -c "${_effective_conf}" -k "${_key}"
+      DEPENDS ${target} "${_effective_conf}" "${_key}" openenclave::oesign
       COMMENT "Signing ${target}"
       VERBATIM)
     add_custom_target(${target}_signed ALL DEPENDS "${_signed}")
@@ -181,8 +183,8 @@ function(veil_add_enclave target)
   set(_conf_c "${_dir}/${target}_conf.c")
   add_custom_command(
     OUTPUT "${_conf_c}"
-    COMMAND "${Python3_EXECUTABLE}" "${VEIL_CONF_COMPILER}" "${_conf}" "${_conf_c}"
-    DEPENDS "${_conf}" "${VEIL_CONF_COMPILER}"
+    COMMAND "${Python3_EXECUTABLE}" "${VEIL_CONF_COMPILER}" "${_effective_conf}" "${_conf_c}"
+    DEPENDS "${_effective_conf}" "${VEIL_CONF_COMPILER}"
     COMMENT "Compiling ${target}'s enclave configuration"
     VERBATIM)
   add_library(${target} MODULE ${ARG_SOURCES} ${_bridge_c} ${_bridge_h} "${_conf_c}")

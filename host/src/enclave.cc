@@ -39,6 +39,7 @@ std::string Enclave::default_image_path() {
 
 Enclave::Enclave(const std::string& image_path, bool debug)
     : image_path_(image_path.empty() ? default_image_path() : image_path),
+      debug_(debug),
       handle_(std::make_unique<Handle>()) {
   uint32_t flags = debug ? OE_ENCLAVE_FLAG_DEBUG : 0;
 #if defined(VEIL_OE_SIMULATION)
@@ -46,6 +47,10 @@ Enclave::Enclave(const std::string& image_path, bool debug)
 #endif
   oe_result_t result = oe_create_veil_enclave(image_path_.c_str(), OE_ENCLAVE_TYPE_AUTO, flags,
                                               nullptr, 0, &handle_->enclave);
+  if (result == OE_DEBUG_DOWNGRADE)
+    throw EnclaveError("loading '" + image_path_ + "' as a debug enclave failed: it is a release "
+                       "image; build with -DVEIL_ENCLAVE_DEBUG=ON for a debug enclave",
+                       -1, result);
   if (result != OE_OK) {
     throw EnclaveError("loading the enclave image '" + image_path_ +
                            "' failed: " + oe_result_str(result),
@@ -70,6 +75,7 @@ EnclaveInfo Enclave::info() const {
   info.backend = raw.backend;
   info.features = raw.features;
   info.max_sessions = raw.max_sessions;
+  info.debug = debug_;
   static const struct {
     uint64_t bit;
     const char* name;

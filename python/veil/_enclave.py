@@ -19,6 +19,23 @@ def default_enclave() -> "_native.NativeEnclave":
         return _enclave
 
 
+def load_enclave(image_path: str = "", debug: bool = False) -> "_native.NativeEnclave":
+    """Load an enclave image of your own (pass it as ``enclave=`` to a Trainer or
+    Inference); most programs use the one loaded for them.
+
+    Args:
+        image_path: the image; "" for the one installed with the package.
+        debug: load it as a debug enclave. On SGX the host can read a debug
+            enclave's memory, so this is for development only, and the image
+            must have been built with ``-DVEIL_ENCLAVE_DEBUG=ON``.
+
+    Raises:
+        veil.EnclaveError: the image cannot be loaded (or is a release image
+            and ``debug`` was asked for).
+    """
+    return _native.NativeEnclave(image_path, debug)
+
+
 def enclave_backend() -> str:
     """"virtual" (the project's own enclave runtime) or "openenclave" (the SDK)."""
     return _native.backend()

@@ -52,6 +52,7 @@ cdef extern from "veil/enclave.h" namespace "veil":
         uint64_t features
         vector[string] feature_names
         uint32_t max_sessions
+        bint debug
 
     cdef cppclass Enclave:
         Enclave(const string& image_path, bool debug) except +veil_translate_exception

@@ -45,7 +45,7 @@ cdef class NativeEnclave:
     """A loaded enclave image (one per process is typical)."""
     cdef Enclave* ptr
 
-    def __cinit__(self, str image_path="", bint debug=True):
+    def __cinit__(self, str image_path="", bint debug=False):
         self.ptr = new Enclave(image_path.encode(), debug)
 
     def __dealloc__(self):
@@ -58,6 +58,7 @@ cdef class NativeEnclave:
             "backend": i.backend.decode(),
             "features": [f.decode() for f in i.feature_names],
             "max_sessions": i.max_sessions,
+            "debug": i.debug,
         }
 
     @property

@@ -63,6 +63,8 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"enclave backend: {veil.enclave_backend()}")
     print(f"enclave version: {info.get('version', 'unknown')}")
     print(f"features: {', '.join(features) if features else 'none'}")
+    print("debug enclave: " + ("YES (development only: on SGX the host can read its memory)"
+                               if info.get("debug") else "no (release)"))
     print(f"round trip: {veil.round_trip_demo()}")
     return EXIT_OK
 

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import veil
+
 from veil.cli import SUBCOMMANDS, build_parser
 
 SUMMARY = re.compile(
@@ -120,3 +122,15 @@ def test_plot_history_writes_a_png(tmp_path):
         assert path == str(tmp_path / "curves.png")
     with pytest.raises(ValueError, match="epochs"):
         plot_history({}, tmp_path / "none.png")
+
+
+def test_info_says_the_enclave_is_not_a_debug_enclave(tmp_path):
+    result = run_veil("info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "debug enclave: no" in result.stdout
+
+
+def test_a_debug_enclave_is_an_explicit_opt_in():
+    assert veil.enclave_info()["debug"] is False
+    with pytest.raises(veil.EnclaveError, match="VEIL_ENCLAVE_DEBUG"):
+        veil.load_enclave(debug=True)

@@ -17,6 +17,7 @@ struct EnclaveInfo {
   uint64_t features = 0;                   ///< veil_feature_t bits
   std::vector<std::string> feature_names;  ///< the same bits, by name
   uint32_t max_sessions = 0;               ///< sessions one enclave can hold at once
+  bool debug = false;                      ///< loaded as a debug enclave (host-readable on SGX)
 };
 
 /**
@@ -29,10 +30,12 @@ class Enclave {
   /**
    * Load the enclave image.
    * @param image_path path of the image; empty loads default_image_path()
-   * @param debug      load as a debug enclave (Open Enclave: OE_ENCLAVE_FLAG_DEBUG)
+   * @param debug      load as a debug enclave (Open Enclave: OE_ENCLAVE_FLAG_DEBUG),
+   *                   whose memory the host can read on SGX: development only, and
+   *                   the image must be built with -DVEIL_ENCLAVE_DEBUG=ON
    * @throws EnclaveError when the image cannot be loaded
    */
-  explicit Enclave(const std::string& image_path = "", bool debug = true);
+  explicit Enclave(const std::string& image_path = "", bool debug = false);
   ~Enclave();
   Enclave(const Enclave&) = delete;
   Enclave& operator=(const Enclave&) = delete;
@@ -53,6 +56,7 @@ class Enclave {
 
  private:
   std::string image_path_;
+  bool debug_;
   std::unique_ptr<Handle> handle_;
 };
 

@@ -50,6 +50,17 @@ TEST(HostEnclave, ReportsVersionBackendAndFeatures) {
   EXPECT_GE(info.max_sessions, 1u);
 }
 
+TEST(HostEnclave, ReleaseBuildsAreNotDebugEnclaves) {
+  // A debug enclave's memory is readable by the host on SGX: never by default.
+  EXPECT_FALSE(shared_enclave().info().debug);
+  try {
+    veil::Enclave debug_enclave("", /*debug=*/true);
+    ADD_FAILURE() << "a release image loaded as a debug enclave";
+  } catch (const veil::EnclaveError& e) {
+    EXPECT_NE(std::string(e.what()).find("VEIL_ENCLAVE_DEBUG"), std::string::npos) << e.what();
+  }
+}
+
 TEST(HostEnclave, MissingImageIsAnEnclaveError) {
   EXPECT_THROW(veil::Enclave("/nonexistent/libveil_enclave.so"), veil::EnclaveError);
 }
