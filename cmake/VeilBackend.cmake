@@ -131,14 +131,15 @@ function(veil_add_enclave target)
   set(_dir "${CMAKE_CURRENT_BINARY_DIR}/${target}_edl")
   _veil_generate_bridge(trusted "${_edl}" "${_dir}" "${ARG_SEARCH_PATHS}" _bridge_c _bridge_h)
 
-  # Whether the image is a debug enclave is the build's choice (VEIL_ENCLAVE_DEBUG,
-  # off by default), never the .conf's: the effective configuration is written here.
+  # Whether veil's image is a debug enclave is the build's choice (VEIL_ENCLAVE_DEBUG,
+  # off by default), so its .conf states no Debug; a test image's .conf may.
   file(READ "${_conf}" _conf_text)
-  string(REGEX REPLACE "(^|\n)[ \t]*Debug[ \t]*=[^\n]*" "" _conf_text "${_conf_text}")
-  if(VEIL_ENCLAVE_DEBUG)
-    string(APPEND _conf_text "\nDebug=1\n")
-  else()
-    string(APPEND _conf_text "\nDebug=0\n")
+  if(NOT _conf_text MATCHES "(^|\n)[ \t]*Debug[ \t]*=")
+    if(VEIL_ENCLAVE_DEBUG)
+      string(APPEND _conf_text "\nDebug=1\n")
+    else()
+      string(APPEND _conf_text "\nDebug=0\n")
+    endif()
   endif()
   set(_effective_conf "${CMAKE_CURRENT_BINARY_DIR}/${target}.effective.conf")
   file(CONFIGURE OUTPUT "${_effective_conf}" CONTENT "${_conf_text}" @ONLY)

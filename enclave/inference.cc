@@ -21,8 +21,8 @@ namespace veil::enclave {
 namespace {
 
 constexpr double kExact = 9007199254740992.0;  // 2^53
-constexpr uint32_t kMaxBatch = 1u << 16;
-constexpr uint32_t kMaxWidth = 1u << 16;
+constexpr uint32_t kMaxBatch = VEIL_LIMIT_MAX_BATCH;
+constexpr uint32_t kMaxWidth = VEIL_LIMIT_MAX_WIDTH;
 // W_q stays in the enclave (U = R W_q needs it); refuse models beyond this.
 constexpr double kMaxModelBytes = 4.0 * 1024 * 1024 * 1024;
 // Per-call work buffers (activations, limbs, masks, U) beyond this are refused.
@@ -123,7 +123,7 @@ Inference::~Inference() {
 int Inference::create(Session& session, const veil_inference_config_t& config,
                       const veil_layer_spec_t* layers, size_t layer_count,
                       std::unique_ptr<Inference>* out) {
-  if (config.mode != 0 && config.mode != 1)
+  if (config.mode != VEIL_INFERENCE_MODE_VERIFY && config.mode != VEIL_INFERENCE_MODE_PRIVATE)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown inference mode %d (0 verify, 1 private)",
                         config.mode);
   // The model checks are training's: the same layers, losses and activation formats.
@@ -641,7 +641,7 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
 void Inference::write_output(size_t batch, double* output) const {
   const size_t m = layers_.back().m;
   const double* z = z_.data();
-  if (config_.loss == 0) {
+  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
     math::softmax_rows(z, batch, m, m, output);
   } else {
     for (size_t i = 0; i < batch * m; ++i)

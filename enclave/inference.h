@@ -74,7 +74,7 @@ class Inference final : public Protocol {
  private:
   Inference() = default;
 
-  bool is_private() const { return config_.mode == 1; }
+  bool is_private() const { return config_.mode == VEIL_INFERENCE_MODE_PRIVATE; }
   bool ready() const;
   math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
   int require_ready(Session& session, const char* call) const;

@@ -32,9 +32,15 @@ constexpr double kExact = 9007199254740992.0;  // 2^53: every float64 integer be
 // error of a range-checked result cannot vanish mod q; 2^60 leaves room.
 constexpr double kSoundLimit = 1152921504606846976.0;  // 2^60
 constexpr int kMaxLimbs = 4;
-constexpr uint32_t kMaxLayers = 64;
-constexpr uint32_t kMaxWidth = 1u << 16;
-constexpr uint32_t kMaxBatch = 1u << 16;
+constexpr uint32_t kMaxLayers = VEIL_LIMIT_MAX_LAYERS;
+constexpr uint32_t kMaxWidth = VEIL_LIMIT_MAX_WIDTH;
+constexpr uint32_t kMaxBatch = VEIL_LIMIT_MAX_BATCH;
+// The math core numbers activations as the EDL does, so a wire code converts directly.
+static_assert(static_cast<int>(math::Activation::identity) == VEIL_ACTIVATION_IDENTITY &&
+              static_cast<int>(math::Activation::relu) == VEIL_ACTIVATION_RELU &&
+              static_cast<int>(math::Activation::sigmoid) == VEIL_ACTIVATION_SIGMOID &&
+              static_cast<int>(math::Activation::arctan) == VEIL_ACTIVATION_ARCTAN &&
+              static_cast<int>(math::Activation::softplus) == VEIL_ACTIVATION_SOFTPLUS);
 // The enclave refuses configurations whose work buffers exceed this.
 constexpr double kMaxBufferBytes = 2.0 * 1024 * 1024 * 1024;
 
@@ -182,18 +188,19 @@ int validate_model(Session& session, const veil_train_config_t& config,
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
                           i - 1, layers[i - 1].outputs);
-    if (l.activation < 0 || l.activation > 4)
+    if (l.activation < VEIL_ACTIVATION_IDENTITY || l.activation > VEIL_ACTIVATION_SOFTPLUS)
       return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
                           l.activation);
   }
-  if (config.loss != 0 && config.loss != 1)
+  if (config.loss != VEIL_LOSS_CROSS_ENTROPY && config.loss != VEIL_LOSS_MSE)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
                         config.loss);
-  if (config.loss == 0 && layers[layer_count - 1].activation != 0)
+  if (config.loss == VEIL_LOSS_CROSS_ENTROPY &&
+      layers[layer_count - 1].activation != VEIL_ACTIVATION_IDENTITY)
     return session.fail(VEIL_ERR_CONFIG,
                         "cross-entropy fuses the softmax: the last layer's activation must be "
                         "identity");
-  if (config.loss == 0 && layers[layer_count - 1].outputs < 2)
+  if (config.loss == VEIL_LOSS_CROSS_ENTROPY && layers[layer_count - 1].outputs < 2)
     return session.fail(VEIL_ERR_CONFIG, "cross-entropy needs at least 2 classes");
   if (config.frac_act < 0 || config.frac_act > 20)
     return session.fail(VEIL_ERR_CONFIG, "frac_act=%d is outside [0, 20]", config.frac_act);
@@ -988,7 +995,7 @@ int Training::run_loss(Session& session, const int32_t* labels, size_t batch,
   const Layer& top = layers_.back();
   const size_t m = top.m;
   const double* z_top = pre_[last].data();
-  if (config_.loss == 0) {
+  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
     *loss = math::softmax_cross_entropy(z_top, batch, m, m, labels, grad_real_.data(), m);
   } else {
     grow(&limb_, batch * m);
@@ -1041,7 +1048,7 @@ int Training::predict(Session& session, const double* x, size_t x_count, size_t 
   if (rc != VEIL_OK) return rc;
   session.counters().saturated += saturated;
   const double* z = pre_.back().data();
-  if (config_.loss == 0) {
+  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
     math::softmax_rows(z, batch, m, m, output);
   } else {
     for (size_t i = 0; i < batch * m; ++i) output[i] = math::activate(layers_.back().activation, z[i]);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bridge.h"
+#include "veil/codes.h"
 #include "veil/error.h"
 
 #ifndef VEIL_ENCLAVE_IMAGE_NAME
@@ -76,20 +77,8 @@ EnclaveInfo Enclave::info() const {
   info.features = raw.features;
   info.max_sessions = raw.max_sessions;
   info.debug = debug_;
-  static const struct {
-    uint64_t bit;
-    const char* name;
-  } kFeatures[] = {
-      {VEIL_FEATURE_VERIFY_TRAINING, "verify-training"},
-      {VEIL_FEATURE_VERIFY_INFERENCE, "verify-inference"},
-      {VEIL_FEATURE_PRIVATE_INFERENCE, "private-inference"},
-      {VEIL_FEATURE_SEALING, "sealing"},
-      {VEIL_FEATURE_ATTESTATION, "attestation"},
-      {VEIL_FEATURE_AVX2, "avx2"},
-      {VEIL_FEATURE_AVX512, "avx512"},
-  };
-  for (const auto& f : kFeatures)
-    if (raw.features & f.bit) info.feature_names.emplace_back(f.name);
+  for (const FeatureName* f = kFeatureNames; f->name; ++f)
+    if (raw.features & static_cast<uint64_t>(f->value)) info.feature_names.emplace_back(f->name);
   return info;
 }
 

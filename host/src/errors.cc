@@ -1,24 +1,15 @@
 #include <string>
 
 #include "bridge.h"
+#include "veil/codes.h"
 #include "veil/error.h"
 
 namespace veil::detail {
 
 static const char* status_name(int status) {
-  switch (status) {
-    case VEIL_OK: return "VEIL_OK";
-    case VEIL_ERR_INVALID_ARGUMENT: return "VEIL_ERR_INVALID_ARGUMENT";
-    case VEIL_ERR_CONFIG: return "VEIL_ERR_CONFIG";
-    case VEIL_ERR_VERIFICATION: return "VEIL_ERR_VERIFICATION";
-    case VEIL_ERR_ORDER: return "VEIL_ERR_ORDER";
-    case VEIL_ERR_ABORTED: return "VEIL_ERR_ABORTED";
-    case VEIL_ERR_NO_SESSION: return "VEIL_ERR_NO_SESSION";
-    case VEIL_ERR_RESOURCE: return "VEIL_ERR_RESOURCE";
-    case VEIL_ERR_DEVICE: return "VEIL_ERR_DEVICE";
-    case VEIL_ERR_INTERNAL: return "VEIL_ERR_INTERNAL";
-    default: return "unknown veil status";
-  }
+  for (const StatusName* s = kStatusNames; s->name; ++s)
+    if (s->value == status) return s->name;
+  return "unknown veil status";
 }
 
 std::string last_error(oe_enclave_t* enclave, uint64_t session) {

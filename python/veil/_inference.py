@@ -7,6 +7,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from veil import _native
+from veil import _codes
 from veil._device import Device, NumpyDevice
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, InputError, ProtocolError
@@ -21,8 +22,8 @@ from veil._trainer import (
     score,
 )
 
-_MODES = {"verify": 0, "private": 1}
-_LOSSES = {"cross_entropy": 0, "mse": 1}
+_MODES = _codes.INFERENCE_MODE
+_LOSSES = _codes.LOSS
 
 Weights = List[np.ndarray]
 

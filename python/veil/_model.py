@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple
 
+from veil import _codes
 from veil._errors import ConfigError
 
 
@@ -22,10 +23,14 @@ class Dense:
 
 
 class _Activation:
-    """Base of the activation layers; ``code`` matches the enclave's numbering."""
+    """Base of the activation layers; ``code`` is the EDL's veil_activation_t value."""
 
     code = -1
     name = ""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = _codes.ACTIVATION[cls.name]
 
     def __repr__(self) -> str:
         return f"veil.{type(self).__name__}()"
@@ -40,31 +45,31 @@ class _Activation:
 class Identity(_Activation):
     """sigma(z) = z."""
 
-    code, name = 0, "identity"
+    name = "identity"
 
 
 class ReLU(_Activation):
     """sigma(z) = max(z, 0)."""
 
-    code, name = 1, "relu"
+    name = "relu"
 
 
 class Sigmoid(_Activation):
     """sigma(z) = 1 / (1 + e^-z)."""
 
-    code, name = 2, "sigmoid"
+    name = "sigmoid"
 
 
 class Arctan(_Activation):
     """sigma(z) = arctan(z)."""
 
-    code, name = 3, "arctan"
+    name = "arctan"
 
 
 class Softplus(_Activation):
     """sigma(z) = log(1 + e^z) (the seed paper's "SoftMax")."""
 
-    code, name = 4, "softplus"
+    name = "softplus"
 
 
 ACTIVATIONS = {cls.name: cls for cls in (Identity, ReLU, Sigmoid, Arctan, Softplus)}

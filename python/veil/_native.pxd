@@ -81,18 +81,19 @@ cdef extern from "veil/session.h" namespace "veil":
         SessionStats stats() except +veil_translate_exception
 
 
+# The codes' values live in veil/codes.h, written from the EDL; Python takes them
+# from veil._codes (written from the same place) and passes them as integers.
+cdef extern from "veil/codes.h" namespace "veil":
+    cdef enum class Activation(int32_t):
+        pass
+
+    cdef enum class Loss(int32_t):
+        pass
+
+    cdef enum class InferenceMode(int32_t):
+        pass
+
 cdef extern from "veil/trainer.h" namespace "veil":
-    cpdef enum class Activation(int32_t):
-        identity
-        relu
-        sigmoid
-        arctan
-        softplus
-
-    cpdef enum class Loss(int32_t):
-        cross_entropy
-        mse
-
     cdef cppclass LayerSpec:
         uint32_t inputs
         uint32_t outputs
@@ -156,10 +157,6 @@ cdef extern from "veil/baseline.h" namespace "veil":
 from libc.stdint cimport uint8_t
 
 cdef extern from "veil/inference.h" namespace "veil":
-    cpdef enum class InferenceMode(int32_t):
-        verify
-        private_
-
     cdef cppclass InferenceConfig:
         vector[LayerSpec] layers
         Loss loss

@@ -12,15 +12,16 @@ import numpy as np
 
 from veil import _native
 from veil._batching import epoch_batches
+from veil import _codes
 from veil._device import Device
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, DeviceError, InputError
 from veil._model import ACTIVATIONS, Sequential
 
-_LOSSES = {"cross_entropy": 0, "mse": 1}
+_LOSSES = _codes.LOSS
 
 #: The largest batch the enclave takes in one step or one inference slot.
-MAX_BATCH = 1 << 16
+MAX_BATCH = _codes.LIMIT["max_batch"]
 
 #: A fixed, publicly known sealing key for tests and demos. Checkpoints sealed
 #: with it protect nothing: anyone can open them. The virtual backend has no

@@ -11,7 +11,7 @@ oe_enclave_t* g_enclave = nullptr;
 
 void load() {
   const std::string path = veil::Enclave::default_image_path();
-  oe_result_t r = oe_create_veil_enclave(path.c_str(), OE_ENCLAVE_TYPE_AUTO, OE_ENCLAVE_FLAG_DEBUG,
+  oe_result_t r = oe_create_veil_enclave(path.c_str(), OE_ENCLAVE_TYPE_AUTO, 0,
                                          nullptr, 0, &g_enclave);
   if (r != OE_OK) {
     std::fprintf(stderr, "fuzz: cannot load the enclave image '%s': %s\n", path.c_str(),

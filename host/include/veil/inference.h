@@ -16,11 +16,8 @@ namespace veil {
 
 class Device;
 
-/** What the device may see. */
-enum class InferenceMode : int32_t {
-  verify = 0,    ///< X_q in the clear; every product checked
-  private_ = 1,  ///< X~ = X_q + R mod p_b only (uniform); every product checked ("private" is a keyword)
-};
+// InferenceMode (veil/codes.h): verify, the device sees X_q in the clear; private_,
+// it sees only X~ = X_q + R mod p_b, uniform. Every product is checked in both.
 
 /** Inference configuration. */
 struct InferenceConfig {

@@ -9,17 +9,16 @@
 #include <memory>
 #include <vector>
 
+#include "veil/codes.h"
 #include "veil/session.h"
 
 namespace veil {
 
 class Device;
 
-/** Element-wise activation after a dense layer. */
-enum class Activation : int32_t { identity = 0, relu = 1, sigmoid = 2, arctan = 3, softplus = 4 };
-
-/** Training loss. Cross-entropy fuses a softmax over the last layer's outputs. */
-enum class Loss : int32_t { cross_entropy = 0, mse = 1 };
+// Activation, Loss, InferenceMode and limits:: come from veil/codes.h, written from
+// the EDL. Cross-entropy fuses a softmax over the last layer's outputs; MSE is on
+// one-hot labels.
 
 /** One dense layer: inputs -> outputs, then activation. */
 struct LayerSpec {

@@ -50,14 +50,15 @@ class TestDevice final : public veil_test::CpuBackedDevice {
 class Bridge : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    uint32_t flags = OE_ENCLAVE_FLAG_DEBUG;
+    uint32_t flags = 0;  // a release image: debug enclaves are opt-in
 #if defined(VEIL_OE_SIMULATION)
     flags |= OE_ENCLAVE_FLAG_SIMULATE;
 #endif
-    ASSERT_EQ(oe_create_veil_enclave(veil::Enclave::default_image_path().c_str(),
-                                     OE_ENCLAVE_TYPE_AUTO, flags, nullptr, 0, &enclave_),
-              OE_OK);
+    created_ = oe_create_veil_enclave(veil::Enclave::default_image_path().c_str(),
+                                      OE_ENCLAVE_TYPE_AUTO, flags, nullptr, 0, &enclave_);
   }
+  // A failure in SetUpTestSuite reads as "skipped" to CTest; here it fails every test.
+  void SetUp() override { ASSERT_EQ(created_, OE_OK) << oe_result_str(created_); }
   static void TearDownTestSuite() {
     EXPECT_EQ(oe_terminate_enclave(enclave_), OE_OK);
     enclave_ = nullptr;
@@ -136,12 +137,14 @@ class Bridge : public ::testing::Test {
   }
 
   static oe_enclave_t* enclave_;
+  static oe_result_t created_;
   std::vector<uint64_t> sessions_;
   std::vector<std::unique_ptr<TestDevice>> devices_;  // devices_[i] serves sessions_[i]
   veil::Timing timing_;
 };
 
 oe_enclave_t* Bridge::enclave_ = nullptr;
+oe_result_t Bridge::created_ = OE_FAILURE;
 
 TEST_F(Bridge, NullEnclaveHandleIsRefused) {
   uint64_t s = 0;
