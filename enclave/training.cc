@@ -13,6 +13,7 @@
 #include "math/loss.h"
 #include "math/prg.h"
 #include "math/status.h"
+#include "exactness.h"
 #include "platform.h"
 #include "seal.h"
 #include "session.h"
@@ -27,95 +28,22 @@ void grow(std::vector<T>* buffer, size_t size) {
   if (buffer->size() < size) buffer->resize(size);
 }
 
-constexpr double kExact = 9007199254740992.0;  // 2^53: every float64 integer below is exact
-// Soundness needs every true product below q - 2^53 in magnitude, so that an
-// error of a range-checked result cannot vanish mod q; 2^60 leaves room.
-constexpr double kSoundLimit = 1152921504606846976.0;  // 2^60
-constexpr int kMaxLimbs = 4;
-constexpr uint32_t kMaxLayers = VEIL_LIMIT_MAX_LAYERS;
-constexpr uint32_t kMaxWidth = VEIL_LIMIT_MAX_WIDTH;
-constexpr uint32_t kMaxBatch = VEIL_LIMIT_MAX_BATCH;
-// The math core numbers activations as the EDL does, so a wire code converts directly.
-static_assert(static_cast<int>(math::Activation::identity) == VEIL_ACTIVATION_IDENTITY &&
-              static_cast<int>(math::Activation::relu) == VEIL_ACTIVATION_RELU &&
-              static_cast<int>(math::Activation::sigmoid) == VEIL_ACTIVATION_SIGMOID &&
-              static_cast<int>(math::Activation::arctan) == VEIL_ACTIVATION_ARCTAN &&
-              static_cast<int>(math::Activation::softplus) == VEIL_ACTIVATION_SOFTPLUS);
+
 // The enclave refuses configurations whose work buffers exceed this.
 constexpr double kMaxBufferBytes = 2.0 * 1024 * 1024 * 1024;
 
-// Streams of the weight-initialisation PRG (keyed by the public seed) and of the
-// secret PRG (keyed by a fresh random key); each layer gets its own streams.
-constexpr uint32_t kStreamInit = 0;
+// Streams of the secret PRG (keyed by a fresh random key); each layer gets its own.
 constexpr uint32_t kStreamSecretS = 1;
 constexpr uint32_t kStreamSecretT = 2;
 
 using Field = math::FieldQ;
-
-// "mismatch at row 3", "not_integral at row 0, column 7": where a check failed.
 
 bool is_integrity_fault(math::Fault f) {
   return f == math::Fault::not_finite || f == math::Fault::not_integral ||
          f == math::Fault::out_of_range || f == math::Fault::mismatch;
 }
 
-int ceil_log2(uint64_t x) {
-  int e = 0;
-  while ((uint64_t{1} << e) < x) ++e;
-  return e;
-}
 
-template <typename T>
-double max_row_l1(const T* x, size_t rows, size_t cols) {
-  double best = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    double sum = 0;
-    const T* row = x + i * cols;
-    for (size_t j = 0; j < cols; ++j) sum += std::fabs(row[j]);
-    best = std::max(best, sum);
-  }
-  return best;
-}
-
-template <typename T>
-double max_col_l1(const T* x, size_t rows, size_t cols, std::vector<double>& scratch) {
-  scratch.assign(cols, 0.0);
-  for (size_t i = 0; i < rows; ++i) {
-    const T* row = x + i * cols;
-    for (size_t j = 0; j < cols; ++j) scratch[j] += std::fabs(row[j]);
-  }
-  double best = 0;
-  for (double v : scratch) best = std::max(best, v);
-  return best;
-}
-
-template <typename T>
-double max_abs(const T* x, size_t n) {
-  double best = 0;
-  for (size_t i = 0; i < n; ++i) best = std::max(best, std::fabs(static_cast<double>(x[i])));
-  return best;
-}
-
-// The largest row L1 norm a pass reported, if it is exact: a sum of `cols`
-// integers of magnitude <= limit, plus `extra`, below 2^53 in any order. Then
-// it equals max_row_l1() over the same rows bit for bit; otherwise -1.
-double exact_row_l1(const math::OperandStats& st, size_t cols, double limit, double extra) {
-  if (static_cast<double>(cols) * limit + extra >= kExact) return -1;
-  return st.row_l1_max + extra;
-}
-
-// Split |x| into base-2^bits digits, keeping the sign on every digit, so that
-// x = sum_t 2^(t*bits) * digit_t exactly and |digit_t| < 2^bits.
-template <typename T>
-void extract_limb(const T* x, size_t n, int bits, int index, T* out) {
-  const double base = std::ldexp(1.0, bits);
-  const double shift = std::ldexp(1.0, bits * index);
-  for (size_t i = 0; i < n; ++i) {
-    double mag = std::fabs(static_cast<double>(x[i]));
-    double digit = std::fmod(std::floor(mag / shift), base);
-    out[i] = static_cast<T>(x[i] < 0 ? -digit : digit);
-  }
-}
 
 // The product ocalls for each operand type: narrow operands travel as float32.
 oe_result_t device_product(bool forward, int* status, uint64_t session, uint32_t l,
@@ -151,131 +79,10 @@ void emit_into(math::ForwardArgs& f, float* a_next) { f.a_next_narrow = a_next; 
 void emit_into(math::BackwardArgs& b, double* dz_prev) { b.dz_prev = dz_prev; }
 void emit_into(math::BackwardArgs& b, float* dz_prev) { b.dz_prev_narrow = dz_prev; }
 
-// Limb width and count so that each limb's product (row L1 <= cols * (2^bits - 1)
-// times max |M|) stays exact; 0 limbs when even 1-bit limbs cannot.
-struct LimbPlan {
-  int bits = 0;
-  int count = 0;
-};
-
-LimbPlan plan_limbs(double row_l1, double max_operand, size_t cols, double max_m) {
-  if (row_l1 * max_m < kExact) return {53, 1};
-  if (max_m <= 0) return {53, 1};
-  double room = kExact / (static_cast<double>(cols) * max_m);
-  int bits = static_cast<int>(std::floor(std::log2(room + 1.0)));
-  while (bits > 0 && static_cast<double>(cols) * (std::ldexp(1.0, bits) - 1) * max_m >= kExact)
-    --bits;
-  if (bits < 1) return {};
-  int operand_bits = static_cast<int>(std::ceil(std::log2(max_operand + 1.0)));
-  return {bits, std::max(1, (operand_bits + bits - 1) / bits)};
-}
 
 }  // namespace
 
-int validate_model(Session& session, const veil_train_config_t& config,
-                   const veil_layer_spec_t* layers, size_t layer_count) {
-  if (layer_count == 0 || layer_count > kMaxLayers || layer_count != config.layer_count)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "layer_count=%zu (config says %u); a model has 1 to %u layers", layer_count,
-                        config.layer_count, kMaxLayers);
-  for (size_t i = 0; i < layer_count; ++i) {
-    const veil_layer_spec_t& l = layers[i];
-    if (l.inputs == 0 || l.outputs == 0 || l.inputs > kMaxWidth || l.outputs > kMaxWidth)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "layer %zu is %u -> %u; widths must be in [1, %u]", i, l.inputs,
-                          l.outputs, kMaxWidth);
-    if (i > 0 && layers[i - 1].outputs != l.inputs)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
-                          i - 1, layers[i - 1].outputs);
-    if (l.activation < VEIL_ACTIVATION_IDENTITY || l.activation > VEIL_ACTIVATION_SOFTPLUS)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
-                          l.activation);
-  }
-  if (config.loss != VEIL_LOSS_CROSS_ENTROPY && config.loss != VEIL_LOSS_MSE)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
-                        config.loss);
-  if (config.loss == VEIL_LOSS_CROSS_ENTROPY &&
-      layers[layer_count - 1].activation != VEIL_ACTIVATION_IDENTITY)
-    return session.fail(VEIL_ERR_CONFIG,
-                        "cross-entropy fuses the softmax: the last layer's activation must be "
-                        "identity");
-  if (config.loss == VEIL_LOSS_CROSS_ENTROPY && layers[layer_count - 1].outputs < 2)
-    return session.fail(VEIL_ERR_CONFIG, "cross-entropy needs at least 2 classes");
-  if (config.frac_act < 0 || config.frac_act > 20)
-    return session.fail(VEIL_ERR_CONFIG, "frac_act=%d is outside [0, 20]", config.frac_act);
-  if (config.frac_grad < 0 || config.frac_grad > 24)
-    return session.fail(VEIL_ERR_CONFIG, "frac_grad=%d is outside [0, 24]", config.frac_grad);
-  if (config.lr_exp < 0 || config.lr_exp > 30)
-    return session.fail(VEIL_ERR_CONFIG, "lr_exp=%d is outside [0, 30] (learning rate 2^-lr_exp)",
-                        config.lr_exp);
-  if (config.max_batch == 0 || config.max_batch > kMaxBatch)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "max_batch=%u is outside [1, %u]",
-                        config.max_batch, kMaxBatch);
-  const double clips[3] = {config.act_clip, config.grad_clip, config.weight_max};
-  const char* clip_names[3] = {"act_clip", "grad_clip", "weight_max"};
-  for (int i = 0; i < 3; ++i)
-    if (!std::isfinite(clips[i]) || clips[i] <= 0 || clips[i] > 1e6)
-      return session.fail(VEIL_ERR_CONFIG, "%s=%g must be finite and in (0, 1e6]", clip_names[i],
-                          clips[i]);
 
-  return VEIL_OK;
-}
-
-bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,
-                     math::Activation activation, std::vector<double>* out) {
-  // The initial weights depend only on the public seed, so runs are reproducible.
-  math::PrgKey key{{'v', 'e', 'i', 'l', '-', 'i', 'n', 'i'}};
-  std::memcpy(key.bytes + 8, &config.seed, sizeof config.seed);
-  math::Prg prg;
-  if (!prg.init(key).ok()) return false;
-  // He-uniform for rectifier-like activations, Glorot-uniform otherwise; bias 0.
-  const bool rectifier =
-      activation == math::Activation::relu || activation == math::Activation::softplus;
-  const double limit = std::min(rectifier ? std::sqrt(6.0 / n) : std::sqrt(6.0 / (n + m)),
-                                config.weight_max);
-  out->assign(static_cast<size_t>(n + 1) * m, 0.0);
-  std::vector<uint64_t> bits(static_cast<size_t>(n) * m);
-  if (!prg.keystream(math::prg_stream(li, kStreamInit), 0, reinterpret_cast<uint8_t*>(bits.data()),
-                     bits.size() * sizeof(uint64_t))
-           .ok())
-    return false;
-  for (size_t k = 0; k < bits.size(); ++k) {
-    const double u = static_cast<double>(bits[k] >> 11) * 0x1.0p-53;  // uniform in [0, 1)
-    (*out)[k] = (2.0 * u - 1.0) * limit;
-  }
-  return true;
-}
-
-struct Training::Layer {
-  uint32_t n = 0;  // inputs (the weight matrix has n + 1 rows: the bias is last)
-  uint32_t m = 0;  // outputs
-  math::Activation activation = math::Activation::identity;
-  std::vector<uint64_t> s, t;  // secret check vectors, length m and n + 1
-  std::vector<uint64_t> v, w;  // fingerprints M s (n + 1) and M^T t (m), mod q
-  double device_max = 0;       // max |M| as the device reports it: decides limbs
-  double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
-  double operand_l1 = 0;       // largest operand row L1 norm of the current step
-  // Field vectors of this step's operands, computed while each operand is
-  // still in cache (valid within one step): the forward check's A v and the
-  // update's A t (by the pass that wrote A, or one pass before the product),
-  // and from dZ (prepare_grad) the backward check's dZ w, the update's dZ s
-  // and its w delta dZ^T (A t).
-  std::vector<uint64_t> av, at, dzw, dzs, dw;
-  bool av_ready = false, at_ready = false, dz_ready = false, dw_ready = false;
-  // Magnitudes of this step's operands, gathered by the passes that wrote
-  // them (math::OperandStats): A's largest row L1 norm (bias entry included)
-  // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
-  // unknown; then they are measured over the operand as before.
-  double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
-  // This step's whole A (forward) and dZ (backward) went to the device as one
-  // limb each and the host kept them, so the update asks it to reuse them
-  // instead of sending them again. Sound as any update is: the fingerprints follow the enclave's
-  // own A and dZ, and an update made with anything else fails the next check.
-  bool device_has_a = false, device_has_dz = false;
-  // This step's forward kept z as relu_mask_ (its sign) rather than in pre_.
-  bool z_as_mask = false;
-};
 
 Training::~Training() {
   for (Layer& l : layers_) {
@@ -1122,217 +929,6 @@ int Training::export_weights(Session& session, uint32_t layer, double* weights, 
   if (rc != VEIL_OK) return rc;
   const int scale = weight_scale();
   for (size_t i = 0; i < count; ++i) weights[i] = std::ldexp(m[i], -scale);
-  return VEIL_OK;
-}
-
-// ---- Sealed checkpoints ---------------------------------------------------
-
-namespace {
-
-// Format 2 added the session's counters, so checks_passed survives a resume.
-constexpr char kCheckpointMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'P', '2'};
-
-// Associated data: the format and the model's shape, so a checkpoint of
-// another model fails to open at all.
-std::vector<uint8_t> checkpoint_ad(const veil_layer_spec_t* layers, size_t count) {
-  std::vector<uint8_t> ad(kCheckpointMagic, kCheckpointMagic + sizeof kCheckpointMagic);
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(layers);
-  ad.insert(ad.end(), p, p + count * sizeof(veil_layer_spec_t));
-  return ad;
-}
-
-// The caller's 32-byte key, or the platform's sealing key when none is given.
-int sealing_key(Session& session, const uint8_t* key, size_t key_len, uint8_t out[kSealKeyBytes]) {
-  if (key_len == kSealKeyBytes) {
-    std::memcpy(out, key, kSealKeyBytes);
-    return VEIL_OK;
-  }
-  if (key_len != 0)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "a sealing key is %zu bytes, got %zu",
-                        kSealKeyBytes, key_len);
-  uint8_t* platform_key = nullptr;
-  size_t platform_len = 0;
-  oe_result_t r = oe_get_seal_key_by_policy(OE_SEAL_POLICY_UNIQUE, &platform_key, &platform_len,
-                                            nullptr, nullptr);
-  if (r != OE_OK || platform_len == 0)
-    return session.fail(VEIL_ERR_CONFIG,
-                        "this enclave has no platform sealing key (%s); pass a %zu-byte key "
-                        "(the virtual backend never has one)",
-                        oe_result_str(r), kSealKeyBytes);
-  // Stretch the platform's 128-bit key to AES-256 width; same key, same result.
-  for (size_t i = 0; i < kSealKeyBytes; ++i) out[i] = platform_key[i % platform_len];
-  wipe(platform_key, platform_len);
-  oe_free_seal_key(platform_key, nullptr);
-  return VEIL_OK;
-}
-
-template <typename T>
-void put(std::vector<uint8_t>& out, const T& value) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), p, p + sizeof value);
-}
-
-void put_field(std::vector<uint8_t>& out, const std::vector<uint64_t>& values) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(values.data());
-  out.insert(out.end(), p, p + values.size() * sizeof(uint64_t));
-}
-
-// Reads what put() wrote; any short read marks the reader bad.
-struct Reader {
-  const uint8_t* p;
-  size_t left;
-  bool ok = true;
-  template <typename T>
-  T get() {
-    T value{};
-    if (left < sizeof value) {
-      ok = false;
-      return value;
-    }
-    std::memcpy(&value, p, sizeof value);
-    p += sizeof value;
-    left -= sizeof value;
-    return value;
-  }
-  void get_field(std::vector<uint64_t>& out, size_t n) {
-    out.assign(n, 0);
-    if (left < n * sizeof(uint64_t)) {
-      ok = false;
-      return;
-    }
-    std::memcpy(out.data(), p, n * sizeof(uint64_t));
-    p += n * sizeof(uint64_t);
-    left -= n * sizeof(uint64_t);
-  }
-};
-
-}  // namespace
-
-size_t Training::state_size() const {
-  size_t bytes = sizeof kCheckpointMagic + sizeof config_ + sizeof step_ + 2 * sizeof(int32_t) +
-                 sizeof(Counters);
-  for (const Layer& l : layers_) bytes += 2 * sizeof(double) + 16 * (l.n + 1 + l.m);
-  return bytes;
-}
-
-size_t Training::checkpoint_size() const { return state_size() + kSealOverhead; }
-
-int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, uint8_t* blob,
-                         size_t capacity, uint64_t* blob_len) {
-  const size_t size = checkpoint_size();
-  if (capacity < size)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "checkpoint: the buffer holds %zu bytes, %zu needed",
-                        capacity, size);
-  // Only weights that match the fingerprints are worth keeping: a device that
-  // lied in the last update must not turn the newest checkpoint into one that
-  // cannot be resumed. The host stores the weights these reads returned.
-  call_name_ = "checkpoint";
-  for (uint32_t l = 0; l < layers_.size(); ++l) {
-    int rc = audit(session, l, Phase::export_check, nullptr);
-    if (rc != VEIL_OK) return rc;
-  }
-  uint8_t seal_key[kSealKeyBytes];
-  int rc = sealing_key(session, key, key_len, seal_key);
-  if (rc != VEIL_OK) return rc;
-  std::vector<uint8_t> plain(kCheckpointMagic, kCheckpointMagic + sizeof kCheckpointMagic);
-  plain.reserve(state_size());
-  put(plain, config_);
-  put(plain, step_);
-  put(plain, lr_exp_);
-  put(plain, batch_exp_);
-  put(plain, session.counters());
-  std::vector<veil_layer_spec_t> specs;
-  for (const Layer& l : layers_) {
-    put(plain, l.device_max);
-    put(plain, l.proven_max);
-    put_field(plain, l.s);
-    put_field(plain, l.t);
-    put_field(plain, l.v);
-    put_field(plain, l.w);
-    specs.push_back({l.n, l.m, static_cast<int32_t>(l.activation)});
-  }
-  std::vector<uint8_t> ad = checkpoint_ad(specs.data(), specs.size());
-  const bool sealed = seal(seal_key, nullptr, ad.data(), ad.size(), plain.data(), plain.size(), blob);
-  wipe(seal_key, sizeof seal_key);
-  wipe(plain.data(), plain.size());
-  if (!sealed) return session.fail(VEIL_ERR_INTERNAL, "checkpoint: sealing failed");
-  *blob_len = size;
-  return VEIL_OK;
-}
-
-int Training::restore(Session& session, const veil_train_config_t& config,
-                      const veil_layer_spec_t* layers, size_t layer_count, const uint8_t* key,
-                      size_t key_len, const uint8_t* blob, size_t blob_len,
-                      std::unique_ptr<Training>* out) {
-  int rc = validate_model(session, config, layers, layer_count);
-  if (rc != VEIL_OK) return rc;
-  uint8_t seal_key[kSealKeyBytes];
-  rc = sealing_key(session, key, key_len, seal_key);
-  if (rc != VEIL_OK) return rc;
-  if (blob_len < kSealOverhead || blob_len > (size_t{1} << 34))
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "restore: a checkpoint of %zu bytes cannot be valid",
-                        blob_len);
-  std::vector<uint8_t> plain(blob_len - kSealOverhead);
-  std::vector<uint8_t> ad = checkpoint_ad(layers, layer_count);
-  const bool opened = unseal(seal_key, ad.data(), ad.size(), blob, blob_len, plain.data());
-  wipe(seal_key, sizeof seal_key);
-  if (!opened)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "restore: the checkpoint does not authenticate (tampered, sealed under "
-                        "another key, or for another model)");
-  Reader in{plain.data(), plain.size()};
-  char magic[sizeof kCheckpointMagic];
-  for (char& c : magic) c = in.get<char>();
-  std::unique_ptr<Training> t(new Training());
-  t->config_ = in.get<veil_train_config_t>();
-  t->step_ = in.get<uint64_t>();
-  t->lr_exp_ = in.get<int32_t>();
-  t->batch_exp_ = in.get<int32_t>();
-  const Counters counters = in.get<Counters>();
-  const veil_train_config_t& c = t->config_;
-  const bool same_config =
-      c.layer_count == config.layer_count && c.loss == config.loss &&
-      c.frac_act == config.frac_act && c.frac_grad == config.frac_grad &&
-      c.lr_exp == config.lr_exp && c.max_batch == config.max_batch && c.seed == config.seed &&
-      c.act_clip == config.act_clip && c.grad_clip == config.grad_clip &&
-      c.weight_max == config.weight_max;
-  if (!in.ok || std::memcmp(magic, kCheckpointMagic, sizeof magic) != 0 || !same_config) {
-    wipe(plain.data(), plain.size());
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "restore: the checkpoint was sealed for another configuration");
-  }
-  t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
-  t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
-  t->layers_.resize(layer_count);
-  for (size_t li = 0; li < layer_count; ++li) {
-    Layer& l = t->layers_[li];
-    l.n = layers[li].inputs;
-    l.m = layers[li].outputs;
-    l.activation = static_cast<math::Activation>(layers[li].activation);
-    l.device_max = in.get<double>();
-    l.proven_max = in.get<double>();
-    in.get_field(l.s, l.m);
-    in.get_field(l.t, l.n + 1);
-    in.get_field(l.v, l.n + 1);
-    in.get_field(l.w, l.m);
-  }
-  wipe(plain.data(), plain.size());
-  if (!in.ok || in.left != 0)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "restore: the checkpoint's state is malformed");
-  t->allocate_buffers();
-  // The weights the host kept beside the checkpoint must be the ones these
-  // fingerprints describe: a state rolled back or forward against them, or
-  // weights altered while stored, fails here.
-  t->call_name_ = "restore";
-  for (uint32_t li = 0; li < layer_count; ++li) {
-    rc = t->audit(session, li, Phase::export_check, nullptr);
-    if (rc != VEIL_OK) return rc;
-  }
-  // The counters go on from where the checkpoint left them (plus the checks above).
-  session.counters().checks_passed += counters.checks_passed;
-  session.counters().products += counters.products;
-  session.counters().saturated += counters.saturated;
-  *out = std::move(t);
   return VEIL_OK;
 }
 

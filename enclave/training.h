@@ -17,6 +17,8 @@
 
 namespace veil::enclave {
 
+class Decoder;
+
 
 /** Check a model description; on failure the session's error names what is wrong. */
 int validate_model(Session& session, const veil_train_config_t& config,
@@ -74,10 +76,40 @@ class Training final : public Protocol {
   uint64_t steps() const { return step_; }
   int32_t lr_exp() const { return lr_exp_; }
 
-  struct Layer;
 
  private:
   Training() = default;
+
+  struct Layer {
+    uint32_t n = 0;  // inputs (the weight matrix has n + 1 rows: the bias is last)
+    uint32_t m = 0;  // outputs
+    math::Activation activation = math::Activation::identity;
+    std::vector<uint64_t> s, t;  // secret check vectors, length m and n + 1
+    std::vector<uint64_t> v, w;  // fingerprints M s (n + 1) and M^T t (m), mod q
+    double device_max = 0;       // max |M| as the device reports it: decides limbs
+    double proven_max = 0;       // bound on |M| the enclave can prove: decides soundness
+    double operand_l1 = 0;       // largest operand row L1 norm of the current step
+    // Field vectors of this step's operands, computed while each operand is
+    // still in cache (valid within one step): the forward check's A v and the
+    // update's A t (by the pass that wrote A, or one pass before the product),
+    // and from dZ (prepare_grad) the backward check's dZ w, the update's dZ s
+    // and its w delta dZ^T (A t).
+    std::vector<uint64_t> av, at, dzw, dzs, dw;
+    bool av_ready = false, at_ready = false, dz_ready = false, dw_ready = false;
+    // Magnitudes of this step's operands, gathered by the passes that wrote
+    // them (math::OperandStats): A's largest row L1 norm (bias entry included)
+    // and column L1 norm, dZ's largest row L1 norm and |value|. Negative when
+    // unknown; then they are measured over the operand as before.
+    double a_row_l1 = -1, a_col_l1 = -1, dz_row_l1 = -1, dz_max = -1;
+    // This step's whole A (forward) and dZ (backward) went to the device as one
+    // limb each and the host kept them, so the update asks it to reuse them
+    // instead of sending them again. Sound as any update is: the fingerprints follow the enclave's
+    // own A and dZ, and an update made with anything else fails the next check.
+    bool device_has_a = false, device_has_dz = false;
+    // This step's forward kept z as relu_mask_ (its sign) rather than in pre_.
+    bool z_as_mask = false;
+  };
+
 
   // The step's operands, of one element type (see step_with).
   template <typename T>
@@ -96,6 +128,8 @@ class Training final : public Protocol {
   template <typename T>
   void allocate_operands(Operands<T>& ops);
   size_t state_size() const;
+  bool decode_state(Decoder& d, const veil_layer_spec_t* layers, size_t layer_count,
+                    veil_train_config_t* sealed_config, Counters* counters);
   int check_budget(Session& session) const;
   int check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                   const char* call, uint64_t* saturated);
