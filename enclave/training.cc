@@ -431,9 +431,9 @@ int Training::check_failure(Session& session, uint32_t l, Phase phase, const mat
 // One layer's checked product, X * M (forward) or X * M^T (backward). When one
 // product could lose exactness the operand is split into limbs: each limb's
 // product is range-checked and Freivalds-checked on its own, and their sum,
-// scaled by 2^-scale, lands in real_out. On the common one-limb path the
-// fused kernel also applies the activation (forward) or its derivative
-// (backward) and quantizes the next operand in the same pass.
+// scaled by 2^-scale, lands in real_out (finish_limbs). On the common one-limb
+// path the fused kernel also applies the activation (forward) or its
+// derivative (backward) and quantizes the next operand in the same pass.
 template <typename T>
 int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* x,
                             size_t batch, int scale, double* real_out, uint64_t* saturated) {
@@ -442,7 +442,6 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
   const bool fwd = phase == Phase::forward;
   const size_t in_cols = fwd ? layer.n + 1 : layer.m;
   const size_t out_cols = fwd ? layer.m : layer.n + 1;
-  const uint64_t* fingerprint = fwd ? layer.v.data() : layer.w.data();
   // The clip gives a bound on every operand row for free; only when it is not
   // enough are the actual row norms measured (one pass over the operand). A
   // forward row holds n clipped activations and the bias entry 2^f_a, which
@@ -455,14 +454,13 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
   }
   int rc = ensure_sound(session, l, row_l1, phase);
   if (rc != VEIL_OK) return rc;
-  layer.operand_l1 = phase == Phase::forward ? row_l1 : std::max(layer.operand_l1, row_l1);
+  layer.operand_l1 = fwd ? row_l1 : std::max(layer.operand_l1, row_l1);
   LimbPlan plan = row_l1 * layer.device_max < kExact
                       ? LimbPlan{53, 1}
                       : plan_limbs(row_l1, max_abs(x, batch * in_cols), in_cols, layer.device_max);
   if (plan.count == 0 || plan.count > 64)
     return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
 
-  const bool last = l + 1 == layers_.size();
   if (plan.count > 1) grow(&ops.limb, batch * in_cols);
   for (int limb = 0; limb < plan.count; ++limb) {
     const T* operand = x;
@@ -470,101 +468,21 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
       extract_limb(x, batch * in_cols, plan.bits, limb, ops.limb.data());
       operand = ops.limb.data();
     }
-    // The expected row sums come first, while the operand the enclave just
-    // wrote is still in cache (the device's product evicts it); the ocall's
-    // copy of the operand then reads it from cache too. In a step, the
-    // update's A t comes from the same pass as A v, and dZ w was computed
-    // with the rest of dZ's vectors when dZ was written (prepare_grad).
-    const uint64_t* expected = expected_.data();
-    if (fwd && plan.count == 1 && layer.av_ready) {
-      expected = layer.av.data();
-    } else if (!fwd && plan.count == 1 && layer.dz_ready) {
-      expected = layer.dzw.data();
-    } else if (fwd && in_step_ && plan.count == 1) {
-      math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint, layer.t.data(),
-                        expected_.data(), layer.at.data());
-      layer.at_ready = true;
-    } else {
-      math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
-    }
+    const uint64_t* expected = expected_sums(l, fwd, operand, batch, in_cols, plan.count == 1);
     // A whole step operand (one limb) is kept by the host for the update.
     const bool keep = in_step_ && plan.count == 1;
     rc = request_product(session, l, phase, operand, batch, in_cols, out_cols, keep);
     if (rc != VEIL_OK) return rc;
     if (keep) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
     // Nothing the device returned is used before it passes its check.
-    math::PassResult pass;
     math::OperandStats stats;
     const bool fused = plan.count == 1;
-    if (fwd) {
-      math::ForwardArgs f;
-      f.z = device_out_.data();
-      f.rows = batch;
-      f.cols = out_cols;
-      f.ld_z = out_cols;
-      f.scale = scale;
-      f.s = layer.s.data();
-      f.expected = expected;
-      f.act = layer.activation;
-      if (fused) {
-        // What the layer above's backward needs of z: for ReLU only its sign,
-        // one byte per element; nothing outside a step; the loss needs all of
-        // the last layer's.
-        layer.z_as_mask = in_step_ && !last && layer.activation == math::Activation::relu;
-        if (layer.z_as_mask) {
-          f.relu_mask = relu_mask_[l].data();
-          f.ld_relu_mask = out_cols;
-        } else if (in_step_ || last) {
-          f.z_real = real_out;
-          f.ld_z_real = out_cols;
-        }
-        if (!last) {
-          emit_into(f, ops.acts[l + 1].data());
-          f.ld_a_next = out_cols + 1;
-          f.a_format = act_format();
-          stats.col_l1 = col_l1_.data();
-          f.a_stats = &stats;
-          if (in_step_) {  // the next layer's A v and A t, from this pass
-            Layer& next = layers_[l + 1];
-            f.next_v[0] = next.v.data();
-            f.next_v[1] = next.t.data();
-            f.next_dots[0] = next.av.data();
-            f.next_dots[1] = next.at.data();
-            f.next_scratch = next_scratch_.data();
-          }
-        }
-      }
-      pass = math::fused_forward(f);
-    } else {
-      const Layer& below = layers_[l - 1];
-      math::BackwardArgs b;
-      b.da = device_out_.data();
-      b.rows = batch;
-      b.cols = out_cols;
-      b.ld_da = out_cols;
-      b.scale = scale;
-      b.t = layer.t.data();
-      b.expected = expected;
-      b.act = below.activation;
-      if (fused) {
-        if (below.z_as_mask) {
-          b.relu_mask_prev = relu_mask_[l - 1].data();
-          b.ld_relu_mask_prev = layer.n;
-        } else {
-          b.z_prev = pre_[l - 1].data();
-          b.ld_z_prev = layer.n;
-        }
-        b.out_cols = layer.n;
-        emit_into(b, ops.grads[l - 1].data());
-        b.ld_dz_prev = layer.n;
-        b.g_format = grad_format();
-        b.dz_stats = &stats;
-      }
-      pass = math::fused_backward(b);
-    }
+    math::PassResult pass = fwd ? forward_pass<T>(l, batch, scale, expected, fused, real_out, &stats)
+                                : backward_pass<T>(l, batch, scale, expected, fused, &stats);
     if (!pass.status.ok()) return check_failure(session, l, phase, pass.status);
     session.counters().checks_passed++;
     if (fused) {
+      const bool last = l + 1 == layers_.size();
       *saturated += pass.saturated;
       if (fwd && !last) note_act_stats(l + 1, stats, batch);
       if (fwd && !last && in_step_) add_bias_dots(l + 1, batch);
@@ -578,31 +496,144 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
       real_out[i] = limb == 0 ? part : real_out[i] + part;
     }
   }
-  // The limb path finishes what the fused kernel would have done.
-  if (fwd) {
-    if (!last) {
-      const size_t m = layer.m;
-      grow(&limb_, batch * m);
-      for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(layer.activation, real_out[i]);
-      *saturated += math::quantize(limb_.data(), batch, m, m, act_format(),
-                                   ops.acts[l + 1].data(), m + 1, nullptr).saturated;
-    }
-  } else {
-    const size_t n = layer.n, rows = layer.n + 1;
-    const Layer& below = layers_[l - 1];
-    const double* z_prev = pre_[l - 1].data();
-    const uint8_t* positive = relu_mask_[l - 1].data();
-    grow(&limb_, batch * n);
-    for (size_t i = 0; i < batch; ++i)
-      for (size_t k = 0; k < n; ++k)
-        limb_[i * n + k] =
-            real_out[i * rows + k] *
-            (below.z_as_mask ? (positive[i * n + k] != 0 ? 1.0 : 0.0)
-                             : math::activation_derivative(below.activation, z_prev[i * n + k]));
-    *saturated += math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grads[l - 1].data(),
-                                 n, nullptr).saturated;
-  }
+  *saturated += finish_limbs<T>(l, fwd, batch, real_out);
   return VEIL_OK;
+}
+
+// The row sums a layer's product must match: X v (forward) or X w (backward),
+// mod q. They come first, while the operand the enclave just wrote is still in
+// cache (the device's product evicts it); the ocall's copy of the operand then
+// reads it from cache too. In a step, the update's A t comes from the same
+// pass as A v, and dZ w was computed with the rest of dZ's vectors when dZ was
+// written (prepare_grad).
+template <typename T>
+const uint64_t* Training::expected_sums(uint32_t l, bool fwd, const T* operand, size_t batch,
+                                        size_t in_cols, bool whole) {
+  Layer& layer = layers_[l];
+  if (fwd && whole && layer.av_ready) return layer.av.data();
+  if (!fwd && whole && layer.dz_ready) return layer.dzw.data();
+  const uint64_t* fingerprint = fwd ? layer.v.data() : layer.w.data();
+  if (fwd && in_step_ && whole) {
+    math::matvec2_mod(operand, batch, in_cols, in_cols, fingerprint, layer.t.data(),
+                      expected_.data(), layer.at.data());
+    layer.at_ready = true;
+  } else {
+    math::matvec_mod(operand, batch, in_cols, in_cols, fingerprint, expected_.data());
+  }
+  return expected_.data();
+}
+
+// Check the device's Z (in device_out_) and, on the fused path, apply the
+// activation and write the next layer's operand with its stats and, in a step,
+// its A v and A t.
+template <typename T>
+math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale,
+                                        const uint64_t* expected, bool fused, double* real_out,
+                                        math::OperandStats* stats) {
+  Layer& layer = layers_[l];
+  const bool last = l + 1 == layers_.size();
+  math::ForwardArgs f;
+  f.z = device_out_.data();
+  f.rows = batch;
+  f.cols = layer.m;
+  f.ld_z = layer.m;
+  f.scale = scale;
+  f.s = layer.s.data();
+  f.expected = expected;
+  f.act = layer.activation;
+  if (!fused) return math::fused_forward(f);
+  // What the layer above's backward needs of z: for ReLU only its sign, one
+  // byte per element; nothing outside a step; the loss needs all of the last
+  // layer's.
+  layer.z_as_mask = in_step_ && !last && layer.activation == math::Activation::relu;
+  if (layer.z_as_mask) {
+    f.relu_mask = relu_mask_[l].data();
+    f.ld_relu_mask = layer.m;
+  } else if (in_step_ || last) {
+    f.z_real = real_out;
+    f.ld_z_real = layer.m;
+  }
+  if (!last) {
+    emit_into(f, operands_of<T>().acts[l + 1].data());
+    f.ld_a_next = layer.m + 1;
+    f.a_format = act_format();
+    stats->col_l1 = col_l1_.data();
+    f.a_stats = stats;
+    if (in_step_) {  // the next layer's A v and A t, from this pass
+      Layer& next = layers_[l + 1];
+      f.next_v[0] = next.v.data();
+      f.next_v[1] = next.t.data();
+      f.next_dots[0] = next.av.data();
+      f.next_dots[1] = next.at.data();
+      f.next_scratch = next_scratch_.data();
+    }
+  }
+  return math::fused_forward(f);
+}
+
+// Check the device's dA (in device_out_) and, on the fused path, multiply by
+// the activation's derivative below and write dZ of the layer below.
+template <typename T>
+math::PassResult Training::backward_pass(uint32_t l, size_t batch, int scale,
+                                         const uint64_t* expected, bool fused,
+                                         math::OperandStats* stats) {
+  const Layer& layer = layers_[l];
+  const Layer& below = layers_[l - 1];
+  math::BackwardArgs b;
+  b.da = device_out_.data();
+  b.rows = batch;
+  b.cols = layer.n + 1;
+  b.ld_da = layer.n + 1;
+  b.scale = scale;
+  b.t = layer.t.data();
+  b.expected = expected;
+  b.act = below.activation;
+  if (!fused) return math::fused_backward(b);
+  if (below.z_as_mask) {
+    b.relu_mask_prev = relu_mask_[l - 1].data();
+    b.ld_relu_mask_prev = layer.n;
+  } else {
+    b.z_prev = pre_[l - 1].data();
+    b.ld_z_prev = layer.n;
+  }
+  b.out_cols = layer.n;
+  emit_into(b, operands_of<T>().grads[l - 1].data());
+  b.ld_dz_prev = layer.n;
+  b.g_format = grad_format();
+  b.dz_stats = stats;
+  return math::fused_backward(b);
+}
+
+// The limb path finishes what the fused kernel would have done with the
+// summed real product: the next activation (forward) or dZ below (backward).
+// Returns how many values saturated.
+template <typename T>
+uint64_t Training::finish_limbs(uint32_t l, bool fwd, size_t batch, const double* real_out) {
+  Operands<T>& ops = operands_of<T>();
+  const Layer& layer = layers_[l];
+  if (fwd) {
+    if (l + 1 == layers_.size()) return 0;
+    const size_t m = layer.m;
+    grow(&limb_, batch * m);
+    for (size_t i = 0; i < batch * m; ++i) limb_[i] = math::activate(layer.activation, real_out[i]);
+    return math::quantize(limb_.data(), batch, m, m, act_format(), ops.acts[l + 1].data(), m + 1,
+                          nullptr)
+        .saturated;
+  }
+  const size_t n = layer.n, rows = layer.n + 1;
+  const Layer& below = layers_[l - 1];
+  const double* z_prev = pre_[l - 1].data();
+  const uint8_t* positive = relu_mask_[l - 1].data();
+  grow(&limb_, batch * n);
+  for (size_t i = 0; i < batch; ++i)
+    for (size_t k = 0; k < n; ++k)
+      limb_[i * n + k] =
+          real_out[i * rows + k] *
+          (below.z_as_mask ? (positive[i * n + k] != 0 ? 1.0 : 0.0)
+                           : math::activation_derivative(below.activation, z_prev[i * n + k]));
+  return math::quantize(limb_.data(), batch, n, n, grad_format(), ops.grads[l - 1].data(), n,
+                        nullptr)
+      .saturated;
 }
 
 // Everything the enclave computes from dZ_l, in one pass right after it was

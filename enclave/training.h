@@ -10,6 +10,7 @@
 
 #include "math/activation.h"
 #include "math/fixed_point.h"
+#include "math/fused.h"
 #include "math/loss.h"
 #include "math/status.h"
 #include "session.h"
@@ -154,6 +155,17 @@ class Training final : public Protocol {
   int checked_layer(Session& session, uint32_t l, Phase phase, const T* x, size_t batch,
                     int scale, double* real_out, uint64_t* saturated);
   int check_failure(Session& session, uint32_t l, Phase phase, const math::Status& st);
+  template <typename T>
+  const uint64_t* expected_sums(uint32_t l, bool fwd, const T* operand, size_t batch,
+                                size_t in_cols, bool whole);
+  template <typename T>
+  math::PassResult forward_pass(uint32_t l, size_t batch, int scale, const uint64_t* expected,
+                                bool fused, double* real_out, math::OperandStats* stats);
+  template <typename T>
+  math::PassResult backward_pass(uint32_t l, size_t batch, int scale, const uint64_t* expected,
+                                 bool fused, math::OperandStats* stats);
+  template <typename T>
+  uint64_t finish_limbs(uint32_t l, bool fwd, size_t batch, const double* real_out);
   math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
   math::FixedFormat grad_format() const { return {config_.frac_grad, config_.grad_clip}; }
   int ensure_sound(Session& session, uint32_t l, double operand_row_l1, Phase phase);
