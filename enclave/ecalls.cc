@@ -222,6 +222,12 @@ int ecall_inference_precompute(uint64_t session, uint32_t rows, uint8_t* sealed,
   });
 }
 
+int ecall_inference_slot_size(uint64_t session, uint32_t rows, uint64_t* size) {
+  return on_protocol<Inference>(session, "inference_slot_size", kInferenceInit,
+                                {{size, 1, "size"}},
+                                [&](Session& s, Inference& i) { return i.slot_size(s, rows, size); });
+}
+
 int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
                             const uint8_t* sealed, size_t sealed_size, double* output,
                             size_t out_count) {

@@ -1,5 +1,7 @@
 #include "inference.h"
 
+#include "codec.h"
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -44,16 +46,6 @@ struct Header {
   uint32_t cols = 0;
 };
 
-void put_le(uint8_t* p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t get_le(const uint8_t* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
-
 void write_header(const Header& h, uint8_t* p) {
   std::memcpy(p, kMagic, 4);
   put_le(p + 4, h.layer, 4);
@@ -87,6 +79,45 @@ void make_ad(uint64_t session, const uint8_t* header, size_t blob_len, uint8_t* 
 void make_iv(uint32_t layer, uint64_t slot, uint8_t* iv) {
   put_le(iv, layer, 4);
   put_le(iv + 4, slot, 8);
+}
+
+// Parse and authenticate the sealed blob at the front of `left` bytes: its
+// header, its size and its plaintext. False with `what` said when the host
+// altered it (truncated, bad magic or version, impossible shape, bad tag).
+bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t left, Header* h,
+               size_t* bytes, std::vector<uint8_t>* plain, char* what, size_t what_len) {
+  if (left < kSealedHeaderBytes + kSealedTagBytes) {
+    std::snprintf(what, what_len, "the sealed U is truncated to %zu bytes", left);
+    return false;
+  }
+  if (std::memcmp(blob, kMagic, sizeof kMagic) != 0) {
+    std::snprintf(what, what_len, "the sealed U does not start with the magic and version 'vUm1'");
+    return false;
+  }
+  *h = read_header(blob);
+  if (h->rows == 0 || h->rows > kMaxBatch || h->cols == 0 || h->cols > kMaxWidth) {
+    std::snprintf(what, what_len, "the sealed U's header claims a %u x %u matrix", h->rows, h->cols);
+    return false;
+  }
+  *bytes = blob_bytes(h->rows, h->cols);
+  if (*bytes > left) {
+    std::snprintf(what, what_len, "the sealed U claims %zu bytes but %zu remain", *bytes, left);
+    return false;
+  }
+  const size_t cipher_len = *bytes - kSealedHeaderBytes - kSealedTagBytes;
+  plain->resize(cipher_len);
+  uint8_t ad[kAdBytes], iv[kIvBytes];
+  make_iv(h->layer, h->slot, iv);
+  make_ad(session, blob, *bytes, ad);
+  if (!gcm_decrypt(key, iv, ad, kAdBytes, blob + kSealedHeaderBytes, cipher_len,
+                   blob + kSealedHeaderBytes + cipher_len, plain->data())) {
+    std::snprintf(what, what_len,
+                  "the sealed U (claiming layer %u, slot %llu) failed authentication: it was "
+                  "altered, or not sealed by this session",
+                  h->layer, static_cast<unsigned long long>(h->slot));
+    return false;
+  }
+  return true;
 }
 
 template <typename T>
@@ -303,20 +334,26 @@ bool Inference::seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector
   return ok;
 }
 
+int Inference::slot_size(Session& session, uint32_t rows, uint64_t* size) {
+  if (rows == 0 || rows > kMaxBatch)
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "slot size: rows=%u is outside [1, %u]", rows,
+                        kMaxBatch);
+  *size = 0;
+  for (const Layer& l : layers_) *size += blob_bytes(rows, l.m);
+  return VEIL_OK;
+}
+
 int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size_t capacity) {
   if (!is_private())
     return session.fail(VEIL_ERR_ORDER,
                         "precompute: this session runs verify-mode inference, which needs no masks");
   int rc = require_ready(session, "precompute");
   if (rc != VEIL_OK) return rc;
-  if (rows == 0 || rows > kMaxBatch)
-    return session.fail(VEIL_ERR_INVALID_ARGUMENT, "precompute: rows=%u is outside [1, %u]", rows,
-                        kMaxBatch);
-  size_t needed = 0, widest = 0;
-  for (const Layer& l : layers_) {
-    needed += blob_bytes(rows, l.m);
-    widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
-  }
+  uint64_t needed = 0;
+  rc = slot_size(session, rows, &needed);
+  if (rc != VEIL_OK) return rc;
+  size_t widest = 0;
+  for (const Layer& l : layers_) widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
   if (8.0 * rows * widest * 2 > kMaxWorkBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "precompute: a slot of %u rows needs %.0f MiB of enclave work memory; the "
@@ -324,8 +361,8 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
                         rows, 16.0 * rows * widest / 1048576.0, kMaxWorkBytes / 1048576.0);
   if (capacity != needed)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                        "precompute: the buffer holds %zu bytes; a slot of %u rows needs %zu",
-                        capacity, rows, needed);
+                        "precompute: the buffer holds %zu bytes; a slot of %u rows needs %llu",
+                        capacity, rows, static_cast<unsigned long long>(needed));
   if (sealed_until_ >= kMaxSlots)
     return session.fail(VEIL_ERR_RESOURCE,
                         "precompute: this session has sealed all %llu slots it can address; open a "
@@ -421,38 +458,11 @@ int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, s
                           "predict: the sealed masks hold %u of %zu layers; the sealed U of layer "
                           "%u is missing",
                           li, layers_.size(), li);
-    const size_t left = size - off;
-    const uint8_t* blob = sealed + off;
-    if (left < kSealedHeaderBytes + kSealedTagBytes) {
-      std::snprintf(what, sizeof what, "the sealed U is truncated to %zu bytes", left);
+    Header h;
+    size_t bytes = 0;
+    if (!open_blob(seal_key_, session_id_, sealed + off, size - off, &h, &bytes, &plain_, what,
+                   sizeof what))
       return tampered(session, li, what);
-    }
-    if (std::memcmp(blob, kMagic, sizeof kMagic) != 0)
-      return tampered(session, li, "the sealed U does not start with the sealed format's magic");
-    const Header h = read_header(blob);
-    if (h.rows == 0 || h.rows > kMaxBatch || h.cols == 0 || h.cols > kMaxWidth) {
-      std::snprintf(what, sizeof what, "the sealed U's header claims a %u x %u matrix", h.rows,
-                    h.cols);
-      return tampered(session, li, what);
-    }
-    const size_t bytes = blob_bytes(h.rows, h.cols);
-    if (bytes > left) {
-      std::snprintf(what, sizeof what, "the sealed U claims %zu bytes but %zu remain", bytes, left);
-      return tampered(session, li, what);
-    }
-    const size_t cipher_len = bytes - kSealedHeaderBytes - kSealedTagBytes;
-    plain_.resize(cipher_len);
-    uint8_t ad[kAdBytes], iv[kIvBytes];
-    make_iv(h.layer, h.slot, iv);
-    make_ad(session_id_, blob, bytes, ad);
-    if (!gcm_decrypt(seal_key_, iv, ad, kAdBytes, blob + kSealedHeaderBytes, cipher_len,
-                  blob + kSealedHeaderBytes + cipher_len, plain_.data())) {
-      std::snprintf(what, sizeof what,
-                    "the sealed U (claiming layer %u, slot %llu) failed authentication: it was "
-                    "altered, or not sealed by this session",
-                    h.layer, static_cast<unsigned long long>(h.slot));
-      return tampered(session, li, what);
-    }
     // From here on the header is the enclave's own.
     int refusal = VEIL_OK;
     if (h.layer != li)

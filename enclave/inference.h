@@ -27,7 +27,8 @@ namespace veil::enclave {
 
 /**
  * The sealed form of U for one (layer, slot), as the host keeps it:
- * header (magic "vUm1", layer u32, slot u64, rows u32, cols u32; little-endian),
+ * header (magic "vUm" and the format version '1', layer u32, slot u64, rows u32,
+ * cols u32; little-endian),
  * the AES-256-GCM ciphertext of U (rows x cols, 6 bytes per element,
  * little-endian) and the 16-byte tag. The associated data binds the session
  * id, the whole header and the blob's length; the IV is (layer, slot).
@@ -61,6 +62,8 @@ class Inference final : public Protocol {
 
   /** Seal U = R W_q mod p_b of every layer for the next slot, batches of up to rows rows. */
   int precompute(Session& session, uint32_t rows, uint8_t* sealed, size_t capacity);
+  /** Bytes precompute writes for a slot of `rows` rows (the host asks, never computes). */
+  int slot_size(Session& session, uint32_t rows, uint64_t* size);
 
   /** Run one batch; private mode consumes the slot whose sealed U the host passes. */
   int predict(Session& session, const double* x, size_t x_count, size_t batch,

@@ -12,10 +12,6 @@
 namespace veil {
 namespace {
 
-// The sealed format of enclave/inference.h: header, 6 bytes per element, tag.
-constexpr size_t kSealedHeaderBytes = 24;
-constexpr size_t kSealedTagBytes = 16;
-constexpr size_t kSealedElementBytes = 6;
 constexpr size_t kLoadBlockValues = size_t{1} << 21;  // 16 MiB of float64
 
 }  // namespace
@@ -77,12 +73,12 @@ Inference::Inference(Enclave& enclave, Device& device, const InferenceConfig& co
 
 Inference::~Inference() { detail::unbind_device(id()); }
 
-size_t Inference::sealed_slot_size(uint32_t rows) const {
-  size_t bytes = 0;
-  for (const LayerSpec& l : config_.layers)
-    bytes += kSealedHeaderBytes + static_cast<size_t>(rows) * l.outputs * kSealedElementBytes +
-             kSealedTagBytes;
-  return bytes;
+size_t Inference::sealed_slot_size(uint32_t rows) {
+  uint64_t size = 0;
+  timed("ecall_inference_slot_size", [&](oe_enclave_t* e, int* status) {
+    return ecall_inference_slot_size(e, status, id(), rows, &size);
+  });
+  return static_cast<size_t>(size);
 }
 
 std::vector<uint8_t> Inference::precompute(uint32_t rows) {

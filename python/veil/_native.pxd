@@ -176,7 +176,7 @@ cdef extern from "veil/inference.h" namespace "veil":
     cdef cppclass Inference(Session):
         Inference(Enclave& enclave, Device& device, const InferenceConfig& config,
                   const vector[const double*]& weights) except +veil_translate_exception
-        size_t sealed_slot_size(uint32_t rows)
+        size_t sealed_slot_size(uint32_t rows) except +veil_translate_exception
         vector[uint8_t] precompute(uint32_t rows) except +veil_translate_exception nogil
         void predict(const double* x, size_t batch, double* out, const uint8_t* sealed,
                      size_t sealed_size) except +veil_translate_exception nogil

@@ -60,8 +60,8 @@ class Inference : public Session {
             const std::vector<const double*>& weights);
   ~Inference() override;
 
-  /** Bytes of one slot's sealed blobs for batches of up to rows rows. */
-  size_t sealed_slot_size(uint32_t rows) const;
+  /** Bytes of one slot's sealed blobs for batches of up to rows rows, as the enclave says. */
+  size_t sealed_slot_size(uint32_t rows);
 
   /**
    * Private mode, offline: seal U = R W_q mod p_b of every layer for the next
