@@ -18,7 +18,7 @@ elif [ $rc -ne 0 ]; then
   status=1
 fi
 
-# A short fuzz run of the enclave boundary with ASan/UBSan (docs/fuzzing.md): 45 s
-# per harness after its sanitizer build.
-PATH="$PWD/.venv/bin:$PATH" bash tests/fuzz/run.sh 45 || status=1
+# A short fuzz run of the enclave boundary with ASan/UBSan (docs/fuzzing.md): 90 s
+# split among the harnesses after their sanitizer build.
+PATH="$PWD/.venv/bin:$PATH" bash tests/fuzz/run.sh 90 || status=1
 exit $status

@@ -118,6 +118,22 @@ UNSUPPORTED_ATTRIBUTES = {
     "readonly": "[readonly] is not supported",
 }
 
+# The Open Enclave v0.19 system EDLs veil's EDLs may import, each with the functions
+# it declares (itself or through its own imports), or None where that list is not
+# recorded here. oeedger8r reads these files from the SDK and refuses a named import
+# the file does not declare; the virtual generator has no SDK, so it checks imports
+# against this record and refuses a system EDL it does not know rather than guess.
+OE_SYSTEM_EDLS: Dict[str, Optional[Tuple[str, ...]]] = {
+    "openenclave/edl/logging.edl": (
+        "oe_log_init_ecall",
+        "oe_log_is_supported_ocall",
+        "oe_log_ocall",
+        "oe_write_ocall",
+    ),
+    # Every SGX enclave imports it whole: the OE runtime's SGX ecalls and ocalls.
+    "openenclave/edl/sgx/platform.edl": None,
+}
+
 UNSUPPORTED_SUFFIXES = {
     "allow": "allow(...) lists are not supported",
     "transition_using_threads": "transition_using_threads (switchless calls) is not supported",
@@ -295,7 +311,12 @@ class Parser:
             if target.kind != "str":
                 raise self.error("expected a quoted EDL path after 'import'", target)
             self.system_import(target)
-            self.accept(";")
+            if self.at(";"):
+                # oeedger8r's grammar: import "file.edl" ends without one (only
+                # from "file.edl" import ...; does), and it refuses a stray ';'.
+                raise self.error(
+                    f"import \"{target.value}\" takes no ';' (only 'from ... import ...;' ends with one)"
+                )
         elif tok.value == "include":
             raise self.error(
                 "'include' is not supported: declare every type the bridge uses in the EDL itself"
@@ -313,31 +334,56 @@ class Parser:
         else:
             raise self.error(f"unexpected '{tok.value}' in the enclave block")
 
-    def system_import(self, target: Token) -> None:
-        # Open Enclave's system EDLs (openenclave/edl/...) declare the SDK runtime's
-        # own ecalls and ocalls. The virtual runtime provides those services itself,
-        # so importing them is accepted and generates nothing. Any other import would
-        # need its contents generated, which veil does not do: one EDL is the contract.
+    def system_import(self, target: Token) -> Optional[Tuple[str, ...]]:
+        """Record an import; returns the functions the file declares (None: not recorded).
+
+        Open Enclave's system EDLs (openenclave/edl/...) declare the SDK runtime's
+        own ecalls and ocalls. The virtual runtime provides those services itself,
+        so importing them is accepted and generates nothing. Any other import would
+        need its contents generated, which veil does not do: one EDL is the contract.
+        """
         if not target.value.startswith("openenclave/edl/"):
             raise self.error(
                 f"import of '{target.value}': only Open Enclave system EDLs "
                 "(openenclave/edl/...) may be imported, and they generate nothing",
                 target,
             )
+        if target.value not in OE_SYSTEM_EDLS:
+            raise self.error(
+                f"import of '{target.value}': not an Open Enclave system EDL the virtual "
+                f"generator knows ({', '.join(sorted(OE_SYSTEM_EDLS))}); record it and the "
+                "functions it declares in OE_SYSTEM_EDLS (runtime/edger/edl_parse.py)",
+                target,
+            )
         self.edl.system_imports.append(target.value)
+        return OE_SYSTEM_EDLS[target.value]
 
     def from_import(self) -> None:
         self.next()
         target = self.next()
         if target.kind != "str":
             raise self.error("expected a quoted EDL path after 'from'", target)
+        declared = self.system_import(target)
         self.expect("import", "after the imported file name")
         if not self.accept("*"):
-            self.identifier("an imported function name")
-            while self.accept(","):
-                self.identifier("an imported function name")
+            while True:
+                name = self.identifier("an imported function name")
+                if declared is None:
+                    raise self.error(
+                        f"'{name.value}': the functions of '{target.value}' are not recorded "
+                        "in OE_SYSTEM_EDLS, so only a whole import of it can be checked "
+                        f"(from \"{target.value}\" import *; or import \"{target.value}\")",
+                        name,
+                    )
+                if name.value not in declared:
+                    raise self.error(
+                        f"'{target.value}' declares no function '{name.value}' "
+                        f"(it declares {', '.join(declared)})",
+                        name,
+                    )
+                if not self.accept(","):
+                    break
         self.expect(";", "after the import list")
-        self.system_import(target)
 
     def declare_type(self, name_tok: Token, definition: object) -> None:
         if name_tok.value in self.user_types:
@@ -359,17 +405,21 @@ class Parser:
             self.enumerators[item.value] = item.line
             value: Optional[str] = None
             if self.accept("="):
-                negative = self.accept("-")
+                if self.at("-"):
+                    # oeedger8r reads one token after '=': '-' is not a value there.
+                    raise self.error(
+                        f"enumerator '{item.value}' has a negative value; EDL enumerator "
+                        "values are non-negative decimal integers"
+                    )
                 lit = self.next()
                 if lit.kind != "int":
                     raise self.error(
                         f"enumerator '{item.value}' needs an integer value, found {self.describe(lit)}",
                         lit,
                     )
-                number = int(lit.value) * (-1 if negative else 1)
-                if not -(2**31) <= number < 2**31:
+                if int(lit.value) >= 2**31:
                     raise self.error(f"enumerator '{item.value}' does not fit an int", lit)
-                value = str(number)
+                value = str(int(lit.value))
             items.append((item.value, value))
             if self.accept(","):
                 if self.at("}"):
@@ -624,6 +674,13 @@ class Parser:
             )
         if a.is_out and t.const:
             raise self.fail(a.line, f"[out] parameter '{p.name}' must not be const")
+        if a.size is not None and a.count is not None:
+            # oeedger8r refuses the pair ("simultaneous size and count").
+            raise self.fail(
+                a.line,
+                f"parameter '{p.name}' of '{f.name}' has both size= and count=; give one: "
+                "count= (elements) or size= (bytes)",
+            )
         if a.string:
             if not a.is_in:
                 raise self.fail(a.line, f"[string] parameter '{p.name}' must be [in] or [in, out]")

@@ -1,5 +1,5 @@
-// Writes the seed corpora of both harnesses:
-//   make_seeds <ecall_dispatch dir> <train_config dir>
+// Writes the seed corpora of the harnesses:
+//   make_seeds <ecall_dispatch dir> <train_config dir> <checkpoint dir>
 // The ecall_dispatch seeds are real marshalled calls: this program calls the
 // generated host stubs of veil_u.h (in libveil_host) and records what they hand to
 // oe_call_enclave_function, which it defines itself (an executable's definition
@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <openenclave/edger8r/host.h>
@@ -100,6 +101,19 @@ void dispatch_seeds(const std::string& dir) {
   ecall_last_error(kNoEnclave, &rc, s, message, sizeof message);
   save("training");
 
+  // Checkpoint and restore. The blob is not a real checkpoint (nothing runs here),
+  // so the restore is refused; the fuzzer starts from well-formed calls.
+  const std::vector<uint8_t> key(32, 0x5A);
+  uint64_t checkpoint_bytes = 0, blob_len = 0;
+  std::vector<uint8_t> blob(2048);
+  ecall_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
+  ecall_train_checkpoint_size(kNoEnclave, &rc, s, &checkpoint_bytes);
+  ecall_train_checkpoint(kNoEnclave, &rc, s, key.data(), key.size(), blob.data(), blob.size(),
+                         &blob_len);
+  ecall_train_restore(kNoEnclave, &rc, s, &tc, layers.data(), layers.size(), key.data(),
+                      key.size(), blob.data(), blob.size());
+  save("checkpoint");
+
   veil_train_config_t mse = train_config(2, 1, 4);
   std::vector<veil_layer_spec_t> seed_layers = {{8, 16, 2}, {16, 4, 2}};
   ecall_train_init(kNoEnclave, &rc, s, &mse, seed_layers.data(), seed_layers.size());
@@ -150,6 +164,24 @@ void dispatch_seeds(const std::string& dir) {
   ecall_session_stats(kNoEnclave, &rc, s, nullptr);
   ecall_last_error(kNoEnclave, &rc, s, nullptr, 64);
   save("null-training");
+  ecall_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
+  ecall_train_checkpoint_size(kNoEnclave, &rc, s, nullptr);
+  ecall_train_checkpoint(kNoEnclave, &rc, s, nullptr, key.size(), blob.data(), blob.size(),
+                         &blob_len);
+  ecall_train_checkpoint(kNoEnclave, &rc, s, key.data(), key.size(), nullptr, blob.size(),
+                         &blob_len);
+  ecall_train_checkpoint(kNoEnclave, &rc, s, key.data(), key.size(), blob.data(), blob.size(),
+                         nullptr);
+  save("null-checkpoint");
+  ecall_train_restore(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size(), key.data(),
+                      key.size(), blob.data(), blob.size());
+  ecall_train_restore(kNoEnclave, &rc, s, &tc, nullptr, layers.size(), key.data(), key.size(),
+                      blob.data(), blob.size());
+  ecall_train_restore(kNoEnclave, &rc, s, &tc, layers.data(), layers.size(), nullptr, key.size(),
+                      blob.data(), blob.size());
+  ecall_train_restore(kNoEnclave, &rc, s, &tc, layers.data(), layers.size(), key.data(),
+                      key.size(), nullptr, blob.size());
+  save("null-restore");
   std::vector<double> some(4, 1.0);
   uint64_t counted = 0;
   ecall_fixed_point_round_trip(kNoEnclave, &rc, s, nullptr, out.data(), 4, 8, &counted);
@@ -239,14 +271,93 @@ void config_seeds(const std::string& dir) {
   config_seed(dir + "/5-sub-unit-act-clip", 0, narrow, {{1, 2, 0}});
 }
 
+// fuzz_checkpoint's input layout (see fuzz_checkpoint.cc): an untouched round
+// trip, then one change each, so every branch starts from a seed.
+struct CheckpointSeed {
+  uint16_t flags = 0;
+  uint8_t key_len = 32;
+  int8_t capacity_delta = 0;
+  uint8_t restore_key_len = 32;
+  uint8_t key_xor = 0;
+  uint8_t layer_count = 2;
+  uint8_t config_at = 0, config_xor = 0;
+  uint8_t layers_at = 0, layers_xor = 0;
+  int16_t blob_delta = 0;
+  uint8_t weight_layer = 0, weight_at = 0, weight_change = 0;
+  std::vector<std::pair<uint16_t, uint8_t>> edits;
+};
+
+void checkpoint_seed(const std::string& path, const CheckpointSeed& c) {
+  std::vector<uint8_t> bytes;
+  put_le(bytes, c.flags, 2);
+  bytes.push_back(c.key_len);
+  bytes.push_back(static_cast<uint8_t>(c.capacity_delta));
+  for (uint8_t i = 0; i < 32; ++i) bytes.push_back(static_cast<uint8_t>(0xA0 + i));
+  bytes.insert(bytes.end(), {c.restore_key_len, c.key_xor, c.layer_count, c.config_at,
+                             c.config_xor, c.layers_at, c.layers_xor});
+  put_le(bytes, static_cast<uint16_t>(c.blob_delta), 2);
+  bytes.insert(bytes.end(), {c.weight_layer, c.weight_at, c.weight_change});
+  for (const auto& [at, x] : c.edits) {
+    put_le(bytes, at, 2);
+    bytes.push_back(x);
+  }
+  write_file(path, bytes);
+}
+
+void checkpoint_seeds(const std::string& dir) {
+  int n = 0;
+  auto seed = [&](const char* name, const CheckpointSeed& c) {
+    checkpoint_seed(dir + "/" + std::to_string(n++) + "-" + name, c);
+  };
+  CheckpointSeed c;
+  seed("round-trip", c);
+  c.flags = 1u << 4;
+  seed("after-a-step", c);
+  const char* nulls[] = {"size-null", "key-null", "blob-null", "blob-len-null", "",
+                         "restore-config-null", "restore-layers-null", "restore-key-null",
+                         "restore-blob-null"};
+  for (uint16_t bit = 0; bit <= 8; ++bit) {
+    if (bit == 4) continue;  // the training step above
+    c = CheckpointSeed{};
+    c.flags = static_cast<uint16_t>(1u << bit);
+    seed(nulls[bit], c);
+  }
+  c = CheckpointSeed{};
+  c.capacity_delta = -1;
+  seed("capacity-short", c);
+  c = CheckpointSeed{};
+  c.key_len = 31;
+  c.restore_key_len = 33;
+  seed("key-lengths", c);
+  c = CheckpointSeed{};
+  c.key_xor = 1;
+  seed("other-key", c);
+  c = CheckpointSeed{};
+  c.layer_count = 3;
+  c.config_at = 20;  // max_batch
+  c.config_xor = 2;
+  seed("other-model", c);
+  c = CheckpointSeed{};
+  c.blob_delta = -1;
+  c.edits = {{40, 0x80}};
+  seed("tampered-blob", c);
+  c = CheckpointSeed{};
+  c.flags = 1u << 9;
+  c.weight_layer = 1;
+  c.weight_at = 5;
+  seed("stored-weight-altered", c);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: make_seeds <ecall_dispatch dir> <train_config dir>\n");
+  if (argc != 4) {
+    std::fprintf(stderr,
+                 "usage: make_seeds <ecall_dispatch dir> <train_config dir> <checkpoint dir>\n");
     return 2;
   }
   dispatch_seeds(argv[1]);
   config_seeds(argv[2]);
+  checkpoint_seeds(argv[3]);
   return 0;
 }

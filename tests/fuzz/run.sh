@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of the enclave boundary (clang, AddressSanitizer,
-# UndefinedBehaviorSanitizer) and runs each one for SECONDS. Any crash, leak,
-# sanitizer report, timeout or enclave abort fails the run; docs/fuzzing.md says
-# how to reproduce one and how to run longer.
+# UndefinedBehaviorSanitizer) and runs them for SECONDS in all, split evenly. Any
+# crash, leak, sanitizer report, timeout or enclave abort fails the run;
+# docs/fuzzing.md says how to reproduce one and how to run longer.
 #
-#   bash tests/fuzz/run.sh [SECONDS]        (default 45 per harness)
+#   bash tests/fuzz/run.sh [SECONDS]        (default 90: 30 per harness)
 #
 # Environment: VEIL_FUZZ_BUILD, the build tree (default build/fuzz); the corpus
 # grows under $VEIL_FUZZ_BUILD/corpus and findings land in $VEIL_FUZZ_BUILD/artifacts.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${1:-45}
+total=${1:-90}
 build=${VEIL_FUZZ_BUILD:-build/fuzz}
-harnesses=(ecall_dispatch train_config)
-declare -A max_len=([ecall_dispatch]=16384 [train_config]=4096)
+harnesses=(ecall_dispatch train_config checkpoint)
+declare -A max_len=([ecall_dispatch]=16384 [train_config]=4096 [checkpoint]=128)
+seconds=$(( total / ${#harnesses[@]} ))
+(( seconds >= 1 )) || seconds=1
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -45,7 +47,8 @@ unset VEIL_ENCLAVE_PATH  # the harnesses must load the sanitized image beside th
 corpus=$build/corpus
 mkdir -p "$build/artifacts"
 for h in "${harnesses[@]}"; do mkdir -p "$corpus/$h" "$corpus/seeds/$h"; done
-"$build/make_seeds" "$corpus/seeds/ecall_dispatch" "$corpus/seeds/train_config" || exit 1
+"$build/make_seeds" "$corpus/seeds/ecall_dispatch" "$corpus/seeds/train_config" \
+  "$corpus/seeds/checkpoint" || exit 1
 
 status=0
 for h in "${harnesses[@]}"; do

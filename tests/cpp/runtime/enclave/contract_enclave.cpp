@@ -42,7 +42,7 @@ static_assert(same<oe_result_t (*)(const uint8_t*, rt_point*, uint8_t*)>(&ocall_
               "ocall_record");
 
 // User types keep their EDL layout and values.
-static_assert(RT_RED == 0 && RT_GREEN == 1 && RT_BLUE == 7 && RT_NEGATIVE == -3, "rt_color");
+static_assert(RT_RED == 0 && RT_GREEN == 1 && RT_BLUE == 7 && RT_CYAN == 8, "rt_color");
 static_assert(sizeof(rt_point) == 16, "rt_point: 2 x int32 + 4 bytes + enum");
 static_assert(sizeof(((rt_segment*)nullptr)->weights) == 6 * sizeof(double), "weights[2][3]");
 

@@ -95,13 +95,13 @@ rt_color ecall_move(const struct rt_point* p, rt_point delta, struct rt_point* m
   segment->stop = *moved;
   for (int r = 0; r < 2; ++r)
     for (int c = 0; c < 3; ++c) segment->weights[r][c] += 0.5;
-  return color == RT_RED ? RT_GREEN : RT_NEGATIVE;
+  return color == RT_RED ? RT_GREEN : RT_CYAN;
 }
 
 int64_t ecall_bytes(const void* blob, uint16_t k, void* tail) {
   const auto* bytes = static_cast<const uint8_t*>(blob);
   int64_t sum = 0;
-  for (size_t i = 0; i < size_t{k} * 4; ++i) sum += bytes[i];
+  for (size_t i = 0; i < k; ++i) sum += bytes[i];
   std::memcpy(tail, "tailtail", 8);
   return sum;
 }
