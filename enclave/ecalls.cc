@@ -64,7 +64,10 @@ int ecall_get_info(veil_info_t* info) {
 }
 
 int ecall_last_error(uint64_t session, char* message, size_t capacity) {
-  if (capacity == 0 || message == nullptr) return VEIL_ERR_INVALID_ARGUMENT;
+  if (message == nullptr)
+    return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: message is NULL");
+  if (capacity == 0)
+    return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: capacity is 0");
   if (session == 0 || last_failure_was_sessionless()) {
     last_sessionless_error(message, capacity);
     return VEIL_OK;

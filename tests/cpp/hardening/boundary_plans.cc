@@ -94,14 +94,6 @@ std::vector<double> layer_weights(const veil_layer_spec_t& layer) {
   return w;
 }
 
-// The sealed slot of batches of `rows`: per layer a 24-byte header, 6 bytes per
-// value and a 16-byte tag (edl/veil.edl, ecall_inference_precompute).
-size_t sealed_slot_bytes(uint32_t rows) {
-  size_t bytes = 0;
-  for (const veil_layer_spec_t& l : model()) bytes += 24 + 6 * size_t{rows} * l.outputs + 16;
-  return bytes;
-}
-
 Call session_call(uint64_t session) {
   Call call;
   call.scalars["session"] = static_cast<int64_t>(session);
@@ -133,8 +125,17 @@ void start_inference(Harness& h, uint64_t session, bool load_layers) {
   }
 }
 
+// The bytes of a slot of batches of `rows`, as the enclave says.
+size_t slot_size(Harness& h, uint64_t session, uint32_t rows) {
+  uint64_t size = 0;
+  int status = -1;
+  const oe_result_t bridge = ecall_inference_slot_size(h.enclave(), &status, session, rows, &size);
+  require(h, session, "ecall_inference_slot_size", bridge, status);
+  return static_cast<size_t>(size);
+}
+
 std::vector<uint8_t> precompute_slot(Harness& h, uint64_t session) {
-  std::vector<uint8_t> sealed(sealed_slot_bytes(kBatch));
+  std::vector<uint8_t> sealed(slot_size(h, session, kBatch));
   int status = -1;
   const oe_result_t bridge = ecall_inference_precompute(h.enclave(), &status, session, kBatch,
                                                         sealed.data(), sealed.size());
@@ -295,7 +296,14 @@ Call inference_precompute(Harness& h) {
   start_inference(h, h.session(), true);
   Call call = session_call(h.session());
   call.scalars["rows"] = kBatch;
-  call.scalars["capacity"] = static_cast<int64_t>(sealed_slot_bytes(kBatch));
+  call.scalars["capacity"] = static_cast<int64_t>(slot_size(h, h.session(), kBatch));
+  return call;
+}
+
+Call inference_slot_size(Harness& h) {
+  start_inference(h, h.session(), true);
+  Call call = session_call(h.session());
+  call.scalars["rows"] = kBatch;
   return call;
 }
 
@@ -382,6 +390,7 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
       {"ecall_inference_init", &inference_init},
       {"ecall_inference_load_layer", &inference_load_layer},
       {"ecall_inference_precompute", &inference_precompute},
+      {"ecall_inference_slot_size", &inference_slot_size},
       {"ecall_inference_predict", &inference_predict},
       {"ecall_inference_status", &inference_status},
 #if defined(BOUNDARY_HAS_ecall_enclave_train_init)
