@@ -15,14 +15,16 @@ from veil._errors import (
     Error,
     InputError,
     ProtocolError,
+    SaturationWarning,
     VerificationError,
 )
 from veil._model import Arctan, Dense, Identity, ReLU, Sequential, Sigmoid, Softplus
 from veil._device import Device, NumpyDevice
 from veil._enclave import enclave_backend, enclave_info, round_trip_demo
-from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer
+from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
+from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 # Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
-from veil._inference import Inference, RecordingDevice
+from veil._inference import Inference, RecordingDevice, SavedModel, load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -32,4 +34,6 @@ __all__ = [
     "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info",
     "round_trip_demo", "__version__",
     "Inference", "RecordingDevice",
+    "Callback", "EarlyStopping", "History", "ModelCheckpoint", "SaturationWarning",
+    "SavedModel", "load_model", "read_sealing_key", "save_model",
 ]

@@ -31,7 +31,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(digits, tmp_path):
 
     first = new_trainer()
     first.fit(X, y, epochs=2, verbose=0)
-    first.save(tmp_path / "ckpt", sealing_key=KEY)
+    first.save_checkpoint(tmp_path / "ckpt", sealing_key=KEY)
     resumed = veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)
     assert resumed.epochs_done == 2
     resumed.fit(X, y, epochs=3, verbose=0)   # crosses the halving at epoch 3
@@ -95,9 +95,9 @@ def test_sigkill_at_a_random_point_then_resume_matches(digits, tmp_path):
 def two_checkpoints(digits, tmp_path):
     t = new_trainer()
     t.fit(digits.X_train, digits.y_train, epochs=1, verbose=0)
-    t.save(tmp_path / "early", sealing_key=KEY)
+    t.save_checkpoint(tmp_path / "early", sealing_key=KEY)
     t.fit(digits.X_train, digits.y_train, epochs=1, verbose=0)
-    t.save(tmp_path / "late", sealing_key=KEY)
+    t.save_checkpoint(tmp_path / "late", sealing_key=KEY)
     return tmp_path / "early", tmp_path / "late"
 
 
@@ -141,9 +141,9 @@ def test_checkpoint_of_another_model_or_key_is_rejected(two_checkpoints):
 def test_virtual_backend_has_no_platform_sealing_key(tmp_path):
     t = new_trainer()
     with pytest.raises(veil.ConfigError, match="no platform sealing key"):
-        t.save(tmp_path / "ckpt")
+        t.save_checkpoint(tmp_path / "ckpt")
     with pytest.raises(veil.ConfigError, match="32 bytes"):
-        t.save(tmp_path / "ckpt", sealing_key=b"short")
+        t.save_checkpoint(tmp_path / "ckpt", sealing_key=b"short")
 
 
 def test_cli_resume_continues_the_run(tmp_path):
