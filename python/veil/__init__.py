@@ -8,6 +8,11 @@ Example:
     >>> model = veil.Sequential([veil.Dense(64, 128), veil.ReLU(), veil.Dense(128, 10)])
     >>> trainer = veil.Trainer(model, mode="verify", device="cpu", lr=2**-2, seed=0)
 """
+import logging as _logging
+
+# A library logs, the application decides: silent unless logging is configured.
+_logging.getLogger("veil").addHandler(_logging.NullHandler())
+
 from veil._errors import (
     ConfigError,
     DeviceError,
@@ -25,6 +30,7 @@ from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
 from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 # Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
 from veil._inference import Inference, RecordingDevice, SavedModel, load_model, save_model
+from veil._onnx import export_onnx
 
 __version__ = "0.1.0"
 
@@ -35,5 +41,5 @@ __all__ = [
     "round_trip_demo", "__version__",
     "Inference", "RecordingDevice",
     "Callback", "EarlyStopping", "History", "ModelCheckpoint", "SaturationWarning",
-    "SavedModel", "load_model", "read_sealing_key", "save_model",
+    "SavedModel", "export_onnx", "load_model", "read_sealing_key", "save_model",
 ]

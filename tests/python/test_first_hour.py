@@ -296,3 +296,101 @@ def test_7_openssl_hex_key_file_is_accepted(tmp_path):
     err = one_line_error(run_veil("train", "--epochs", "1", "--sealing-key-file", "bad.key",
                                   "--out", "run2", cwd=tmp_path))
     assert "64 hex digits or 32 raw bytes" in err
+
+
+# -- 8. Keras habits --------------------------------------------------------------------------------
+
+def test_8_history_callbacks_validation_split_and_shuffle(digits, tmp_path, capsys):
+    trainer = veil.Trainer(mlp(64, 32, 10), device="cpu", seed=0)
+    seen = []
+    stop = veil.EarlyStopping(monitor="val_accuracy", patience=0, min_delta=1.0)  # never improves
+    best = veil.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="val_loss",
+                                save_best_only=True)
+    history = trainer.fit(digits.X_train, digits.y_train, epochs=10, validation_split=0.2,
+                          callbacks=[seen.append, stop, best], verbose=0)
+    assert isinstance(history, veil.History) and history.epoch == [1, 2]
+    assert len(history.history["loss"]) == 2 and len(history.history["val_accuracy"]) == 2
+    assert [r["epoch"] for r in seen] == [1, 2] and stop.stopped_epoch == 2
+    assert veil.load_model(tmp_path / "best.npz").activations == ["relu", "identity"]
+    # shuffle=False: the batches are the data's own order, as train_step on each slice.
+    X, y = digits.X_train[:256], digits.y_train[:256]
+    ordered = veil.Trainer(mlp(64, 32, 10), device="cpu", seed=0, batch_size=64)
+    ordered.fit(X, y, epochs=1, shuffle=False, verbose=0)
+    by_hand = veil.Trainer(mlp(64, 32, 10), device="cpu", seed=0, batch_size=64)
+    for i in range(0, 256, 64):
+        by_hand.train_step(X[i:i + 64], y[i:i + 64])
+    for a, b in zip(ordered.export_weights(), by_hand.export_weights()):
+        np.testing.assert_array_equal(a, b)
+    mlp(64, 32, 10).summary()
+    out = capsys.readouterr().out
+    assert "dense_0" in out and "total params: 2,410" in out
+
+
+def test_8_package_is_typed():
+    assert os.path.isfile(os.path.join(os.path.dirname(veil.__file__), "py.typed"))
+
+
+# -- 9. noise ---------------------------------------------------------------------------------------
+
+class _Liar(veil.NumpyDevice):
+    def forward(self, layer, a):
+        z = super().forward(layer, a)
+        z[0, 0] += 1.0
+        return z
+
+
+def test_9_enclave_messages_go_to_logging_not_stderr(capfd, caplog):
+    trainer = veil.Trainer(veil.Sequential([veil.Dense(4, 3)]), device=_Liar(), seed=0)
+    with caplog.at_level("ERROR", logger="veil.enclave"):
+        with pytest.raises(veil.VerificationError):
+            trainer.train_step(np.ones((2, 4)), np.zeros(2, dtype=int))
+    assert "[veil enclave" not in capfd.readouterr().err
+    assert any("session aborted" in r.getMessage() for r in caplog.records
+               if r.name == "veil.enclave")
+
+
+def test_9_cpu_fallback_says_one_line_once_and_version(tmp_path):
+    from veil import _cuda
+
+    if _cuda.available():
+        pytest.skip("a CUDA GPU is present: device='auto' does not fall back")
+    script = ("import veil\n"
+              "for _ in range(2):\n"
+              "    veil.Trainer(veil.Sequential([veil.Dense(4, 3)]), device='auto')\n")
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("veil: no CUDA GPU ("), run.stderr
+    version = run_veil("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"veil {veil.__version__}"
+
+
+# -- 10. install by hand ----------------------------------------------------------------------------
+
+def test_10_readme_says_how_to_install_by_hand():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    setup = open(os.path.join(ROOT, ".ci", "setup.sh"), encoding="utf-8").read()
+    section = readme[readme.index("### Installing by hand"):]
+    section = section[:section.index("\n## ")]
+    packages = re.search(r"packages=\(([^)]*)\)", setup).group(1).split()
+    for package in packages[:packages.index("libopenblas-dev") + 1]:
+        assert package in section, f"README's manual install lacks {package}"
+    assert "pip install ." in section and "veil info" in section
+
+
+def test_7_onnx_export_runs_in_onnxruntime(digits, tmp_path):
+    pytest.importorskip("onnx", reason="ONNX export is the optional onnx extra")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime runs the exported graph")
+    from veil._inference import float_forward
+
+    trainer = veil.Trainer(mlp(64, 32, 10), device="cpu", seed=0)
+    trainer.fit(digits.X_train, digits.y_train, epochs=2, verbose=0)
+    mean, scale = np.full(64, 0.25), np.full(64, 0.5)
+    saved = veil.load_model(veil.save_model(tmp_path / "m.npz", trainer, mean=mean, scale=scale))
+    path = veil.export_onnx(tmp_path / "m.npz", tmp_path / "m.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    raw = digits.X_test * scale + mean
+    got = session.run(["probabilities"], {"X": raw.astype(np.float32)})[0]
+    want = float_forward(saved.weights, saved.activations, saved.loss, saved.preprocess(raw))
+    np.testing.assert_allclose(got, want, atol=1e-4)
