@@ -394,3 +394,34 @@ def test_7_onnx_export_runs_in_onnxruntime(digits, tmp_path):
     got = session.run(["probabilities"], {"X": raw.astype(np.float32)})[0]
     want = float_forward(saved.weights, saved.activations, saved.loss, saved.preprocess(raw))
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+# -- 11. honest benchmark output --------------------------------------------------------------------
+
+def test_11_bench_reports_spread_warns_and_plots_every_row(tmp_path):
+    from veil import bench
+
+    lines = []
+    result = bench.run(widths=[64, 128], batches=[8, 16], repeats=5, out=str(tmp_path),
+                       echo=lines.append)
+    rows = [bench.Row(**r) for r in result["rows"]]
+    for row in rows:
+        assert set(row.spreads) == {"insecure", "verify"} and all(
+            v >= 0 for v in row.spreads.values())
+    printed = "\n".join(lines)
+    assert "spread" in printed and "+-" in printed
+    noisy = bench.Row(**{**result["rows"][0], "spreads": {"insecure": 0.1, "verify": 0.6}})
+    (warning,) = bench.spread_warnings([noisy])
+    assert "width 64 batch 8" in warning and "60%" in warning and "unreliable" in warning
+    fig = bench.figure(rows)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    for ax in fig.axes:
+        # Every row of the table: one bar per width, (a) and (b) drawn for each.
+        assert len(ax.patches) == 3 * 2
+        assert [len(line.get_xdata()) for line in ax.get_lines()] == [2, 2]
+        title = ax.title.get_window_extent(renderer)
+        for text in ax.texts:
+            assert not title.overlaps(text.get_window_extent(renderer)), text.get_text()
+        assert not legend.overlaps(ax.get_window_extent(renderer))
