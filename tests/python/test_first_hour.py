@@ -231,14 +231,18 @@ def test_5_csv_dataset_with_hidden_widths_only(cancer_csv, tmp_path):
     assert history["config"]["layers"] == [30, 16, 2]
 
 
-def test_5_numpy_integers_dataframes_and_random_seeds(digits):
+def test_5_numpy_integer_widths_and_random_seeds():
     model = veil.Sequential([veil.Dense(np.int64(64), np.int32(10))])
     assert model.layer_specs() == [(64, 10, "identity")]
     assert type(model.layer_specs()[0][0]) is int
     a, b = (veil.Trainer(model, device="cpu", seed=None) for _ in range(2))
     assert isinstance(a.seed, int) and a.seed != b.seed
     assert not np.array_equal(a.export_weights()[0], b.export_weights()[0])
-    pd = pytest.importorskip("pandas")
+
+
+def test_5_pandas_dataframes_train(digits):
+    pd = pytest.importorskip("pandas", reason="pandas is not a dependency of veil")
+    model = veil.Sequential([veil.Dense(64, 10)])
     trainer = veil.Trainer(model, device="cpu", seed=0)
     history = trainer.fit(pd.DataFrame(digits.X_train), pd.Series(digits.y_train), epochs=1,
                           verbose=0)
