@@ -1,6 +1,7 @@
 // Host side of the ocalls declared in edl/veil.edl: route each device request
 // to the Device bound to the session and time it. Everything here is untrusted;
 // the enclave checks whatever comes back.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -14,6 +15,7 @@
 
 #include "bridge.h"
 #include "veil/device.h"
+#include "veil/enclave.h"
 #include "veil/trainer.h"
 
 namespace veil::detail {
@@ -210,10 +212,20 @@ using veil::detail::expect_count;
 using veil::detail::layer_of;
 using veil::detail::with_device;
 
+namespace {
+std::atomic<veil::LogHandler> log_handler{nullptr};
+}  // namespace
+
+void veil::set_log_handler(veil::LogHandler handler) noexcept { log_handler.store(handler); }
+
 extern "C" {
 
 void ocall_log(int level, const char* message) {
   static const char* const kLevels[] = {"debug", "info", "warning", "error"};
+  if (veil::LogHandler handler = log_handler.load()) {
+    handler(level, message);
+    return;
+  }
   if (level < 2) return;  // the enclave logs progress at debug/info; keep the console quiet
   std::fprintf(stderr, "[veil enclave %s] %s\n", kLevels[level > 3 ? 3 : level], message);
 }

@@ -8,6 +8,11 @@ Example:
     >>> model = veil.Sequential([veil.Dense(64, 128), veil.ReLU(), veil.Dense(128, 10)])
     >>> trainer = veil.Trainer(model, mode="verify", device="cpu", lr=2**-2, seed=0)
 """
+import logging as _logging
+
+# A library logs, the application decides: silent unless logging is configured.
+_logging.getLogger("veil").addHandler(_logging.NullHandler())
+
 from veil._errors import (
     ConfigError,
     DeviceError,
@@ -15,14 +20,17 @@ from veil._errors import (
     Error,
     InputError,
     ProtocolError,
+    SaturationWarning,
     VerificationError,
 )
 from veil._model import Arctan, Dense, Identity, ReLU, Sequential, Sigmoid, Softplus
 from veil._device import Device, NumpyDevice
 from veil._enclave import enclave_backend, enclave_info, load_enclave, round_trip_demo
-from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer
+from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
+from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 # Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
-from veil._inference import Inference, RecordingDevice
+from veil._inference import Inference, RecordingDevice, SavedModel, load_model, save_model
+from veil._onnx import export_onnx
 
 __version__ = "0.1.0"
 
@@ -32,4 +40,6 @@ __all__ = [
     "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info", "load_enclave",
     "round_trip_demo", "__version__",
     "Inference", "RecordingDevice",
+    "Callback", "EarlyStopping", "History", "ModelCheckpoint", "SaturationWarning",
+    "SavedModel", "export_onnx", "load_model", "read_sealing_key", "save_model",
 ]

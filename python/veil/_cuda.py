@@ -11,7 +11,7 @@ every partial sum stays below 2^53, which the enclave guarantees before it asks.
 """
 from __future__ import annotations
 
-import warnings
+import sys
 from typing import Dict, Optional
 
 import numpy as np
@@ -34,7 +34,10 @@ def available() -> bool:
     try:
         cp = _cupy()
         count = cp.cuda.runtime.getDeviceCount()
-    except Exception as e:  # ImportError, CUDARuntimeError, missing driver
+    except ImportError:
+        _reason = "CuPy is not installed: pip install '.[gpu]' in veil's source"
+        return False
+    except Exception as e:  # CUDARuntimeError, missing driver
         _reason = f"{type(e).__name__}: {e}"
         return False
     if count < 1:
@@ -53,11 +56,9 @@ def note_cpu_fallback() -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn(
-            f"veil: no CUDA device ({unavailable_reason()}); device='auto' uses the CPU device",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        # One line, without a quoted source line; device="cpu" asks for the CPU silently.
+        print(f"veil: no CUDA GPU ({unavailable_reason()}); device='auto' runs on the CPU",
+              file=sys.stderr)
 
 
 class _Pinned:

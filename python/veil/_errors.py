@@ -27,3 +27,7 @@ class VerificationError(Error):
 
 class DeviceError(Error):
     """The device reported a failure (an exception in a Python device, a CUDA error)."""
+
+
+class SaturationWarning(UserWarning):
+    """Many fixed-point values were clipped during training: the inputs are out of scale."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -28,39 +29,167 @@ _LOSSES = _codes.LOSS
 Weights = List[np.ndarray]
 
 
-# -- weights files --------------------------------------------------------------------------------
+# -- the model file -------------------------------------------------------------------------------
 
-def save_weights(path: Union[str, os.PathLike], weights: Sequence[np.ndarray],
-                 activations: Sequence[str], loss: str) -> None:
-    """Write float weights, activations and loss as the ``weights.npz`` that ``veil train
-    --out DIR`` writes and :class:`Inference` reads.
+_MODEL_FORMAT = "veil-model-1"
 
-    Args:
-        path: the file to write.
-        weights: one array per layer, shape (inputs + 1, outputs), bias in the last row.
+
+@dataclass(frozen=True, eq=False)
+class SavedModel:
+    """A trained model as :func:`save_model` writes it and :func:`load_model` reads it.
+
+    Attributes:
+        weights: one float64 array per layer, shape (inputs + 1, outputs), bias last.
         activations: one activation name per layer ("relu", ..., "identity").
         loss: "cross_entropy" or "mse".
+        mean, scale: the standardization its inputs get first, ``(x - mean) / scale``
+            per feature, or None.
+        classes: the name of each class id, or None (the ids are the names).
+        info: what training recorded (dataset, seed, test_fraction, label_column, ...).
     """
-    arrays = {f"layer_{i}": np.asarray(w, dtype=np.float64) for i, w in enumerate(weights)}
-    np.savez(path, activations=np.asarray(list(activations), dtype=str),
-             loss=np.asarray(loss, dtype=str), **arrays)
+
+    weights: Weights
+    activations: List[str]
+    loss: str
+    mean: Optional[np.ndarray] = None
+    scale: Optional[np.ndarray] = None
+    classes: Optional[List[str]] = None
+    info: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.weights[0].shape[0] - 1)
+
+    def preprocess(self, X) -> np.ndarray:
+        """The inputs as the network takes them: standardized when the model was."""
+        X = _as_matrix(X, self.input_size, "X")
+        if self.mean is None:
+            return X
+        return (X - self.mean) / self.scale
 
 
-def load_weights(path: Union[str, os.PathLike]) -> Tuple[Weights, List[str], str]:
-    """Read a ``weights.npz``: (weights, activation names, loss)."""
+def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[Sequence] = None,
+               loss: Optional[str] = None, mean=None, scale=None,
+               classes: Optional[Sequence] = None, info: Optional[dict] = None) -> str:
+    """Write the one file a trained model lives in, for prediction: ``veil predict
+    --model FILE``, ``veil.Inference(FILE)`` and :func:`load_model` read it.
+
+    It is a NumPy ``.npz`` archive (float64 arrays ``layer_0``, ``layer_1``, ... of
+    shape (inputs + 1, outputs) with the bias in the last row; string arrays
+    ``activations`` and ``loss``; ``format`` = "veil-model-1"; optional ``mean`` and
+    ``scale`` (the input standardization), ``classes`` and ``info`` (JSON text)),
+    written atomically. It is not a training checkpoint: for that see
+    :meth:`veil.Trainer.save_checkpoint`.
+
+    Args:
+        path: the file to write (its name is kept as given).
+        source: a :class:`veil.Trainer` (its weights are exported, checked against the
+            enclave's fingerprints first), a :class:`SavedModel`, or a list of weight
+            arrays with ``activations`` and ``loss``.
+        mean, scale: per-feature standardization the model's inputs need,
+            ``(x - mean) / scale``; predict applies it to raw inputs.
+        classes: class names, one per output.
+        info: JSON-serializable notes (``veil train`` records its dataset and split).
+
+    Returns:
+        The path written.
+    """
+    import json
+
+    if isinstance(source, Trainer):
+        weights = source.export_weights()
+        names = [a for _i, _o, a in source.model.layer_specs()]
+        loss = source.loss if loss is None else loss
+    elif isinstance(source, SavedModel):
+        weights, names = source.weights, source.activations
+        loss = source.loss if loss is None else loss
+        mean = source.mean if mean is None else mean
+        scale = source.scale if scale is None else scale
+        classes = source.classes if classes is None else classes
+        info = dict(source.info) if info is None else info
+    elif isinstance(source, (list, tuple)):
+        if activations is None:
+            raise ConfigError("a list of weight arrays needs activations=[...], one per layer")
+        weights, names = list(source), list(activations)
+    else:
+        raise ConfigError(f"source must be a veil.Trainer, a veil.SavedModel or a list of "
+                          f"arrays, got {type(source).__name__}")
+    names = [_activation_name(a) for a in names]
+    loss = "cross_entropy" if loss is None else loss
+    if loss not in _LOSSES:
+        raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
+    weights = Inference._check_weights(weights, names)
+    arrays = {f"layer_{i}": w for i, w in enumerate(weights)}
+    features, outputs = weights[0].shape[0] - 1, weights[-1].shape[1]
+    if (mean is None) != (scale is None):
+        raise ConfigError("mean and scale go together")
+    if mean is not None:
+        arrays["mean"] = np.asarray(mean, dtype=np.float64).reshape(-1)
+        arrays["scale"] = np.asarray(scale, dtype=np.float64).reshape(-1)
+        for key in ("mean", "scale"):
+            if arrays[key].shape != (features,) or not np.all(np.isfinite(arrays[key])):
+                raise InputError(f"{key} must hold {features} finite values, one per input")
+        if np.any(arrays["scale"] <= 0):
+            raise InputError("scale must be positive")
+    if classes is not None:
+        if len(classes) != outputs:
+            raise InputError(f"{len(classes)} class names for {outputs} outputs")
+        arrays["classes"] = np.asarray([str(c) for c in classes], dtype=str)
+    path = os.fspath(path)
+    staging = path + ".staging"
+    with open(staging, "wb") as f:
+        np.savez(f, format=np.asarray(_MODEL_FORMAT), activations=np.asarray(names, dtype=str),
+                 loss=np.asarray(loss, dtype=str), info=np.asarray(json.dumps(info or {})),
+                 **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, path)
+    return path
+
+
+def load_model(path: Union[str, os.PathLike]) -> SavedModel:
+    """Read a model file written by :func:`save_model` (or an older ``weights.npz``).
+
+    Raises:
+        veil.ConfigError: the file is missing, unreadable, truncated or not a veil model;
+            the message names the file.
+    """
+    import json
+    import zipfile
+    import zlib
+
+    shown = os.fspath(path)
+    if os.path.isdir(path):
+        what = ("a training checkpoint (veil.Trainer.resume reads it)"
+                if os.path.exists(os.path.join(path, "state.sealed")) else "a directory")
+        raise ConfigError(f"{shown!r} is {what}, not a model file; `veil train --out DIR` "
+                          "writes the model to DIR/model.npz, veil.save_model writes one")
     try:
         with np.load(path, allow_pickle=False) as data:
-            count = sum(1 for k in data.files if k.startswith("layer_"))
             missing = [k for k in ("activations", "loss", "layer_0") if k not in data.files]
             if missing:
-                raise ConfigError(f"{os.fspath(path)!r} is not a veil weights file: it lacks "
+                raise ConfigError(f"{shown!r} is not a veil model file: it lacks "
                                   f"{', '.join(missing)}")
+            fmt = str(data["format"]) if "format" in data.files else _MODEL_FORMAT
+            if fmt != _MODEL_FORMAT:
+                raise ConfigError(f"{shown!r}: unknown model format {fmt!r}")
+            count = sum(1 for k in data.files if k.startswith("layer_"))
             weights = [np.array(data[f"layer_{i}"], dtype=np.float64) for i in range(count)]
             activations = [str(a) for a in data["activations"]]
             loss = str(data["loss"])
-    except OSError as e:
-        raise ConfigError(f"cannot read weights file {os.fspath(path)!r}: {e}") from e
-    return weights, activations, loss
+            mean = np.array(data["mean"]) if "mean" in data.files else None
+            scale = np.array(data["scale"]) if "scale" in data.files else None
+            classes = [str(c) for c in data["classes"]] if "classes" in data.files else None
+            info = json.loads(str(data["info"])) if "info" in data.files else {}
+    except ConfigError:
+        raise
+    except FileNotFoundError:
+        raise ConfigError(f"cannot read model file {shown!r}: no such file (`veil train --out "
+                          "DIR` writes DIR/model.npz)") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise ConfigError(f"cannot read model file {shown!r}: it is damaged or not a veil "
+                          f"model ({type(e).__name__}: {e})") from None
+    return SavedModel(weights, activations, loss, mean, scale, classes, info)
 
 
 def _activation_name(a) -> str:
@@ -165,8 +294,10 @@ class Inference(_EnclaveSession):
     section 9 bounds the difference to float inference.
 
     Args:
-        source: a :class:`veil.Trainer` (its checked weights are exported), a path to
-            the ``weights.npz`` that ``veil train --out DIR`` writes, or a list of float
+        source: a :class:`veil.Trainer` (its checked weights are exported), a model
+            file (:func:`veil.save_model`; ``veil train --out DIR`` writes
+            ``DIR/model.npz``) or the :class:`veil.SavedModel` read from one, whose input
+            standardization predict then applies to raw inputs, or a list of float
             arrays, one per layer, of shape (inputs + 1, outputs) with the bias in the
             last row (what ``Trainer.export_weights()`` returns); the list needs
             ``activations``.
@@ -196,6 +327,8 @@ class Inference(_EnclaveSession):
                  enclave=None) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
+        # A model file's input standardization, applied by predict to raw inputs.
+        self._standardize: Optional[Tuple[np.ndarray, np.ndarray]] = None
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(source, Trainer):
@@ -204,9 +337,12 @@ class Inference(_EnclaveSession):
             loss = source.loss if loss is None else loss
             frac_act = source.config["frac_act"] if frac_act is None else frac_act
             act_clip = source.config["act_clip"] if act_clip is None else act_clip
-        elif isinstance(source, (str, os.PathLike)):
-            weights, names, file_loss = load_weights(source)
-            loss = file_loss if loss is None else loss
+        elif isinstance(source, (str, os.PathLike, SavedModel)):
+            saved = load_model(source) if not isinstance(source, SavedModel) else source
+            weights, names = saved.weights, saved.activations
+            loss = saved.loss if loss is None else loss
+            if saved.mean is not None:
+                self._standardize = (saved.mean, saved.scale)
         elif isinstance(source, (list, tuple)):
             if activations is None:
                 raise ConfigError("a list of weight arrays needs activations=[...], one per layer")
@@ -214,7 +350,8 @@ class Inference(_EnclaveSession):
             names = [_activation_name(a) for a in activations]
         else:
             raise ConfigError(
-                f"source must be a veil.Trainer, a weights.npz path or a list of arrays, got "
+                f"source must be a veil.Trainer, a model file path, a veil.SavedModel or a list "
+                f"of arrays, got "
                 f"{type(source).__name__}")
         loss = "cross_entropy" if loss is None else loss
         if loss not in _LOSSES:
@@ -362,6 +499,8 @@ class Inference(_EnclaveSession):
             veil.InputError: bad shape or non-finite values; the session stays usable.
         """
         X = _as_matrix(X, self.input_size, "X")
+        if self._standardize is not None:
+            X = (X - self._standardize[0]) / self._standardize[1]
         n = X.shape[0]
         if n == 0:
             return np.empty((0, self.output_size))

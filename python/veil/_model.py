@@ -1,8 +1,10 @@
 """Model description: dense layers and the activations between them."""
 from __future__ import annotations
 
+import numbers
+import sys
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from veil import _codes
 from veil._errors import ConfigError
@@ -18,8 +20,10 @@ class Dense:
     def __post_init__(self) -> None:
         for name in ("inputs", "outputs"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            # Any integer type counts (numpy's too): widths often come from X.shape.
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"Dense.{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, int(value))
 
 
 class _Activation:
@@ -125,6 +129,26 @@ class Sequential:
     @property
     def output_size(self) -> int:
         return self._specs[-1][1]
+
+    def count_params(self) -> int:
+        """Trainable parameters: weights and biases of every dense layer."""
+        return sum((i + 1) * o for i, o, _a in self._specs)
+
+    def summary(self, file: Optional[TextIO] = None) -> None:
+        """Print one row per dense layer (shape, activation, parameters) and the total."""
+        out = sys.stdout if file is None else file
+        rows = [(f"dense_{k}", f"{i} -> {o}", a, f"{(i + 1) * o:,}")
+                for k, (i, o, a) in enumerate(self._specs)]
+        header = ("layer", "inputs -> outputs", "activation", "params")
+        widths = [max(len(r[c]) for r in rows + [header]) for c in range(4)]
+        line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
+        rule = "-" * (sum(widths) + 6)
+        print(line.format(*header), file=out)
+        print(rule, file=out)
+        for r in rows:
+            print(line.format(*r), file=out)
+        print(rule, file=out)
+        print(f"total params: {self.count_params():,}", file=out)
 
     def __repr__(self) -> str:
         return "veil.Sequential([" + ", ".join(

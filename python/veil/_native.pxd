@@ -59,6 +59,8 @@ cdef extern from "veil/enclave.h" namespace "veil":
         EnclaveInfo info() except +veil_translate_exception
         const string& image_path()
 
+    ctypedef void (*LogHandler)(int, const char*) noexcept
+    void set_log_handler "veil::set_log_handler"(LogHandler handler) noexcept
     string veil_version "veil::version"()
     string enclave_backend_name "veil::Enclave::backend"()
     string default_image_path "veil::Enclave::default_image_path"()

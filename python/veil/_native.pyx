@@ -31,6 +31,25 @@ def version():
     return veil_version().decode()
 
 
+import logging
+
+_enclave_log = logging.getLogger("veil.enclave")
+_LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+
+
+cdef void _log_to_python(int level, const char* message) noexcept with gil:
+    # The enclave's messages go to Python's logging ("veil.enclave"), silent unless the
+    # application configures it; the exception raised for the same failure says it all.
+    try:
+        _enclave_log.log(_LOG_LEVELS[min(max(level, 0), 3)], "%s",
+                         message.decode("utf-8", "replace"))
+    except BaseException:
+        pass
+
+
+set_log_handler(_log_to_python)
+
+
 def backend():
     """The enclave backend this build uses: "virtual" or "openenclave"."""
     return enclave_backend_name().decode()

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
+import secrets
 import shutil
+import sys
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -13,9 +17,10 @@ import numpy as np
 from veil import _native
 from veil._batching import epoch_batches
 from veil import _codes
+from veil._callbacks import History, call_each, check_callbacks, format_epoch
 from veil._device import Device
 from veil._enclave import default_enclave
-from veil._errors import ConfigError, DeviceError, InputError
+from veil._errors import ConfigError, DeviceError, InputError, SaturationWarning
 from veil._model import ACTIVATIONS, Sequential
 
 _LOSSES = _codes.LOSS
@@ -30,6 +35,11 @@ INSECURE_TEST_SEALING_KEY = b"veil INSECURE test sealing key!!"
 
 _CHECKPOINT_FORMAT = "veil-checkpoint-1"
 
+#: fit warns when more than this fraction of an epoch's fixed-point values were clipped.
+#: Well-scaled inputs clip none or a few in 10^5; raw 0-16 pixels on digits clip 0.45% in
+#: the first epoch and train to chance.
+CLIPPED_WARN_FRACTION = 1e-3
+
 
 def _sealing_key(key) -> bytes:
     if key is None:
@@ -38,6 +48,35 @@ def _sealing_key(key) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"a sealing key is 32 bytes, got {len(key)}")
     return key
+
+
+def read_sealing_key(path: Union[str, os.PathLike]) -> bytes:
+    """Read a 32-byte sealing key from a file holding 64 hex digits (what
+    ``openssl rand -hex 32 > FILE`` writes; surrounding whitespace is ignored) or the
+    32 raw bytes (``openssl rand 32 > FILE``).
+
+    Raises:
+        veil.ConfigError: the file cannot be read or holds neither form.
+    """
+    shown = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read sealing key file {shown!r}: {e.strerror or e}; make "
+                          f"one with `openssl rand -hex 32 > {shown}`") from None
+    text = data.strip()
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    if len(data) == 32:
+        return data
+    raise ConfigError(f"sealing key file {shown!r} holds {len(data)} bytes: expected 64 hex "
+                      f"digits or 32 raw bytes; make one with `openssl rand -hex 32 > {shown}`")
+
+
 _ACTIVATION_CODES = {name: cls.code for name, cls in ACTIVATIONS.items()}
 
 
@@ -80,10 +119,15 @@ def resolve_device(device: Union[str, Device, "_native.NativeDevice"]):
     raise ConfigError(f"device={device!r}: use 'auto', 'cpu', 'cuda' or a veil.Device instance")
 
 
+def _on_host(x):
+    """CuPy arrays come to the host; anything else (numpy, pandas, lists) is left to numpy."""
+    if type(x).__module__.split(".")[0] == "cupy":
+        return x.get()
+    return x
+
+
 def _as_matrix(x, features: int, what: str) -> np.ndarray:
-    if hasattr(x, "get") and not isinstance(x, np.ndarray):  # CuPy arrays
-        x = x.get()
-    arr = np.asarray(x)
+    arr = np.asarray(_on_host(x))
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{what} must be numeric, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != features:
@@ -96,9 +140,7 @@ def _as_matrix(x, features: int, what: str) -> np.ndarray:
 
 
 def _as_labels(y, n: int, classes: int, what: str) -> np.ndarray:
-    if hasattr(y, "get") and not isinstance(y, np.ndarray):
-        y = y.get()
-    arr = np.asarray(y)
+    arr = np.asarray(_on_host(y))
     if arr.ndim != 1 or arr.shape[0] != n:
         raise InputError(f"{what} must have shape ({n},), got {arr.shape}")
     if arr.dtype.kind == "f":
@@ -154,11 +196,12 @@ class Trainer(_EnclaveSession):
         loss: "cross_entropy" (softmax fused; the last layer must have no
             activation) or "mse" (the seed's, on one-hot labels).
         lr: learning rate, a power of two 2^-k (the SGD step is exact in integers).
-        seed: initial weights and batch order.
+        seed: initial weights and batch order; None draws a random one (kept in ``seed``).
         halve_lr_at: epochs at whose start the learning rate halves.
         batch_size: the largest batch a step will carry. The update is
             ``lr * sum(grad) / 2^ceil(log2(batch_size))``, i.e. the mean gradient
-            for a full power-of-two batch.
+            for a full power-of-two batch. None: the first ``fit(batch_size=...)``
+            sets it (64 if fit gives none).
         frac_act, frac_grad: fixed-point fractional bits (DESIGN.md 3).
         act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
     """
@@ -170,9 +213,9 @@ class Trainer(_EnclaveSession):
         device: Union[str, Device] = "auto",
         loss: str = "cross_entropy",
         lr: float = 2.0**-2,
-        seed: int = 0,
+        seed: Optional[int] = 0,
         halve_lr_at: Sequence[int] = (),
-        batch_size: int = 64,
+        batch_size: Optional[int] = None,
         frac_act: int = 8,
         frac_grad: int = 12,
         act_clip: float = 64.0,
@@ -194,9 +237,17 @@ class Trainer(_EnclaveSession):
             raise ConfigError(f"mode={mode!r}: use 'verify'")
         if loss not in _LOSSES:
             raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not (
+        # Until a batch size is given (here or by fit), fit may still choose it.
+        self._batch_size_open = batch_size is None
+        batch_size = 64 if batch_size is None else batch_size
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or not (
                 1 <= batch_size <= MAX_BATCH):
             raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
+        batch_size = int(batch_size)
+        if seed is None:
+            seed = secrets.randbits(63)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise ConfigError(f"seed must be an int or None, got {seed!r}")
         self.model = model
         self.mode = mode
         self.loss = loss
@@ -220,6 +271,12 @@ class Trainer(_EnclaveSession):
                                              *(_checkpoint or ()))
         self._epochs_done = 0
         self.history: Dict[str, List[dict]] = {"epochs": []}
+        #: A callback sets this to True to end fit after the current epoch.
+        self.stop_training = False
+        # Values the enclave quantizes per training sample: the input, each hidden
+        # activation, and the gradient of every layer's output.
+        hidden = sum(o for _i, o, _a in specs[:-1])
+        self._values_per_sample = specs[0][0] + 2 * hidden + specs[-1][1]
 
     # -- introspection ---------------------------------------------------------
     @property
@@ -256,48 +313,93 @@ class Trainer(_EnclaveSession):
         verbose: int = 1,
         checkpoint_dir: Optional[str] = None,
         sealing_key: Optional[bytes] = None,
-    ) -> Dict[str, List[dict]]:
-        """Train for ``epochs`` epochs; returns the history (also kept in ``self.history``).
+        *,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence = (),
+    ) -> History:
+        """Train for ``epochs`` epochs.
 
-        Each epoch's entry holds epoch, loss, accuracy, val_loss, val_accuracy,
-        checks_passed, lr_exp and seconds. With ``checkpoint_dir`` the trainer is
-        saved there (see :meth:`save`) after every epoch.
+        Args:
+            X, y: features (n, inputs) and integer labels (n,): numpy arrays, pandas
+                objects, CuPy arrays or anything numpy turns into numbers.
+            batch_size: samples per step (default: the Trainer's). A Trainer built
+                without batch_size takes it from its first fit.
+            validation_data: (X_val, y_val) scored after every epoch.
+            validation_split: instead, hold out this fraction of (X, y), the last
+                samples, as validation data.
+            shuffle: a seeded new order each epoch; False keeps the given order.
+            verbose: 0 silent; 1 a live bar on a terminal and one kept line per epoch;
+                2 the line only.
+            checkpoint_dir, sealing_key: save a checkpoint there after every epoch
+                (see :meth:`save_checkpoint`).
+            callbacks: :class:`veil.Callback` objects, or plain callables given each
+                epoch's record; one may set ``trainer.stop_training = True``.
+
+        Returns:
+            A :class:`veil.History`: ``.history["loss"]``, ``["accuracy"]``,
+            ``["val_loss"]``, ``["val_accuracy"]``, ``["clipped_fraction"]``, ... one
+            value per epoch. Every epoch's record is also appended to
+            ``self.history["epochs"]`` (kept in checkpoints).
+
+        Warns:
+            veil.SaturationWarning: when more than 0.1% of an epoch's fixed-point values
+            were clipped (inputs out of scale); the record's ``clipped_fraction`` says how
+            many.
         """
-        batch_size = self.batch_size if batch_size is None else batch_size
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= self.batch_size:
-            raise ConfigError(
-                f"batch_size={batch_size!r} must be in [1, {self.batch_size}], the batch_size "
-                "this Trainer was built with"
-            )
+        batch_size = self._fit_batch_size(batch_size)
         features, classes = self.model.input_size, self.model.output_size
         X = _as_matrix(X, features, "X")
         labels = _as_labels(y, X.shape[0], classes, "y")
         if X.shape[0] == 0:
             raise InputError("X is empty")
+        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+            raise ConfigError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_split:
+            if validation_data is not None:
+                raise ConfigError("give validation_data or validation_split, not both")
+            cut = int(X.shape[0] * (1 - validation_split))
+            if not 0 < cut < X.shape[0]:
+                raise ConfigError(f"validation_split={validation_split} of {X.shape[0]} samples "
+                                  "leaves no training or no validation sample")
+            validation_data = (X[cut:], labels[cut:])
+            X, labels = X[:cut], labels[:cut]
         if validation_data is not None:
             Xv = _as_matrix(validation_data[0], features, "validation X")
             yv = _as_labels(validation_data[1], Xv.shape[0], classes, "validation y")
+        if verbose not in (0, 1, 2):
+            raise ConfigError(f"verbose={verbose!r}: use 0, 1 or 2")
+        callbacks = check_callbacks(callbacks)
+        self.stop_training = False
+        total = self._epochs_done + int(epochs)
+        records: List[dict] = []
+        warned = False
         for _ in range(int(epochs)):
             epoch = self._epochs_done
             if epoch in self.halve_lr_at:
                 self.halve_lr()
             start = time.perf_counter()
-            batches = epoch_batches(X.shape[0], batch_size, self.seed, epoch)
+            if shuffle:
+                batches = epoch_batches(X.shape[0], batch_size, self.seed, epoch)
+            else:
+                batches = [np.arange(i, min(i + batch_size, X.shape[0]))
+                           for i in range(0, X.shape[0], batch_size)]
             progress = None
-            if verbose:
+            if verbose == 1:
                 from tqdm.auto import tqdm
 
-                progress = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=verbose > 1,
-                                disable=None,  # no bar when stderr is not a terminal
-                                unit="step")
-            total_loss, total_correct, seen = 0.0, 0, 0
+                # A live bar only on a terminal (disable=None); the kept line follows it.
+                progress = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{total}",
+                                leave=False, disable=None, unit="step", file=sys.stderr)
+            total_loss, total_correct, seen, clipped = 0.0, 0, 0, 0
             try:
                 for idx in batches:
-                    loss, correct, _sat, _step, checks = self._call(
+                    loss, correct, saturated, _step, checks = self._call(
                         self._native.step, X[idx], labels[idx])
                     total_loss += loss * len(idx)
                     total_correct += correct
                     seen += len(idx)
+                    clipped += saturated
                     if progress is not None:
                         progress.update(1)
                         progress.set_postfix(loss=f"{total_loss / seen:.4f}",
@@ -310,6 +412,8 @@ class Trainer(_EnclaveSession):
                 "loss": total_loss / seen,
                 "accuracy": total_correct / seen,
                 "lr_exp": self.lr_exp,
+                "saturated": int(clipped),
+                "clipped_fraction": min(1.0, clipped / (seen * self._values_per_sample)),
             }
             if validation_data is not None:
                 val = self.evaluate(Xv, yv)
@@ -317,10 +421,52 @@ class Trainer(_EnclaveSession):
             entry["checks_passed"] = self.checks_passed
             entry["seconds"] = time.perf_counter() - start
             self.history["epochs"].append(entry)
+            records.append(entry)
             self._epochs_done += 1
             if checkpoint_dir is not None:
-                self.save(checkpoint_dir, sealing_key=sealing_key)
-        return self.history
+                self.save_checkpoint(checkpoint_dir, sealing_key=sealing_key)
+            if verbose:
+                print(format_epoch(entry, total), flush=True)
+            if entry["clipped_fraction"] > CLIPPED_WARN_FRACTION and not warned:
+                warned = True
+                warnings.warn(self._clipping_advice(entry), SaturationWarning, stacklevel=2)
+            call_each(callbacks, self, entry)
+            if self.stop_training:
+                break
+        return History(records)
+
+    def _clipping_advice(self, entry: dict) -> str:
+        return (f"epoch {entry['epoch']}: {100 * entry['clipped_fraction']:.2f}% of the "
+                f"fixed-point values were clipped (activations at +-{self.config['act_clip']:g}, "
+                f"gradients at +-{self.config['grad_clip']:g}), so training learns little; "
+                "scale the inputs to about [-1, 1] (divide pixels by their maximum, or "
+                "standardize each feature: `veil train --standardize`)")
+
+    def _fit_batch_size(self, batch_size) -> int:
+        if batch_size is None:
+            self._batch_size_open = False
+            return self.batch_size
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
+            raise ConfigError(f"batch_size must be an int, got {batch_size!r}")
+        batch_size = int(batch_size)
+        untouched = self._epochs_done == 0 and int(self._native.stats()["step"]) == 0
+        if (batch_size != self.batch_size and self._batch_size_open and untouched
+                and 1 <= batch_size <= MAX_BATCH):
+            # Nothing trained yet: rebuild the session for this batch size (same seed,
+            # so the same initial weights).
+            self.batch_size = batch_size
+            self.config["max_batch"] = batch_size
+            self._native = _native.NativeTrainer(self._enclave, self._device, self._layers,
+                                                 self.config)
+        self._batch_size_open = False
+        if not 1 <= batch_size <= self.batch_size:
+            raise ConfigError(
+                f"batch_size={batch_size!r} must be in [1, {self.batch_size}], the batch_size "
+                "this Trainer was built with (it fixes the largest batch and the update's "
+                "divisor); build the Trainer with the batch_size you train with, or leave "
+                "it out there"
+            )
+        return batch_size
 
     # -- checkpoints -----------------------------------------------------------
     @property
@@ -328,8 +474,9 @@ class Trainer(_EnclaveSession):
         """Epochs trained so far (restored ones included)."""
         return self._epochs_done
 
-    def save(self, path: str, sealing_key: Optional[bytes] = None) -> None:
-        """Write a checkpoint directory: the enclave's sealed state (secrets,
+    def save_checkpoint(self, path: str, sealing_key: Optional[bytes] = None) -> None:
+        """Write a checkpoint directory to resume training from (not the model file
+        that :func:`veil.save_model` writes for prediction): the enclave's sealed state (secrets,
         fingerprints, step, schedule; AES-256-GCM), the device's weights beside
         it, and the host-side progress (epochs, history).
 
@@ -384,7 +531,7 @@ class Trainer(_EnclaveSession):
     @classmethod
     def resume(cls, path: str, device: Union[str, Device] = "auto",
                sealing_key: Optional[bytes] = None, enclave=None) -> "Trainer":
-        """Resume from a directory written by :meth:`save` (or by ``fit`` with
+        """Resume from a directory written by :meth:`save_checkpoint` (or by ``fit`` with
         ``checkpoint_dir``). The device receives the stored weights, and the
         enclave opens the sealed state and checks every layer's weights against
         its fingerprints before anything else happens.

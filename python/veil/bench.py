@@ -37,12 +37,28 @@ FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
 FULL_BATCHES = (32, 128, 256, 512)
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+#: Above this relative spread of a configuration's step times the bench warns: on a loaded
+#: machine the medians, and so the ratios, are not to be trusted.
+SPREAD_WARN = 0.25
+
+
+def spread(times: Sequence[float]) -> float:
+    """The interquartile range of repeated timings relative to their median."""
+    if len(times) < 2:
+        return 0.0
+    q1, _q2, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(times)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int,
+                   spreads: Optional[List[float]] = None) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    if spreads is not None:
+        spreads.append(spread(times))
     return statistics.median(times)
 
 
@@ -101,6 +117,8 @@ class Row:
     enclave_only_infer_s: Optional[float] = None
     verify_infer_s: Optional[float] = None
     ratios: Dict[str, float] = field(default_factory=dict)
+    # Interquartile range / median of (a)'s and (c)'s step times.
+    spreads: Dict[str, float] = field(default_factory=dict)
 
 
 # The GEMM measurement needs a session, not a model: the smallest valid one.
@@ -189,11 +207,13 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     xf = xp.asarray(x, dtype=xp.float32)
     yl = xp.asarray(y)
     insecure.step(xf, yl)
-    insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats)
+    insecure_spread: List[float] = []
+    insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats, insecure_spread)
 
     row = Row(width=width, batch=batch, knobs=narrowed, insecure_s=insecure_s, enclave_only_s=None,
               verify_s=verify_times[i], verify_enclave_s=split["enclave"],
-              verify_device_s=split["device"] - transfer, verify_transfer_s=transfer)
+              verify_device_s=split["device"] - transfer, verify_transfer_s=transfer,
+              spreads={"insecure": insecure_spread[0], "verify": spread(verify_times)})
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
@@ -233,16 +253,31 @@ def _ratio(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _spread(row: Row) -> str:
+    worst = max(row.spreads.values(), default=0.0)
+    return f"+-{50 * worst:.0f}%"  # half the interquartile range, around the median
+
+
+def spread_warnings(rows: List[Row]) -> List[str]:
+    """One line per configuration whose repeated steps disagree too much to trust."""
+    return [f"warning: width {r.width} batch {r.batch}: step times spread "
+            f"{100 * max(r.spreads.values()):.0f}% (interquartile range / median) > "
+            f"{100 * SPREAD_WARN:.0f}%: the machine is busy or the repeats too few; its ratios "
+            "are unreliable (rerun on an idle machine, or with more --repeats)"
+            for r in rows if max(r.spreads.values(), default=0.0) > SPREAD_WARN]
+
+
 def format_table(rows: List[Row]) -> str:
     head = (f"{'width':>5} {'batch':>5} | {'(a) ms':>8} {'(b) ms':>9} {'(c) ms':>8} "
-            f"{'encl ms':>8} {'dev ms':>8} | {'(b)/(c)':>8} {'(c)/(a)':>8} {'share':>6}")
+            f"{'encl ms':>8} {'dev ms':>8} | {'(b)/(c)':>8} {'(c)/(a)':>8} {'share':>6} "
+            f"{'spread':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.width:>5} {r.batch:>5} | {_fmt(r.insecure_s):>8} {_fmt(r.enclave_only_s):>9} "
             f"{_fmt(r.verify_s):>8} {_fmt(r.verify_enclave_s):>8} {_fmt(r.verify_device_s):>8} | "
             f"{_ratio(r.ratios['enclave_only/verify']):>8} {_ratio(r.ratios['verify/insecure']):>8} "
-            f"{100 * r.ratios['enclave_share']:>5.1f}%")
+            f"{100 * r.ratios['enclave_share']:>5.1f}% {_spread(r):>7}")
     if any(r.private_infer_s for r in rows):
         lines.append("")
         lines.append(f"inference, {INFER_ROWS} rows: (d) private vs verify vs all inside the enclave")
@@ -260,6 +295,15 @@ def format_table(rows: List[Row]) -> str:
 
 def plot(rows: List[Row], path: str) -> None:
     """Time per verify step against width, enclave / device / transfer stacked, per batch."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def figure(rows: List[Row]):
+    """The figure :func:`plot` writes: one panel per batch size, one bar per width."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,18 +321,30 @@ def plot(rows: List[Row], path: str) -> None:
         ax.bar(labels, device, bottom=enclave, label="device products")
         ax.bar(labels, transfer, bottom=enclave + device, label="transfer")
         ax.plot(labels, [1e3 * r.insecure_s for r in sel], "k--o", label="(a) insecure float32")
+        if any(r.enclave_only_s for r in sel):  # (b), where it was measured
+            ax.plot(labels, [np.nan if r.enclave_only_s is None else 1e3 * r.enclave_only_s
+                             for r in sel], "r:s", label="(b) all in enclave")
         total = enclave + device + transfer
         for x, top, r in zip(labels, total, sel):  # the enclave's share, printed on each bar
             ax.annotate(f"{100 * r.ratios['enclave_share']:.0f}%", (x, top), ha="center",
                         va="bottom", fontsize=8)
-        ax.set_ylim(bottom=0)
+        # Headroom above the tallest bar or line, so that the share labels stay below the title.
+        tallest = max([*total, *(1e3 * r.insecure_s for r in sel),
+                       *(1e3 * r.enclave_only_s for r in sel if r.enclave_only_s)])
+        ax.set_ylim(0, 1.2 * tallest)
         ax.set_title(f"verify step, batch {batch}")
         ax.set_xlabel("width")
         ax.set_ylabel("ms per step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    # One legend below the panels, where it covers no bar, label or title.
+    handles, names = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
 
 
 def run(quick: bool = False, widths: Optional[Sequence[int]] = None,
@@ -315,6 +371,8 @@ def run(quick: bool = False, widths: Optional[Sequence[int]] = None,
     echo("(a) insecure float32  (b) all inside the enclave  (c) veil verify; medians of "
          f"{repeats} steps, device={device}")
     echo(table)
+    for line in spread_warnings(rows):
+        echo(line)
     result = {"device": device, "gemm": gemm, "rows": [asdict(r) for r in rows],
               "repeats": repeats, "cpu_count": os.cpu_count()}
     if out:

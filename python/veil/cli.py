@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 __all__ = ["EXIT_OK", "EXIT_ENCLAVE", "EXIT_USAGE", "EXIT_VERIFICATION", "SUBCOMMANDS",
@@ -88,10 +89,10 @@ def _layer_widths(text: str) -> List[int]:
         widths = [int(part) for part in parts]
     except ValueError:
         widths = []
-    if len(widths) < 2 or any(w < 1 for w in widths):
+    if not widths or any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError(
-            f"invalid layer widths {text!r}: expected at least two positive widths joined by "
-            "'-', e.g. 64-128-10"
+            f"invalid layer widths {text!r}: expected positive widths joined by '-', e.g. "
+            "128-128 (hidden layers only) or 64-128-10 (inputs to classes)"
         )
     return widths
 
@@ -138,13 +139,21 @@ def _fraction(text: str) -> float:
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", default="digits",
-        help="'digits', a path to an .npz file (arrays X, y and optionally X_test, y_test), "
-             "'idx:IMAGES,LABELS', or a directory with the four MNIST IDX files "
-             "(default: %(default)s)")
+        help="'digits', a .csv file with a header row (numeric features and a label column), "
+             "an .npz file (arrays X, y and optionally X_test, y_test), 'idx:IMAGES,LABELS', "
+             "or a directory with the four MNIST IDX files (default: %(default)s)")
     parser.add_argument(
-        "--layers", type=_layer_widths, default=_layer_widths("64-128-128-10"),
-        metavar="N-H-...-C",
-        help="layer widths from input features to classes (default: 64-128-128-10)")
+        "--label-column", metavar="NAME", default=None,
+        help="the label column of a CSV dataset (default: one named label, target, class or y)")
+    parser.add_argument(
+        "--layers", type=_layer_widths, default=_layer_widths("128-128"),
+        metavar="H-...-H",
+        help="widths of the hidden layers, the input and output widths taken from the data; "
+             "or every width from input features to classes, e.g. 64-128-10 (default: 128-128)")
+    parser.add_argument(
+        "--standardize", action="store_true",
+        help="scale each feature to mean 0 and standard deviation 1, fitted on the training "
+             "split and stored in the model file so that `veil predict` applies it too")
     parser.add_argument(
         "--activation", choices=sorted(_ACTIVATION_CLASSES), default="relu",
         help="activation of the hidden layers (default: relu)")
@@ -181,7 +190,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train a float64 NumPy reference from the same initial weights, batches and "
              "schedule, and report its test accuracy")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory for history.json, curves.png and weights.npz "
+                        help="output directory for model.npz (the trained model, for `veil "
+                             "predict --model`), history.json and curves.png "
                              "(default: runs/train-<timestamp>)")
     parser.add_argument(
         "--resume", metavar="DIR", default=None,
@@ -190,7 +200,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
         "--sealing-key-file", metavar="FILE", default=None,
-        help="32-byte key file to seal a checkpoint into OUT/checkpoint after every epoch")
+        help="key file (64 hex digits, as `openssl rand -hex 32 > FILE` writes, or 32 raw "
+             "bytes) to seal a training checkpoint into OUT/checkpoint after every epoch")
     key.add_argument(
         "--insecure-test-key", action="store_true",
         help="seal checkpoints with veil.INSECURE_TEST_SEALING_KEY (anyone can open them; "
@@ -216,19 +227,10 @@ def _format_float(value: Any) -> str:
     return "nan" if value is None else f"{float(value):.4f}"
 
 
-def _epoch_line(index: int, total: int, record: Dict[str, Any],
-                reference: Optional[Dict[str, Any]]) -> str:
-    parts = [f"epoch {index + 1:>{len(str(total))}}/{total}",
-             f"loss={_format_float(record.get('loss'))}",
-             f"acc={_format_float(record.get('accuracy'))}"]
-    if record.get("val_accuracy") is not None:
-        parts.append(f"val_loss={_format_float(record.get('val_loss'))}")
-        parts.append(f"val_acc={_format_float(record.get('val_accuracy'))}")
-    if record.get("checks_passed") is not None:
-        parts.append(f"checks={int(record['checks_passed'])}")
-    if record.get("seconds") is not None:
-        parts.append(f"{float(record['seconds']):.1f}s")
-    line = "  ".join(parts)
+def _epoch_line(record: Dict[str, Any], total: int, reference: Optional[Dict[str, Any]]) -> str:
+    from ._callbacks import format_epoch
+
+    line = format_epoch(record, total)
     if reference is not None:
         ref = [f"loss={_format_float(reference.get('loss'))}",
                f"acc={_format_float(reference.get('accuracy'))}"]
@@ -236,6 +238,20 @@ def _epoch_line(index: int, total: int, record: Dict[str, Any],
             ref.append(f"val_acc={_format_float(reference.get('val_accuracy'))}")
         line += "  | float64 " + "  ".join(ref)
     return line
+
+
+def _resolve_widths(widths: Sequence[int], n_features: int, n_classes: int,
+                    name: str) -> List[int]:
+    """Every layer width from inputs to classes. --layers lists them all when its first
+    width is the dataset's features and its last the classes; else only the hidden ones.
+    Only one end matching is taken for a typo."""
+    first, last = widths[0] == n_features, widths[-1] == n_classes
+    if len(widths) >= 2 and first and last:
+        return list(widths)
+    if len(widths) == 1 or not (first or last):
+        return [n_features, *widths, n_classes]
+    _check_widths(widths, n_features, n_classes, name)
+    return list(widths)
 
 
 def _check_widths(widths: Sequence[int], n_features: int, n_classes: int, name: str) -> None:
@@ -264,12 +280,12 @@ def _output_dir(requested: Optional[str]) -> str:
 def _run_train(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
 
-    widths: List[int] = list(args.layers)
     loss_name = _LOSS_NAMES[args.loss]
     halve_at: Tuple[int, ...] = tuple(args.halve_at)
     data = load_dataset(args.dataset, test_fraction=args.test_fraction,
-                        validation_fraction=args.val_fraction, seed=args.seed)
-    _check_widths(widths, data.n_features, data.n_classes, data.name)
+                        validation_fraction=args.val_fraction, seed=args.seed,
+                        label_column=args.label_column)
+    widths = _resolve_widths(args.layers, data.n_features, data.n_classes, data.name)
     # Created before training so that an unusable --out fails in seconds, not after the run.
     out = _output_dir(args.resume or args.out)
 
@@ -281,12 +297,21 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.insecure_test_key:
         sealing_key = veil.INSECURE_TEST_SEALING_KEY
     elif args.sealing_key_file:
-        with open(args.sealing_key_file, "rb") as f:
-            sealing_key = f.read()
+        sealing_key = veil.read_sealing_key(args.sealing_key_file)
     checkpoint_dir = os.path.join(out, "checkpoint") if sealing_key is not None else None
     if args.resume and sealing_key is None:
         raise ValueError("--resume needs the key the checkpoint was sealed with "
                          "(--sealing-key-file or --insecure-test-key)")
+
+    # Standardization is fitted on the training split only, and applied to every split.
+    mean = scale = None
+    X_train, X_val, X_test = data.X_train, data.X_val, data.X_test
+    if args.standardize:
+        mean = X_train.mean(axis=0)
+        scale = X_train.std(axis=0)
+        scale[scale == 0] = 1.0  # a constant feature stays 0 rather than dividing by 0
+        X_train, X_test = (X_train - mean) / scale, (X_test - mean) / scale
+        X_val = None if X_val is None else (X_val - mean) / scale
 
     output_activation = args.output_activation or ("sigmoid" if loss_name == "mse" else "identity")
     activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
@@ -310,49 +335,53 @@ def _run_train(args: argparse.Namespace) -> int:
         # Kept so that the float reference (also on resume) starts from veil's initial weights.
         initial_weights = trainer.export_weights()
         np.savez(initial_path, *initial_weights)
-    initial = None
-    if args.compare_float:
-        with np.load(initial_path) as stored:
-            initial = [stored[f"arr_{l}"] for l in range(len(stored.files))]
 
-    validation = None if data.X_val is None else (data.X_val, data.y_val)
-    history = trainer.fit(data.X_train, data.y_train,
-                          epochs=max(0, args.epochs - trainer.epochs_done),
-                          batch_size=args.batch_size, validation_data=validation,
-                          verbose=0 if args.quiet else 1, checkpoint_dir=checkpoint_dir,
-                          sealing_key=sealing_key)
-    veil_epochs = list(history["epochs"])
-    test = trainer.evaluate(data.X_test, data.y_test)
-    checks_passed = int(trainer.checks_passed)
-
+    validation = None if X_val is None else (X_val, data.y_val)
     float_epochs: Optional[List[Dict[str, Any]]] = None
     float_test: Optional[Dict[str, float]] = None
-    if initial is not None:
+    if args.compare_float:
         from ._reference import FloatMLP
 
-        activations = activation_names
+        with np.load(initial_path) as stored:
+            initial = [stored[f"arr_{l}"] for l in range(len(stored.files))]
         # veil's trainer divides each batch's summed gradient by 2^ceil(log2(batch_size)) so
         # the step is an exact shift; the reference uses the same divisor to take the same
-        # steps (this differs from the batch mean on a smaller last batch).
+        # steps (this differs from the batch mean on a smaller last batch). It trains first
+        # (it is fast) so that each epoch's line can show both.
         divisor = 1 << (args.batch_size - 1).bit_length()
-        reference = FloatMLP(initial, activations, loss_name, update_divisor=divisor)
-        float_epochs = reference.fit(data.X_train, data.y_train, args.epochs, args.batch_size,
+        reference = FloatMLP(initial, activation_names, loss_name, update_divisor=divisor)
+        float_epochs = reference.fit(X_train, data.y_train, args.epochs, args.batch_size,
                                      args.seed, args.lr_exp, halve_at, validation_data=validation)
-        float_test = reference.evaluate(data.X_test, data.y_test)
+        float_test = reference.evaluate(X_test, data.y_test)
 
-    if not args.quiet:
-        for index, record in enumerate(veil_epochs):
-            ref = float_epochs[index] if float_epochs and index < len(float_epochs) else None
-            print(_epoch_line(index, len(veil_epochs), record, ref))
+    def print_epoch(record: Dict[str, Any]) -> None:
+        index = int(record["epoch"]) - 1
+        ref = float_epochs[index] if float_epochs and index < len(float_epochs) else None
+        # flush: one line per epoch reaches a log file (`veil train > log`) as it happens.
+        print(_epoch_line(record, args.epochs, ref), flush=True)
+
+    trainer.fit(X_train, data.y_train, epochs=max(0, args.epochs - trainer.epochs_done),
+                batch_size=args.batch_size, validation_data=validation, verbose=0,
+                checkpoint_dir=checkpoint_dir, sealing_key=sealing_key,
+                callbacks=[] if args.quiet else [print_epoch])
+    veil_epochs = list(trainer.history["epochs"])
+    test = trainer.evaluate(X_test, data.y_test)
+    checks_passed = int(trainer.checks_passed)
+    # The worst epoch's fraction of clipped fixed-point values: above 0.1% the inputs are
+    # out of scale (fit warned), and accuracy suffers.
+    clipped = max((float(r.get("clipped_fraction") or 0.0) for r in veil_epochs), default=0.0)
 
     test_accuracy = float(test["accuracy"])
     float_accuracy = float("nan") if float_test is None else float(float_test["accuracy"])
+    dataset_spec = args.dataset if not os.path.exists(args.dataset) else os.path.abspath(
+        args.dataset)
     summary = {
         "test_accuracy": test_accuracy,
         "test_loss": float(test["loss"]),
         "float_test_accuracy": float_accuracy,
         "float_test_loss": None if float_test is None else float(float_test["loss"]),
         "checks_passed": checks_passed,
+        "clipped_fraction": clipped,
         "veil_version": getattr(veil, "__version__", None),
         "config": {
             "dataset": args.dataset, "layers": widths, "activation": args.activation,
@@ -361,6 +390,7 @@ def _run_train(args: argparse.Namespace) -> int:
             "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
             "seed": args.seed, "test_fraction": args.test_fraction,
             "val_fraction": args.val_fraction, "compare_float": args.compare_float,
+            "standardize": args.standardize, "label_column": args.label_column,
         },
         "dataset": {
             "name": data.name, "n_train": len(data.y_train),
@@ -382,16 +412,21 @@ def _run_train(args: argparse.Namespace) -> int:
     curves_path = plot_history(summary, os.path.join(out, "curves.png"))
     if not args.quiet:
         print(f"wrote {history_path} and {curves_path}")
-    # The checked float weights, for `veil predict --weights DIR/weights.npz` and veil.Inference.
-    from ._inference import save_weights
-
-    weights_path = os.path.join(out, "weights.npz")
-    save_weights(weights_path, trainer.export_weights(), activation_names, loss_name)
+    # The one model file: checked weights, activations, loss, the standardization and the
+    # split, for `veil predict --model`, veil.Inference and veil.load_model.
+    model_path = veil.save_model(
+        os.path.join(out, "model.npz"), trainer, mean=mean, scale=scale, classes=data.classes,
+        info=_jsonable({
+            "dataset": dataset_spec, "seed": args.seed, "test_fraction": args.test_fraction,
+            "val_fraction": args.val_fraction,
+            "label_column": (args.label_column if args.label_column is not None else None),
+            "feature_names": None if data.feature_names is None else list(data.feature_names),
+        }))
     if not args.quiet:
-        print(f"wrote {weights_path}")
+        print(f"wrote {model_path}")
     # The last line is a stable, machine-readable summary (scripts and CI parse it).
     print(f"test_accuracy={test_accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
-          f"checks_passed={checks_passed}")
+          f"checks_passed={checks_passed} clipped={clipped:.4f}")
     return EXIT_OK
 
 
@@ -440,12 +475,20 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="the weights.npz that `veil train --out DIR` writes")
+    parser.add_argument("--model", required=True, metavar="FILE",
+                        help="the model file: OUT/model.npz of `veil train --out OUT`, or one "
+                             "written by veil.save_model")
     parser.add_argument(
-        "--dataset", default="digits",
-        help="as for `veil train`; predictions are scored on its test split (default: "
-             "%(default)s)")
+        "--data", metavar="FILE", default=None,
+        help="samples to predict: a .csv file with a header row (a label column is optional) "
+             "or an .npz file with X (and optionally y); predictions are scored when labels "
+             "are given (default: the test split of the model's training dataset)")
+    parser.add_argument("--label-column", metavar="NAME", default=None,
+                        help="the CSV's label column, if it has one (default: the training "
+                             "label column, or one named label, target, class or y)")
+    parser.add_argument("--output", metavar="FILE", default=None,
+                        help="write one CSV row per sample: the predicted class and each "
+                             "class's probability")
     parser.add_argument(
         "--mode", choices=("private", "verify"), default="private",
         help="private: the device sees only one-time-padded activations; verify: it sees the "
@@ -456,37 +499,83 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples per batch (and per precomputed slot) (default: %(default)s)")
     parser.add_argument("--frac-weights", type=_int_at_least(0), default=10, metavar="F",
                         help="fractional bits of the quantized weights (default: %(default)s)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
-                        help="seed of the data split; use training's (default: %(default)s)")
-    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
-                        help="fraction held out for testing; use training's (default: "
-                             "%(default)s)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the final summary line")
+
+
+def _predict_inputs(saved, args: argparse.Namespace):
+    """(X, y or None, where from) for `veil predict`, the columns in the model's order."""
+    from .datasets import load_dataset, read_features
+
+    info = saved.info
+    if args.data is None:
+        if not info.get("dataset"):
+            raise ValueError(f"{args.model} does not record its training dataset; give --data")
+        data = load_dataset(str(info["dataset"]), test_fraction=float(info["test_fraction"]),
+                            validation_fraction=float(info.get("val_fraction") or 0.0),
+                            seed=int(info["seed"]), label_column=info.get("label_column"))
+        return data.X_test, data.y_test, f"the test split of {info['dataset']}"
+    label_column = args.label_column or info.get("label_column")
+    X, y, names = read_features(args.data, label_column=label_column, classes=saved.classes)
+    wanted = info.get("feature_names")
+    if names is not None and wanted and names != wanted:
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise ValueError(f"{args.data}: lacks the model's feature columns "
+                             f"{', '.join(missing[:5])}")
+        X = X[:, [names.index(n) for n in wanted]]
+    if X.shape[1] != saved.input_size:
+        raise ValueError(f"{args.data}: {X.shape[1]} features per sample but the model takes "
+                         f"{saved.input_size}")
+    return X, y, args.data
+
+
+def _write_predictions(path: str, classes, probs, names) -> None:
+    import csv
+
+    labels = names if names is not None else [str(c) for c in range(probs.shape[1])]
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["class"] + [f"prob_{name}" for name in labels])
+            for c, row in zip(classes, probs):
+                writer.writerow([labels[c]] + [f"{p:.6g}" for p in row])
+    except OSError as exc:
+        raise ValueError(f"cannot write --output {path!r}: {exc.strerror or exc}") from None
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .datasets import load_dataset
-    from ._inference import Inference, float_forward, load_weights
+    from ._inference import Inference, float_forward, load_model
 
-    weights, activations, loss = load_weights(args.weights)
-    data = load_dataset(args.dataset, test_fraction=args.test_fraction, seed=args.seed)
-    widths = [w.shape[0] - 1 for w in weights] + [weights[-1].shape[1]]
-    _check_widths(widths, data.n_features, data.n_classes, data.name)
-    infer = Inference(args.weights, mode=args.mode, device=args.device,
+    saved = load_model(args.model)
+    X, y, source = _predict_inputs(saved, args)
+    infer = Inference(saved, mode=args.mode, device=args.device,
                       frac_weights=args.frac_weights, batch_size=args.batch_size)
     if args.mode == "private":
-        slots = -(-len(data.y_test) // args.batch_size)
+        slots = -(-len(X) // args.batch_size)
         stored = infer.precompute(batches=slots, verbose=0 if args.quiet else 1)
         if not args.quiet:
             print(f"sealed {slots} slots: {stored} bytes kept on the host")
-    result = infer.evaluate(data.X_test, data.y_test)
-    float_probs = float_forward(weights, activations, loss, data.X_test)
-    float_accuracy = float(np.mean(np.argmax(float_probs, axis=1) == data.y_test))
+    probs = infer.predict(X)  # applies the model's standardization to the raw inputs
+    predicted = np.argmax(probs, axis=1)
+    if args.output:
+        _write_predictions(args.output, predicted, probs, saved.classes)
+        if not args.quiet:
+            print(f"wrote {len(X)} predictions of {source} to {args.output}")
     # The last line is a stable, machine-readable summary, like `veil train`'s.
-    print(f"test_accuracy={result['accuracy']:.4f} float_test_accuracy={float_accuracy:.4f} "
+    if y is None:
+        print(f"predictions={len(X)} checks_passed={infer.checks_passed} mode={args.mode}")
+        return EXIT_OK
+    if y.max(initial=0) >= probs.shape[1]:
+        raise ValueError(f"{source}: labels reach {int(y.max())} but the model has "
+                         f"{probs.shape[1]} classes")
+    accuracy = float(np.mean(predicted == y))
+    float_probs = float_forward(saved.weights, saved.activations, saved.loss,
+                                saved.preprocess(X))
+    float_accuracy = float(np.mean(np.argmax(float_probs, axis=1) == y))
+    print(f"test_accuracy={accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={infer.checks_passed} mode={args.mode}")
     return EXIT_OK
 
@@ -506,7 +595,7 @@ SUBCOMMANDS: Dict[str, Subcommand] = {
         run=_run_train,
     ),
     "predict": Subcommand(
-        help="run a trained model's test split with private (or verify-mode) inference",
+        help="predict with a trained model, privately (or in verify mode); score when labelled",
         add_arguments=_predict_arguments,
         run=_run_predict,
     ),
@@ -517,6 +606,15 @@ SUBCOMMANDS: Dict[str, Subcommand] = {
     ),
 }
 """Subcommand name -> :class:`Subcommand`; ``veil --help`` lists them in this order."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("veil")
+    except PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -530,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and run neural networks with a trusted enclave checking an "
                     "untrusted accelerator.",
     )
+    parser.add_argument("--version", action="version", version=f"veil {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, command in SUBCOMMANDS.items():
@@ -556,6 +655,13 @@ def _report(exc: BaseException) -> Optional[int]:
     if isinstance(exc, veil.EnclaveError):
         print(f"veil: enclave error: {exc}", file=sys.stderr)
         return EXIT_ENCLAVE
+    if isinstance(exc, veil.Error):
+        print(f"veil: error: {exc}", file=sys.stderr)
+        return EXIT_ENCLAVE
+    if isinstance(exc, OSError):  # a file that cannot be read or written
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"veil: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     return None
 
 
@@ -569,6 +675,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         The process exit code (see the module docstring).
     """
     args = build_parser().parse_args(argv)
+    # Warnings (clipped values, the CPU fallback) as one line each, without source lines.
+    warnings.formatwarning = lambda message, category, *rest, **kw: (
+        f"veil: warning: {message}\n")
     try:
         return SUBCOMMANDS[args.command].run(args)
     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ and int64 labels, split into train, optional validation, and test parts:
   download), features scaled to [0, 1].
 * ``PATH.npz`` -- a NumPy archive holding ``X`` and ``y`` and optionally ``X_test`` and
   ``y_test``.
+* ``PATH.csv`` -- a CSV file with a header row: numeric feature columns and one label
+  column (``label_column``), whose values are class ids or class names.
 * ``idx:IMAGES,LABELS`` -- one pair of MNIST-format IDX files.
 * ``DIR`` -- a directory holding the four standard MNIST files (optionally gzipped).
 
@@ -15,15 +17,17 @@ Splits are stratified and depend only on ``seed``, so a run can be repeated exac
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Dataset", "load_dataset", "read_idx"]
+__all__ = ["Dataset", "load_dataset", "read_csv", "read_features", "read_idx"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +44,8 @@ class Dataset:
         n_features: Number of input features per sample.
         n_classes: Number of classes (one more than the largest label).
         name: Short human-readable name of the source.
+        classes: The name of each class id when the labels were names (CSV), else None.
+        feature_names: The feature columns' names (CSV), else None.
     """
 
     X_train: np.ndarray
@@ -51,6 +57,8 @@ class Dataset:
     n_features: int
     n_classes: int
     name: str
+    classes: Optional[Tuple[str, ...]] = None
+    feature_names: Optional[Tuple[str, ...]] = None
 
     def __repr__(self) -> str:
         # The default dataclass repr would print every array in full.
@@ -63,7 +71,7 @@ class Dataset:
 
 
 _SPEC_FORMS = (
-    "'digits', a path to an .npz file with arrays X and y, "
+    "'digits', a path to an .npz file with arrays X and y, a .csv file with a header row, "
     "'idx:IMAGES_PATH,LABELS_PATH', or a directory holding the MNIST IDX files"
 )
 
@@ -74,6 +82,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     validation_fraction: float = 0.0,
     seed: int = 0,
+    label_column: Optional[str] = None,
 ) -> Dataset:
     """Loads and splits a dataset.
 
@@ -88,6 +97,8 @@ def load_dataset(
         validation_fraction: Fraction of the training pool (the samples that are not test
             samples) held out for validation, in [0, 1). Zero means no validation split.
         seed: Seed of the stratified splits; the same seed always gives the same split.
+        label_column: The label column of a CSV file (default: a column named "label",
+            "target", "class" or "y").
 
     Returns:
         The split dataset.
@@ -125,14 +136,23 @@ def load_dataset(
         X, y, X_test, y_test = _load_mnist_dir(path)
         name = os.path.basename(os.path.normpath(path)) or path
         return _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
+    if path.lower().endswith(".csv"):
+        X, names, columns = read_csv(path, label_column, require_label=True)
+        y, classes = _class_ids(names, f"{path}: column {columns[1]!r}")
+        data = _assemble(os.path.splitext(os.path.basename(path))[0], X, y, None, None,
+                         test_fraction, validation_fraction, seed)
+        n_classes = max(data.n_classes, 0 if classes is None else len(classes))
+        return Dataset(**{**data.__dict__, "n_classes": n_classes,
+                          "classes": None if classes is None else tuple(classes),
+                          "feature_names": tuple(columns[0])})
     if path.lower().endswith(".npz"):
         X, y, X_test, y_test = _load_npz(path)
         name = os.path.splitext(os.path.basename(path))[0]
         return _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
     if os.path.exists(path):
         raise ValueError(
-            f"{path}: unsupported dataset file (expected an .npz archive, an MNIST directory, "
-            "or 'idx:IMAGES_PATH,LABELS_PATH')"
+            f"{path}: unsupported dataset file (expected a .csv file, an .npz archive, an "
+            "MNIST directory, or 'idx:IMAGES_PATH,LABELS_PATH')"
         )
     raise ValueError(f"unknown dataset spec {spec!r}; expected {_SPEC_FORMS}")
 
@@ -182,8 +202,9 @@ def _load_npz(
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as exc:
         raise ValueError(f"{path}: cannot read arrays ({exc})") from exc
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from exc
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npz archive, damaged or truncated "
+                         f"({type(exc).__name__}: {exc})") from exc
     for key in ("X", "y"):
         if key not in arrays:
             raise ValueError(
@@ -241,6 +262,136 @@ def _load_mnist_dir(
             f"images in {paths['train_images']} have {X.shape[1]}"
         )
     return X, y, X_test, y_test
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV: a header row, then one sample per row.
+
+_LABEL_NAMES = ("label", "target", "class", "y")
+
+
+def read_csv(
+    path: str, label_column: Optional[str] = None, *, require_label: bool = False,
+) -> Tuple[np.ndarray, Optional[List[str]], Tuple[List[str], Optional[str]]]:
+    """Reads a CSV file with a header row into features and (optionally) label values.
+
+    Args:
+        path: The file.
+        label_column: The label column's name. None: a column named "label", "target",
+            "class" or "y" if there is one.
+        require_label: Raise when there is no label column (training needs one).
+
+    Returns:
+        ``(X, labels, (feature_names, label_name))``: float64 features of every other
+        column, the label column's raw strings (None when absent), and the names.
+
+    Raises:
+        ValueError: A missing file, no header, a ragged row, a non-numeric feature.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
+    if len(rows) < 2:
+        raise ValueError(f"{path}: a CSV dataset needs a header row and at least one sample")
+    header = [name.strip() for name in rows[0]]
+    if label_column is None:
+        found = [name for name in header if name.lower() in _LABEL_NAMES]
+        label_name = found[0] if found else None
+    else:
+        label_name = label_column if label_column in header else None
+    if label_name is None and require_label:
+        wanted = (f"no column {label_column!r}" if label_column is not None else
+                  f"no column named {', '.join(_LABEL_NAMES)}")
+        raise ValueError(f"{path}: {wanted}; name the label column with --label-column "
+                         f"(columns: {', '.join(header)})")
+    label_at = header.index(label_name) if label_name is not None else -1
+    feature_names = [name for i, name in enumerate(header) if i != label_at]
+    X = np.empty((len(rows) - 1, len(feature_names)), dtype=np.float64)
+    labels: Optional[List[str]] = [] if label_name is not None else None
+    for r, row in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: line {r + 2} has {len(row)} fields but the header has "
+                             f"{len(header)}")
+        j = 0
+        for i, cell in enumerate(row):
+            if i == label_at:
+                labels.append(cell.strip())
+                continue
+            try:
+                X[r, j] = float(cell)
+            except ValueError:
+                raise ValueError(f"{path}: line {r + 2}, column {header[i]!r}: {cell.strip()!r} "
+                                 "is not a number (features must be numeric)") from None
+            j += 1
+    return _features(X, path), labels, (feature_names, label_name)
+
+
+def _class_ids(values: List[str], what: str) -> Tuple[np.ndarray, Optional[List[str]]]:
+    """Label strings as class ids: integers as they are, names numbered in sorted order."""
+    try:
+        ids = [int(v) for v in values]
+        return _labels(np.asarray(ids, dtype=np.int64), what), None
+    except ValueError:
+        pass
+    classes = sorted(set(values))
+    number = {name: i for i, name in enumerate(classes)}
+    return np.asarray([number[v] for v in values], dtype=np.int64), classes
+
+
+def read_features(
+    spec: str, *, label_column: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[List[str]]]:
+    """Reads samples to predict on, labelled or not.
+
+    Args:
+        spec: A ``.csv`` file (header row; a label column is optional) or an ``.npz``
+            archive holding ``X`` and optionally ``y``.
+        label_column: The CSV's label column, if it has one (default: as read_csv).
+        classes: The model's class names, to turn label names into class ids.
+
+    Returns:
+        ``(X, y or None, feature names or None)``.
+    """
+    path = os.path.expanduser(spec)
+    if path.lower().endswith(".csv"):
+        X, values, (names, label_name) = read_csv(path, label_column)
+        if values is None:
+            return X, None, names
+        what = f"{path}: column {label_name!r}"
+        if classes is not None and not all(v.lstrip("-").isdigit() for v in values):
+            number = {name: i for i, name in enumerate(classes)}
+            unknown = sorted(set(values) - set(number))
+            if unknown:
+                raise ValueError(f"{what}: labels {', '.join(map(repr, unknown[:5]))} are not "
+                                 f"classes of the model ({', '.join(classes)})")
+            return X, np.asarray([number[v] for v in values], dtype=np.int64), names
+        y, named = _class_ids(values, what)
+        if named is not None:
+            raise ValueError(f"{what}: holds class names but the model knows none")
+        return X, y, names
+    if path.lower().endswith(".npz"):
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a readable .npz archive, damaged or truncated "
+                             f"({type(exc).__name__}: {exc})") from exc
+        if "X" not in arrays:
+            raise ValueError(f"{path}: missing array 'X' (found: "
+                             f"{', '.join(sorted(arrays)) or 'none'})")
+        X = _features(arrays["X"], f"{path}: array 'X'")
+        if "y" not in arrays:
+            return X, None, None
+        y = _labels(arrays["y"], f"{path}: array 'y'")
+        _same_length(X, y, f"{path}: 'X' and 'y'")
+        return X, y, None
+    raise ValueError(f"{spec}: data to predict on is a .csv file or an .npz archive")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(digits, tmp_path):
 
     first = new_trainer()
     first.fit(X, y, epochs=2, verbose=0)
-    first.save(tmp_path / "ckpt", sealing_key=KEY)
+    first.save_checkpoint(tmp_path / "ckpt", sealing_key=KEY)
     resumed = veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)
     assert resumed.epochs_done == 2
     resumed.fit(X, y, epochs=3, verbose=0)   # crosses the halving at epoch 3
@@ -96,9 +96,9 @@ def test_sigkill_at_a_random_point_then_resume_matches(digits, tmp_path):
 def two_checkpoints(digits, tmp_path):
     t = new_trainer()
     t.fit(digits.X_train, digits.y_train, epochs=1, verbose=0)
-    t.save(tmp_path / "early", sealing_key=KEY)
+    t.save_checkpoint(tmp_path / "early", sealing_key=KEY)
     t.fit(digits.X_train, digits.y_train, epochs=1, verbose=0)
-    t.save(tmp_path / "late", sealing_key=KEY)
+    t.save_checkpoint(tmp_path / "late", sealing_key=KEY)
     return tmp_path / "early", tmp_path / "late"
 
 
@@ -142,9 +142,9 @@ def test_checkpoint_of_another_model_or_key_is_rejected(two_checkpoints):
 def test_virtual_backend_has_no_platform_sealing_key(tmp_path):
     t = new_trainer()
     with pytest.raises(veil.ConfigError, match="no platform sealing key"):
-        t.save(tmp_path / "ckpt")
+        t.save_checkpoint(tmp_path / "ckpt")
     with pytest.raises(veil.ConfigError, match="32 bytes"):
-        t.save(tmp_path / "ckpt", sealing_key=b"short")
+        t.save_checkpoint(tmp_path / "ckpt", sealing_key=b"short")
 
 
 def test_cli_resume_continues_the_run(tmp_path):
@@ -183,12 +183,12 @@ def test_a_lie_before_a_save_keeps_the_last_good_checkpoint(digits, tmp_path):
     device = LiesInNextUpdate()
     trainer = new_trainer(device)
     trainer.fit(X, y, epochs=1, verbose=0)
-    trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+    trainer.save_checkpoint(tmp_path / "ckpt", sealing_key=KEY)
     good = {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()}
     device.armed = True
     trainer.train_step(X[:32], y[:32])   # the lie is not yet used by any product
     with pytest.raises(veil.VerificationError, match="layer 0, phase export"):
-        trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+        trainer.save_checkpoint(tmp_path / "ckpt", sealing_key=KEY)
     # Nothing of the lie reached the disk: the last good checkpoint is whole.
     assert {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()} == good
     assert not (tmp_path / "ckpt.staging").exists() or \
@@ -211,6 +211,6 @@ def test_saved_weights_are_the_ones_the_enclave_checked(tmp_path, digits):
     device = LiesOnSecondRead()
     trainer = new_trainer(device)
     trainer.fit(digits.X_train[:128], digits.y_train[:128], epochs=1, verbose=0)
-    trainer.save(tmp_path / "ckpt", sealing_key=KEY)
+    trainer.save_checkpoint(tmp_path / "ckpt", sealing_key=KEY)
     assert device.reads == 2
     veil.Trainer.resume(tmp_path / "ckpt", device="cpu", sealing_key=KEY)

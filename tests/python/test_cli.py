@@ -12,7 +12,8 @@ import veil
 from veil.cli import SUBCOMMANDS, build_parser
 
 SUMMARY = re.compile(
-    r"^test_accuracy=(\d\.\d{4}) float_test_accuracy=(\d\.\d{4}|nan) checks_passed=(\d+)$"
+    r"^test_accuracy=(\d\.\d{4}) float_test_accuracy=(\d\.\d{4}|nan) checks_passed=(\d+) "
+    r"clipped=(\d\.\d{4})$"
 )
 
 
@@ -41,7 +42,7 @@ def test_no_subcommand_is_a_usage_error(tmp_path):
 
 def test_parser_defaults():
     args = build_parser().parse_args(["train"])
-    assert args.dataset == "digits" and args.layers == [64, 128, 128, 10]
+    assert args.dataset == "digits" and args.layers == [128, 128]
     assert (args.activation, args.loss, args.epochs, args.batch_size) == ("relu", "ce", 30, 64)
     assert (args.lr_exp, args.halve_at, args.device, args.seed) == (2, (20,), "auto", 0)
     assert build_parser().parse_args(["train", "--halve-at", ""]).halve_at == ()
@@ -61,7 +62,7 @@ def test_layer_dataset_mismatch_exits_2(tmp_path, layers, width):
     "args",
     [
         ["--layers", "64-x-10"],
-        ["--layers", "64"],
+        ["--layers", "0"],
         ["--epochs", "0"],
         ["--halve-at", "3,3"],
         ["--activation", "tanh"],

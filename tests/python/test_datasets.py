@@ -170,10 +170,14 @@ def test_npz_missing_and_not_a_zip(tmp_path):
 def test_unknown_spec_and_bad_fractions(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset spec"):
         load_dataset("imagenet")
-    other = tmp_path / "data.csv"
+    other = tmp_path / "data.txt"
     other.write_text("1,2,3\n")
     with pytest.raises(ValueError, match="unsupported dataset file"):
         load_dataset(str(other))
+    headless = tmp_path / "data.csv"
+    headless.write_text("1,2,3\n")
+    with pytest.raises(ValueError, match="needs a header row"):
+        load_dataset(str(headless))
     for kwargs in ({"test_fraction": 0.0}, {"test_fraction": 1.0},
                    {"validation_fraction": -0.1}, {"validation_fraction": 1.0},
                    {"seed": -1}):

@@ -22,7 +22,7 @@ def test_cuda_device_is_bit_identical_to_cpu(digits):
         t = veil.Trainer(model(), device=device, lr=2**-2, seed=0, batch_size=64,
                          halve_lr_at=(2,))
         history = t.fit(digits.X_train, digits.y_train, epochs=3, verbose=0)
-        results[device] = (t.export_weights(), [e["loss"] for e in history["epochs"]],
+        results[device] = (t.export_weights(), history.history["loss"],
                            t.evaluate(digits.X_test, digits.y_test), t.checks_passed)
     cpu, cuda = results["cpu"], results["cuda"]
     for a, b in zip(cpu[0], cuda[0]):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import veil
-from veil._inference import float_forward, load_weights
+from veil._inference import float_forward
 
 P_B = 2**48 - 59
 F_A, F_W = 8, 10
@@ -418,19 +418,17 @@ def test_recording_device_keeps_every_array_of_training():
     assert device.received() == []
 
 
-def test_weights_file_round_trip(tmp_path, weights, digits):
-    from veil._inference import save_weights
-
-    path = tmp_path / "weights.npz"
-    save_weights(path, weights, ACTS, "cross_entropy")
-    w, acts, loss = load_weights(path)
-    assert acts == ACTS and loss == "cross_entropy"
-    for a, b in zip(w, weights):
+def test_model_file_round_trip(tmp_path, weights, digits):
+    path = tmp_path / "model.npz"
+    veil.save_model(path, weights, activations=ACTS, loss="cross_entropy")
+    saved = veil.load_model(path)
+    assert saved.activations == ACTS and saved.loss == "cross_entropy"
+    for a, b in zip(saved.weights, weights):
         np.testing.assert_array_equal(a, b)
     from_file = veil.Inference(str(path), mode="verify", device="cpu")
     from_list = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS)
     np.testing.assert_array_equal(from_file.predict(digits.X_test), from_list.predict(digits.X_test))
-    with pytest.raises(veil.ConfigError, match="cannot read weights file"):
+    with pytest.raises(veil.ConfigError, match="cannot read model file"):
         veil.Inference(str(tmp_path / "missing.npz"))
 
 
@@ -444,14 +442,14 @@ def test_cli_predict_private_after_train(tmp_path, digits):
     trained = veil_cli("train", "--dataset", "digits", "--layers", "64-32-10", "--epochs", "4",
                        "--halve-at", "", "--device", "cpu", "--out", str(run), "--quiet")
     assert trained.returncode == 0, trained.stderr
-    assert (run / "weights.npz").exists()
+    assert (run / "model.npz").exists()
     summary = re.compile(r"^test_accuracy=(\d\.\d{4}) float_test_accuracy=(\d\.\d{4}) "
                          r"checks_passed=(\d+) mode=(private|verify)$")
     results = {}
     batches = -(-len(digits.y_test) // 64)
     for mode in ("private", "verify"):
-        out = veil_cli("predict", "--weights", str(run / "weights.npz"), "--dataset", "digits",
-                       "--mode", mode, "--device", "cpu")
+        out = veil_cli("predict", "--model", str(run / "model.npz"), "--mode", mode,
+                       "--device", "cpu")
         assert out.returncode == 0, out.stderr
         lines = out.stdout.strip().splitlines()
         match = summary.match(lines[-1])
@@ -463,8 +461,8 @@ def test_cli_predict_private_after_train(tmp_path, digits):
             assert f"sealed {batches} slots:" in out.stdout and "bytes kept on the host" in out.stdout
         results[mode] = accuracy
     assert results["private"] == results["verify"]
-    missing = veil_cli("predict", "--weights", str(tmp_path / "nope.npz"))
-    assert missing.returncode == 2 and "cannot read weights file" in missing.stderr
+    missing = veil_cli("predict", "--model", str(tmp_path / "nope.npz"))
+    assert missing.returncode == 2 and "cannot read model file" in missing.stderr
 
 
 @pytest.mark.gpu

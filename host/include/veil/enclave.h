@@ -63,4 +63,12 @@ class Enclave {
 /** The library's version string. */
 std::string version();
 
+/** Receives the enclave's log messages (level 0 debug .. 3 error); it may be called from
+ *  any thread that calls into an enclave, and must not throw. */
+using LogHandler = void (*)(int level, const char* message);
+
+/** Sends the enclave's log messages to `handler` instead of stderr (warnings and errors
+ *  only); nullptr restores stderr. Language bindings route them into their own logging. */
+void set_log_handler(LogHandler handler) noexcept;
+
 }  // namespace veil
