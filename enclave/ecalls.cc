@@ -1,12 +1,8 @@
 // The trusted side of every ecall in edl/veil.edl. Each one validates what the
 // bridge copied in (counts, shapes, values), takes the session, and hands the
 // work to the protocol that owns it. Nothing here trusts the host.
-#include <cmath>
 #include <cstring>
-#include <vector>
 
-#include "baseline.h"
-#include "math/fixed_point.h"
 #include "platform.h"
 #include "session.h"
 #include "training.h"
@@ -70,38 +66,6 @@ int ecall_last_error(uint64_t session, char* message, size_t capacity) {
     return VEIL_OK;
   }
   guard.session().last_error(message, capacity);
-  return VEIL_OK;
-}
-
-int ecall_fixed_point_round_trip(uint64_t session, const double* input, double* output,
-                                 size_t count, int32_t frac_bits, uint64_t* saturated) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (frac_bits < 0 || frac_bits > 52)
-    return s.fail(VEIL_ERR_INVALID_ARGUMENT, "frac_bits=%d is outside [0, 52]", frac_bits);
-  if (missing(input, count)) return null_argument(s, "fixed_point_round_trip", "input");
-  if (missing(output, count)) return null_argument(s, "fixed_point_round_trip", "output");
-  if (missing(saturated)) return null_argument(s, "fixed_point_round_trip", "saturated");
-  if (count == 0) {  // nothing to convert (the codec refuses empty matrices)
-    *saturated = 0;
-    return VEIL_OK;
-  }
-  for (size_t i = 0; i < count; ++i)
-    if (!std::isfinite(input[i]))
-      return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
-                    std::isnan(input[i]) ? "NaN" : "infinite");
-  // Saturate at +-2^52 so every quantized value is an exact float64 integer.
-  const veil::math::FixedFormat format{frac_bits, std::ldexp(1.0, 52 - frac_bits)};
-  std::vector<double> quantized(count);
-  veil::math::PassResult r =
-      veil::math::quantize(input, 1, count, count, format, quantized.data(), count);
-  if (r.status.ok())
-    r.status = veil::math::dequantize(quantized.data(), 1, count, count, frac_bits, output, count);
-  if (!r.status.ok())
-    return s.fail(VEIL_ERR_INTERNAL, "fixed-point codec failed: %s",
-                  veil::math::fault_name(r.status.fault));
-  *saturated = r.saturated;
   return VEIL_OK;
 }
 
@@ -191,45 +155,4 @@ int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
     stats->lr_exp = s.training->lr_exp();
   }
   return VEIL_OK;
-}
-
-int ecall_enclave_train_init(uint64_t session, const veil_train_config_t* config,
-                             const veil_layer_spec_t* layers, size_t layer_count) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  Session& s = guard.session();
-  if (s.baseline)
-    return s.fail(VEIL_ERR_ORDER, "in-enclave training is already configured in this session");
-  if (missing(config)) return null_argument(s, "enclave_train_init", "config");
-  if (missing(layers, layer_count)) return null_argument(s, "enclave_train_init", "layers");
-  return EnclaveTraining::create(s, *config, layers, layer_count, &s.baseline);
-}
-
-// The in-enclave baseline needs a configured session.
-#define VEIL_BASELINE_SESSION(call) \
-  VEIL_LIVE_SESSION(call, baseline, "in-enclave training", "ecall_enclave_train_init")
-
-int ecall_enclave_train_step(uint64_t session, const double* x, size_t x_count,
-                             const int32_t* labels, size_t batch, veil_step_result_t* result) {
-  VEIL_BASELINE_SESSION("enclave_train_step")
-  if (missing(x, x_count)) return null_argument(s, "enclave_train_step", "x");
-  if (missing(labels, batch)) return null_argument(s, "enclave_train_step", "labels");
-  if (missing(result)) return null_argument(s, "enclave_train_step", "result");
-  return s.baseline->step(s, x, x_count, labels, batch, result);
-}
-
-int ecall_enclave_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
-                          double* output, size_t out_count) {
-  VEIL_BASELINE_SESSION("enclave_predict")
-  if (missing(x, x_count)) return null_argument(s, "enclave_predict", "x");
-  if (missing(output, out_count)) return null_argument(s, "enclave_predict", "output");
-  return s.baseline->predict(s, x, x_count, batch, output, out_count);
-}
-
-int ecall_enclave_gemm(uint64_t session, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats,
-                       double* checksum) {
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) return guard.status();
-  if (missing(checksum)) return null_argument(guard.session(), "enclave_gemm", "checksum");
-  return enclave_gemm(guard.session(), m, n, k, repeats, checksum);
 }

@@ -6,7 +6,6 @@
 #include <map>
 
 #include "platform.h"
-#include "baseline.h"
 #include "inference.h"
 #include "inference.h"
 #include "training.h"
@@ -57,7 +56,6 @@ int Session::fail(int status, const char* format, ...) {
 int Session::finish_call(int status) {
   if (aborted_) {
     training.reset();
-    baseline.reset();
     inference.reset();
   }
   return status;

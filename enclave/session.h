@@ -10,7 +10,6 @@
 namespace veil::enclave {
 
 class Training;
-class EnclaveTraining;
 class Inference;
 
 /** Counters every protocol of a session adds to. */
@@ -40,7 +39,6 @@ class Session {
   void last_error(char* out, size_t capacity) const;
 
   std::unique_ptr<Training> training;
-  std::unique_ptr<EnclaveTraining> baseline;  // the benchmarks' all-in-enclave trainer
   std::unique_ptr<Inference> inference;       // private / verify-mode inference (inference.h)
 
  private:

@@ -19,7 +19,7 @@ from veil._errors import (
 )
 from veil._model import Arctan, Dense, Identity, ReLU, Sequential, Sigmoid, Softplus
 from veil._device import Device, NumpyDevice
-from veil._enclave import enclave_backend, enclave_info, round_trip_demo
+from veil._enclave import enclave_backend, enclave_info
 from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer
 # Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
 from veil._inference import Inference, RecordingDevice
@@ -29,7 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "INSECURE_TEST_SEALING_KEY", "Arctan", "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
     "Identity", "InputError", "NumpyDevice", "ProtocolError", "ReLU", "Sequential", "Sigmoid",
-    "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info",
-    "round_trip_demo", "__version__",
+    "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info", "__version__",
     "Inference", "RecordingDevice",
 ]
