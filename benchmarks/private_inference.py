@@ -11,8 +11,9 @@ same batch of 64 random rows, for each width w:
 - verify: ``veil.Inference(mode="verify")`` on the same device (X_q in the clear, one
   checked product per layer).
 - enclave-only: the whole inference inside the enclave, float32, its own single-threaded
-  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b)); it draws
-  its own He-uniform weights inside the enclave (the time does not depend on the values).
+  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b), in the bench
+  enclave image built with VEIL_BUILD_BENCHMARKS); it draws its own He-uniform weights
+  inside the enclave (the time does not depend on the values).
 - insecure: float32 numpy on the CPU (CuPy on a GPU), for scale (DESIGN.md 7 (a)).
 
 Every time is the median over --repeats batches; the result is the ratios.
@@ -29,8 +30,7 @@ from typing import Dict, List
 import numpy as np
 
 import veil
-from veil import _native
-from veil._enclave import default_enclave
+from veil.bench import enclave_only_trainer
 from veil.bench import median_seconds as _median
 
 FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
@@ -78,7 +78,7 @@ def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, obje
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
     config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=2, max_batch=batch, seed=0,
                   act_clip=64.0, grad_clip=8.0, weight_max=8.0)
-    inside = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs, config)
+    inside = enclave_only_trainer(specs, config)
     inside.predict(x)
     row["enclave_only_s"] = _median(lambda: inside.predict(x), repeats)
     del inside

@@ -7,12 +7,15 @@
 #
 #   veil_add_enclave(<target> EDL <edl> CONF <conf> SOURCES <src>...
 #                    [LIBRARIES <lib>...] [SEARCH_PATHS <dir>...] [KEY <pem>])
-#   veil_add_host_bridge(<target> EDL <edl> [SEARCH_PATHS <dir>...])
+#   veil_add_host_bridge(<target> EDL <edl> [SEARCH_PATHS <dir>...]
+#                        [RUNTIME_FROM <shared host library target>])
 #   veil_enclave_image(<target> <out_var>)
 #   veil_add_symbol_check(<enclave target>)
 #
 # Both backends generate the bridge from the same EDL with the same file names
 # and prototypes: oeedger8r with the SDK, runtime/edger/veil_edger.py without.
+# An EDL may import another (from "x.edl" import ...;) found in SEARCH_PATHS; the
+# bridge is regenerated when any EDL there changes.
 
 get_filename_component(VEIL_RUNTIME_DIR "${CMAKE_CURRENT_LIST_DIR}/../runtime" ABSOLUTE)
 set(VEIL_RUNTIME_INCLUDE_DIR "${VEIL_RUNTIME_DIR}/include")
@@ -92,8 +95,11 @@ function(_veil_generate_bridge side edl dir search_paths out_sources out_headers
   set(_c "${dir}/${_name}_${_letter}.c")
   set(_h "${dir}/${_name}_${_letter}.h" "${dir}/${_name}_args.h")
   set(_search_args)
+  set(_importable)
   foreach(_p IN LISTS search_paths)
     list(APPEND _search_args --search-path "${_p}")
+    file(GLOB _edls CONFIGURE_DEPENDS "${_p}/*.edl")
+    list(APPEND _importable ${_edls})
   endforeach()
   if(VEIL_BACKEND STREQUAL "openenclave")
     list(APPEND _search_args --search-path "${OE_INCLUDEDIR}"
@@ -108,7 +114,7 @@ function(_veil_generate_bridge side edl dir search_paths out_sources out_headers
     OUTPUT ${_c} ${_h}
     COMMAND ${CMAKE_COMMAND} -E make_directory "${dir}"
     COMMAND ${_tool} "${edl}" ${_search_args} --${side} --${side}-dir "${dir}"
-    DEPENDS "${edl}" ${_tool_deps}
+    DEPENDS "${edl}" ${_importable} ${_tool_deps}
     COMMENT "Generating the ${side} bridge of ${_name}.edl"
     VERBATIM)
   set(${out_sources} ${_c} PARENT_SCOPE)
@@ -208,7 +214,7 @@ endfunction()
 # -- veil_add_host_bridge ---------------------------------------------------------
 
 function(veil_add_host_bridge target)
-  cmake_parse_arguments(ARG "" "EDL" "SEARCH_PATHS" ${ARGN})
+  cmake_parse_arguments(ARG "" "EDL;RUNTIME_FROM" "SEARCH_PATHS" ${ARGN})
   if(NOT ARG_EDL)
     message(FATAL_ERROR "veil_add_host_bridge(${target}): EDL is required")
   endif()
@@ -224,6 +230,13 @@ function(veil_add_host_bridge target)
   # include <name>_u.h and <openenclave/host.h> too.
   target_include_directories(${target} PUBLIC "${_dir}")
   target_compile_definitions(${target} PUBLIC ${_veil_backend_define})
+  if(ARG_RUNTIME_FROM)
+    # A second bridge in a process whose shared host library (built with its own
+    # veil_add_host_bridge) already holds the runtime: use that copy, its headers
+    # and its definitions, never a second one.
+    target_link_libraries(${target} PUBLIC ${ARG_RUNTIME_FROM})
+    return()
+  endif()
   # The host runtime is a static library holding process-wide state (the table of
   # live enclaves). A shared host library keeps the only copy and exports it;
   # propagating the archive to its users would give them a second, disjoint copy.

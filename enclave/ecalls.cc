@@ -6,12 +6,9 @@
 // expects. Nothing here trusts the host.
 #include <cmath>
 #include <cstring>
-#include <vector>
 
-#include "baseline.h"
 #include "boundary.h"
 #include "inference.h"
-#include "math/fixed_point.h"
 #include "platform.h"
 #include "session.h"
 #include "training.h"
@@ -79,34 +76,6 @@ int ecall_last_error(uint64_t session, char* message, size_t capacity) {
   }
   guard.session().last_error(message, capacity);
   return VEIL_OK;
-}
-
-int ecall_fixed_point_round_trip(uint64_t session, const double* input, double* output,
-                                 size_t count, int32_t frac_bits, uint64_t* saturated) {
-  return on_session(session, "fixed_point_round_trip",
-                    {{input, count, "input"}, {output, count, "output"}, {saturated, 1, "saturated"}},
-                    [&](Session& s) {
-    if (frac_bits < 0 || frac_bits > 52)
-      return s.fail(VEIL_ERR_INVALID_ARGUMENT, "frac_bits=%d is outside [0, 52]", frac_bits);
-    *saturated = 0;
-    if (count == 0) return int{VEIL_OK};  // nothing to convert (the codec refuses empty matrices)
-    for (size_t i = 0; i < count; ++i)
-      if (!std::isfinite(input[i]))
-        return s.fail(VEIL_ERR_INVALID_ARGUMENT, "input[%zu] is %s; inputs must be finite", i,
-                      std::isnan(input[i]) ? "NaN" : "infinite");
-    // Saturate at +-2^52 so every quantized value is an exact float64 integer.
-    const veil::math::FixedFormat format{frac_bits, std::ldexp(1.0, 52 - frac_bits)};
-    std::vector<double> quantized(count);
-    veil::math::PassResult r =
-        veil::math::quantize(input, 1, count, count, format, quantized.data(), count);
-    if (r.status.ok())
-      r.status = veil::math::dequantize(quantized.data(), 1, count, count, frac_bits, output, count);
-    if (!r.status.ok())
-      return s.fail(VEIL_ERR_INTERNAL, "fixed-point codec failed: %s",
-                    veil::math::fault_name(r.status.fault));
-    *saturated = r.saturated;
-    return int{VEIL_OK};
-  });
 }
 
 int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
@@ -251,41 +220,5 @@ int ecall_inference_status(uint64_t session, veil_inference_status_t* status) {
     status->saturated = s.counters().saturated;
     status->aborted = s.aborted() ? 1 : 0;
     return int{VEIL_OK};
-  });
-}
-
-// ---- Benchmarks: everything inside the enclave (baseline.h) ----
-
-constexpr const char* kEnclaveTrainInit = "ecall_enclave_train_init";
-
-int ecall_enclave_train_init(uint64_t session, const veil_train_config_t* config,
-                             const veil_layer_spec_t* layers, size_t layer_count) {
-  return configure<EnclaveTraining>(session, "enclave_train_init",
-                                    {{config, 1, "config"}, {layers, layer_count, "layers"}},
-                                    [&](Session& s, std::unique_ptr<EnclaveTraining>* out) {
-    return EnclaveTraining::create(s, *config, layers, layer_count, out);
-  });
-}
-
-int ecall_enclave_train_step(uint64_t session, const double* x, size_t x_count,
-                             const int32_t* labels, size_t batch, veil_step_result_t* result) {
-  return on_protocol<EnclaveTraining>(
-      session, "enclave_train_step", kEnclaveTrainInit,
-      {{x, x_count, "x"}, {labels, batch, "labels"}, {result, 1, "result"}},
-      [&](Session& s, EnclaveTraining& t) { return t.step(s, x, x_count, labels, batch, result); });
-}
-
-int ecall_enclave_predict(uint64_t session, const double* x, size_t x_count, size_t batch,
-                          double* output, size_t out_count) {
-  return on_protocol<EnclaveTraining>(
-      session, "enclave_predict", kEnclaveTrainInit,
-      {{x, x_count, "x"}, {output, out_count, "output"}},
-      [&](Session& s, EnclaveTraining& t) { return t.predict(s, x, x_count, batch, output, out_count); });
-}
-
-int ecall_enclave_gemm(uint64_t session, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats,
-                       double* checksum) {
-  return on_session(session, "enclave_gemm", {{checksum, 1, "checksum"}}, [&](Session& s) {
-    return enclave_gemm(s, m, n, k, repeats, checksum);
   });
 }

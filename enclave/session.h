@@ -15,7 +15,7 @@ namespace veil::enclave {
  */
 class Protocol {
  public:
-  enum class Kind { training, inference, enclave_training };
+  enum class Kind { training, inference };
   virtual ~Protocol() = default;
   virtual Kind kind() const = 0;
 };

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "any_bridge.h"
 #include "veil/enclave.h"
 #include "veil_u.h"
 
@@ -17,10 +18,6 @@ struct Enclave::Handle {
 class Device;
 struct Timing;
 struct TrainConfig;
-
-/** The wire form of a training configuration (shared by every trainer). */
-void to_wire(const TrainConfig& config, veil_train_config_t* raw,
-             std::vector<veil_layer_spec_t>* layers);
 
 namespace detail {
 

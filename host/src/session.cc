@@ -25,16 +25,6 @@ void Session::raise(const char* call, int oe_result, int status) const {
   detail::raise_error(enclave_.handle().enclave, id_, call, oe_result, status);
 }
 
-uint64_t Session::fixed_point_round_trip(const double* input, double* output, size_t count,
-                                         int frac_bits) {
-  uint64_t saturated = 0;
-  int status = VEIL_OK;
-  oe_result_t result = ecall_fixed_point_round_trip(enclave_.handle().enclave, &status, id_, input,
-                                                    output, count, frac_bits, &saturated);
-  check("ecall_fixed_point_round_trip", result, status);
-  return saturated;
-}
-
 SessionStats Session::stats() const {
   veil_session_stats_t raw{};
   int status = VEIL_OK;

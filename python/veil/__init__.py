@@ -25,7 +25,7 @@ from veil._errors import (
 )
 from veil._model import Arctan, Dense, Identity, ReLU, Sequential, Sigmoid, Softplus
 from veil._device import Device, NumpyDevice
-from veil._enclave import enclave_backend, enclave_info, load_enclave, round_trip_demo
+from veil._enclave import enclave_backend, enclave_info, load_enclave
 from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
 from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 # Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
@@ -38,7 +38,7 @@ __all__ = [
     "INSECURE_TEST_SEALING_KEY", "Arctan", "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
     "Identity", "InputError", "NumpyDevice", "ProtocolError", "ReLU", "Sequential", "Sigmoid",
     "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info", "load_enclave",
-    "round_trip_demo", "__version__",
+    "__version__",
     "Inference", "RecordingDevice",
     "Callback", "EarlyStopping", "History", "ModelCheckpoint", "SaturationWarning",
     "SavedModel", "export_onnx", "load_model", "read_sealing_key", "save_model",

@@ -44,14 +44,3 @@ def enclave_backend() -> str:
 def enclave_info() -> dict:
     """Version, backend and features as the loaded enclave reports them."""
     return default_enclave().info()
-
-
-def round_trip_demo(values=(0.1, -2.5, 3.14159, 1e9), frac_bits: int = 8) -> str:
-    """Send values into an enclave session and back through the fixed-point codec."""
-    import numpy as np
-
-    session = _native.NativeSession(default_enclave())
-    data = np.asarray(values, dtype=np.float64)
-    out, saturated = session.fixed_point_round_trip(data, frac_bits)
-    pairs = ", ".join(f"{a:g}->{b:g}" for a, b in zip(data, out))
-    return f"fixed-point round trip at 2^-{frac_bits}: {pairs} (saturated: {saturated})"

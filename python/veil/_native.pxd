@@ -78,8 +78,6 @@ cdef extern from "veil/session.h" namespace "veil":
     cdef cppclass Session:
         Session(Enclave& enclave) except +veil_translate_exception
         uint64_t id()
-        uint64_t fixed_point_round_trip(const double* input, double* output, size_t count,
-                                        int frac_bits) except +veil_translate_exception
         SessionStats stats() except +veil_translate_exception
 
 
@@ -147,14 +145,6 @@ cdef extern from "veil/trainer.h" namespace "veil":
         const vector[uint8_t]& key) except +veil_translate_exception
 
 
-cdef extern from "veil/baseline.h" namespace "veil":
-    cdef cppclass EnclaveOnlyTrainer(Session):
-        EnclaveOnlyTrainer(Enclave& enclave, const TrainConfig& config) except +veil_translate_exception
-        StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
-        void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
-        double gemm(uint32_t m, uint32_t n, uint32_t k, uint32_t repeats) except +veil_translate_exception nogil
-
-
 # ---- Inference (veil/inference.h): private and verify-mode inference --------------------------
 from libc.stdint cimport uint8_t
 
@@ -185,3 +175,7 @@ cdef extern from "veil/inference.h" namespace "veil":
         InferenceStatus status() except +veil_translate_exception
         Timing timing()
         void reset_timing()
+
+
+# Defined in _native.pyx; veil._bench (the bench image's bindings) cimports it.
+cdef TrainConfig _train_config(list layers, dict config) except *

@@ -85,28 +85,6 @@ cdef class NativeEnclave:
         return self.ptr.image_path().decode()
 
 
-cdef class NativeSession:
-    """A plain session: the buffer round trip and the counters."""
-    cdef Session* ptr
-    cdef NativeEnclave enclave
-
-    def __cinit__(self, NativeEnclave enclave):
-        self.enclave = enclave
-        self.ptr = new Session(enclave.ptr[0])
-
-    def __dealloc__(self):
-        del self.ptr
-
-    def fixed_point_round_trip(self, const double[::1] values not None, int frac_bits):
-        """Quantize and dequantize values in the enclave; returns (array, saturated)."""
-        out = np.empty(values.shape[0], dtype=np.float64)
-        cdef double[::1] out_view = out
-        cdef const double* src = &values[0] if values.shape[0] else NULL
-        cdef double* dst = &out_view[0] if values.shape[0] else NULL
-        cdef uint64_t saturated = self.ptr.fixed_point_round_trip(src, dst, values.shape[0], frac_bits)
-        return out, int(saturated)
-
-
 cdef class NativeDevice:
     """Owner of a C++ Device that a trainer can use."""
     cdef Device* ptr
@@ -375,48 +353,6 @@ cdef class NativeTrainer:
     @property
     def session_id(self):
         return self.ptr.id()
-
-
-cdef class NativeEnclaveOnlyTrainer:
-    """The benchmarks' baseline: float32 training entirely inside the enclave."""
-    cdef EnclaveOnlyTrainer* ptr
-    cdef NativeEnclave enclave
-    cdef readonly size_t features
-    cdef readonly size_t classes
-
-    def __cinit__(self, NativeEnclave enclave, list layers, dict config):
-        cdef TrainConfig c = _train_config(layers, config)
-        self.enclave = enclave
-        self.features = layers[0][0]
-        self.classes = layers[len(layers) - 1][1]
-        self.ptr = new EnclaveOnlyTrainer(enclave.ptr[0], c)
-
-    def __dealloc__(self):
-        del self.ptr
-
-    def step(self, const double[:, ::1] x not None, const int32_t[::1] labels not None):
-        if <size_t> x.shape[1] != self.features or labels.shape[0] != x.shape[0] or x.shape[0] == 0:
-            raise _errors.InputError(f"x must be (n, {self.features}) with n labels, n > 0")
-        cdef StepResult r
-        with nogil:
-            r = self.ptr.step(&x[0, 0], &labels[0], x.shape[0])
-        return r.loss, r.correct
-
-    def predict(self, const double[:, ::1] x not None):
-        if <size_t> x.shape[1] != self.features or x.shape[0] == 0:
-            raise _errors.InputError(f"x must be (n, {self.features}), n > 0")
-        out = np.empty((x.shape[0], self.classes), dtype=np.float64)
-        cdef double[:, ::1] out_view = out
-        with nogil:
-            self.ptr.predict(&x[0, 0], x.shape[0], &out_view[0, 0])
-        return out
-
-    def gemm(self, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats=1):
-        """Run the enclave's float32 GEMM; returns a checksum of the product."""
-        cdef double checksum
-        with nogil:
-            checksum = self.ptr.gemm(m, n, k, repeats)
-        return checksum
 
 
 # ---- Inference (veil::Inference): private and verify-mode inference ----------------------------

@@ -5,7 +5,9 @@ Measured in one run on one machine (DESIGN.md 7), for the same MLP
 
 (a) insecure float32 training with numpy on the CPU (CuPy on a GPU);
 (b) the same training entirely inside the enclave: float32, the enclave's own
-    blocked AVX2 GEMM, one thread, no BLAS (Slalom's baseline);
+    blocked AVX2 GEMM, one thread, no BLAS (Slalom's baseline). It runs in the
+    bench enclave image, which holds the production enclave plus this baseline and
+    is built only with VEIL_BUILD_BENCHMARKS (bench_image_path());
 (c) veil verify training on the same device as (a), split into the enclave's
     part, the device's products and the device's transfers;
 (d) veil private inference against (b)'s inference and verify-mode inference,
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -26,8 +29,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 import veil
-from veil import _native
-from veil._enclave import default_enclave
 
 QUICK_WIDTHS = (256, 1024)
 INFER_ROWS = 64
@@ -35,6 +36,40 @@ INFER_MAX_WIDTH = 2048
 QUICK_BATCHES = (64, 256)
 FULL_WIDTHS = (256, 512, 1024, 2048, 4096)
 FULL_BATCHES = (32, 128, 256, 512)
+
+
+_NOT_BUILT = ("the bench enclave image, which runs baseline (b), is not part of this "
+              "installation: build veil with -DVEIL_BUILD_BENCHMARKS=ON "
+              "(pip: -Ccmake.define.VEIL_BUILD_BENCHMARKS=ON)")
+_bench_lock = threading.Lock()
+_bench_enclave = None
+
+
+def bench_image_path() -> Optional[str]:
+    """The bench image baseline (b) runs in, or None where it was not built."""
+    try:
+        from veil import _bench
+    except ImportError:
+        return None
+    path = _bench.default_image_path()
+    return path if os.path.isfile(path) else None
+
+
+def enclave_only_trainer(layers: List[tuple], config: dict):
+    """Baseline (b) for a model: float32 training entirely inside the bench enclave.
+
+    layers: (inputs, outputs, activation code) per layer; config: a Trainer's config.
+    The bench image is loaded once per process, beside any production enclave.
+    """
+    global _bench_enclave
+    try:
+        from veil import _bench
+    except ImportError:
+        raise veil.EnclaveError(_NOT_BUILT) from None
+    with _bench_lock:
+        if _bench_enclave is None:
+            _bench_enclave = _bench.NativeBenchEnclave()
+    return _bench.NativeEnclaveOnlyTrainer(_bench_enclave, layers, config)
 
 
 #: Above this relative spread of a configuration's step times the bench warns: on a loaded
@@ -132,7 +167,7 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
         from threadpoolctl import threadpool_limits
     except ImportError:  # scikit-learn brings it; without it numpy keeps its threads
         threadpool_limits = None
-    trainer = _native.NativeEnclaveOnlyTrainer(default_enclave(), [(8, 8, 0)], _GEMM_CONFIG)
+    trainer = enclave_only_trainer([(8, 8, 0)], _GEMM_CONFIG)
     trainer.gemm(size, size, size, 1)  # warm-up
     enclave_s = median_seconds(lambda: trainer.gemm(size, size, size, 1), repeats)
     rng = np.random.default_rng(0)
@@ -218,7 +253,7 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
         # The same configuration as (c): model, schedule, seed and clips.
-        baseline = _native.NativeEnclaveOnlyTrainer(default_enclave(), specs, trainer.config)
+        baseline = enclave_only_trainer(specs, trainer.config)
         baseline.step(x, labels)
         row.enclave_only_s = median_seconds(lambda: baseline.step(x, labels), repeats)
         if inference:

@@ -57,16 +57,21 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_info(args: argparse.Namespace) -> int:
     del args
     import veil
+    from veil import bench
+    from veil._enclave import default_enclave
 
     info = veil.enclave_info()
     features = list(info.get("features", []))
     print(f"veil {veil.__version__}")
     print(f"enclave backend: {veil.enclave_backend()}")
     print(f"enclave version: {info.get('version', 'unknown')}")
+    print(f"enclave image: {default_enclave().image_path}")
     print(f"features: {', '.join(features) if features else 'none'}")
     print("debug enclave: " + ("YES (development only: on SGX the host can read its memory)"
                                if info.get("debug") else "no (release)"))
-    print(f"round trip: {veil.round_trip_demo()}")
+    # `veil bench` needs the bench image for its baseline (b); say whether it is there.
+    bench_image = bench.bench_image_path()
+    print(f"bench image: {bench_image or 'not built (veil bench needs VEIL_BUILD_BENCHMARKS=ON)'}")
     return EXIT_OK
 
 
@@ -585,7 +590,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS: Dict[str, Subcommand] = {
     "info": Subcommand(
-        help="show the version and enclave backend, and run an enclave buffer round trip",
+        help="show the version, the enclave backend, image and features, and the bench image",
         add_arguments=_info_arguments,
         run=_run_info,
     ),

@@ -231,11 +231,16 @@ class Edl:
     trusted: List[Function] = field(default_factory=list)
     untrusted: List[Function] = field(default_factory=list)
     system_imports: List[str] = field(default_factory=list)
+    imports: List[str] = field(default_factory=list)  # paths of the user EDLs imported
 
 
 class Parser:
-    def __init__(self, text: str, path: str):
+    def __init__(self, text: str, path: str, search_paths: Tuple[str, ...] = (),
+                 importers: Tuple[str, ...] = ()):
         self.path = path
+        self.search_paths = tuple(search_paths)
+        # The EDLs whose imports led here, outermost first: an import of one of them is a cycle.
+        self.importers = importers
         self.tokens = tokenize(text, path)
         self.pos = 0
         name = os.path.splitext(os.path.basename(path))[0]
@@ -310,13 +315,13 @@ class Parser:
             target = self.next()
             if target.kind != "str":
                 raise self.error("expected a quoted EDL path after 'import'", target)
-            self.system_import(target)
             if self.at(";"):
                 # oeedger8r's grammar: import "file.edl" ends without one (only
                 # from "file.edl" import ...; does), and it refuses a stray ';'.
                 raise self.error(
                     f"import \"{target.value}\" takes no ';' (only 'from ... import ...;' ends with one)"
                 )
+            self.import_edl(target, None)
         elif tok.value == "include":
             raise self.error(
                 "'include' is not supported: declare every type the bridge uses in the EDL itself"
@@ -334,20 +339,62 @@ class Parser:
         else:
             raise self.error(f"unexpected '{tok.value}' in the enclave block")
 
-    def system_import(self, target: Token) -> Optional[Tuple[str, ...]]:
-        """Record an import; returns the functions the file declares (None: not recorded).
+    def from_import(self) -> None:
+        self.next()
+        target = self.next()
+        if target.kind != "str":
+            raise self.error("expected a quoted EDL path after 'from'", target)
+        self.expect("import", "after the imported file name")
+        names: Optional[List[Token]] = None
+        if not self.accept("*"):
+            names = [self.identifier("an imported function name")]
+            while self.accept(","):
+                names.append(self.identifier("an imported function name"))
+        self.expect(";", "after the import list")
+        self.import_edl(target, names)
 
-        Open Enclave's system EDLs (openenclave/edl/...) declare the SDK runtime's
+    def import_edl(self, target: Token, names: Optional[List[Token]]) -> None:
+        """An import: every type of the imported EDL, and its functions (names None:
+        all of them) in its order, placed where the import stands."""
+        if target.value.startswith("openenclave/edl/"):
+            self.system_import(target, names)
+            return
+        path = self.locate(target)
+        chain = self.importers + (os.path.abspath(self.path),)
+        if os.path.abspath(path) in chain:
+            raise self.error(f"import of '{target.value}' is circular", target)
+        imported = parse_file(path, self.search_paths, chain)
+        self.edl.imports.append(path)
+        self.edl.imports.extend(p for p in imported.imports if p not in self.edl.imports)
+        self.edl.system_imports.extend(
+            p for p in imported.system_imports if p not in self.edl.system_imports)
+        for definition in imported.types:
+            self.declare_type(Token("id", definition.name, target.line), definition)
+            if isinstance(definition, EnumDef):
+                for item, _ in definition.items:
+                    if item in self.enumerators:
+                        raise self.error(f"enumerator '{item}' is declared twice", target)
+                    self.enumerators[item] = target.line
+        functions = imported.trusted + imported.untrusted
+        if names is not None:
+            by_name = {f.name: f for f in functions}
+            missing = [n for n in names if n.value not in by_name]
+            if missing:
+                raise self.error(
+                    f"'{missing[0].value}' is not a function of '{target.value}'", missing[0])
+            wanted = {n.value for n in names}
+            functions = [f for f in functions if f.name in wanted]
+        for f in functions:
+            if f.name in self.function_names:
+                raise self.error(f"function '{f.name}' is declared twice", target)
+            self.function_names[f.name] = target.line
+            (self.edl.trusted if f.trusted else self.edl.untrusted).append(f)
+
+    def system_import(self, target: Token, names: Optional[List[Token]]) -> None:
+        """Open Enclave's system EDLs (openenclave/edl/...) declare the SDK runtime's
         own ecalls and ocalls. The virtual runtime provides those services itself,
-        so importing them is accepted and generates nothing. Any other import would
-        need its contents generated, which veil does not do: one EDL is the contract.
-        """
-        if not target.value.startswith("openenclave/edl/"):
-            raise self.error(
-                f"import of '{target.value}': only Open Enclave system EDLs "
-                "(openenclave/edl/...) may be imported, and they generate nothing",
-                target,
-            )
+        so importing them is accepted and generates nothing; the names imported
+        must still be ones the file declares, as oeedger8r requires."""
         if target.value not in OE_SYSTEM_EDLS:
             raise self.error(
                 f"import of '{target.value}': not an Open Enclave system EDL the virtual "
@@ -355,35 +402,36 @@ class Parser:
                 "functions it declares in OE_SYSTEM_EDLS (runtime/edger/edl_parse.py)",
                 target,
             )
-        self.edl.system_imports.append(target.value)
-        return OE_SYSTEM_EDLS[target.value]
+        declared = OE_SYSTEM_EDLS[target.value]
+        for name in names or ():
+            if declared is None:
+                raise self.error(
+                    f"'{name.value}': the functions of '{target.value}' are not recorded "
+                    "in OE_SYSTEM_EDLS, so only a whole import of it can be checked "
+                    f"(from \"{target.value}\" import *; or import \"{target.value}\")",
+                    name,
+                )
+            if name.value not in declared:
+                raise self.error(
+                    f"'{target.value}' declares no function '{name.value}' "
+                    f"(it declares {', '.join(declared)})",
+                    name,
+                )
+        if target.value not in self.edl.system_imports:
+            self.edl.system_imports.append(target.value)
 
-    def from_import(self) -> None:
-        self.next()
-        target = self.next()
-        if target.kind != "str":
-            raise self.error("expected a quoted EDL path after 'from'", target)
-        declared = self.system_import(target)
-        self.expect("import", "after the imported file name")
-        if not self.accept("*"):
-            while True:
-                name = self.identifier("an imported function name")
-                if declared is None:
-                    raise self.error(
-                        f"'{name.value}': the functions of '{target.value}' are not recorded "
-                        "in OE_SYSTEM_EDLS, so only a whole import of it can be checked "
-                        f"(from \"{target.value}\" import *; or import \"{target.value}\")",
-                        name,
-                    )
-                if name.value not in declared:
-                    raise self.error(
-                        f"'{target.value}' declares no function '{name.value}' "
-                        f"(it declares {', '.join(declared)})",
-                        name,
-                    )
-                if not self.accept(","):
-                    break
-        self.expect(";", "after the import list")
+    def locate(self, target: Token) -> str:
+        """An imported EDL: beside the importing file, else in a search path."""
+        directories = (os.path.dirname(os.path.abspath(self.path)),) + self.search_paths
+        for directory in directories:
+            candidate = os.path.join(directory, target.value)
+            if os.path.isfile(candidate):
+                return candidate
+        raise self.error(
+            f"imported EDL '{target.value}' not found beside {os.path.basename(self.path)} "
+            f"or in the search paths ({', '.join(self.search_paths) or 'none'})",
+            target,
+        )
 
     def declare_type(self, name_tok: Token, definition: object) -> None:
         if name_tok.value in self.user_types:
@@ -709,7 +757,8 @@ class Parser:
                 )
 
 
-def parse_file(path: str) -> Edl:
+def parse_file(path: str, search_paths: Tuple[str, ...] = (),
+               importers: Tuple[str, ...] = ()) -> Edl:
     try:
         with open(path, "r", encoding="utf-8") as handle:
             text = handle.read()
@@ -717,4 +766,4 @@ def parse_file(path: str) -> Edl:
         raise EdlError(path, 0, f"cannot read EDL file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise EdlError(path, 0, "EDL file is not valid UTF-8") from exc
-    return Parser(text, path).parse()
+    return Parser(text, path, search_paths, importers).parse()

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         return 1
     both = not args.trusted and not args.untrusted
     try:
-        edl = parse_file(path)
+        edl = parse_file(path, tuple(args.search_path))
         emitter = Emitter(edl)
         if args.trusted or both:
             write(args.trusted_dir, emitter.files(trusted=True))

@@ -120,11 +120,6 @@ void dispatch_seeds(const std::string& dir) {
   ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, &step);
   save("training-mse");
 
-  ecall_enclave_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
-  ecall_enclave_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, &step);
-  ecall_enclave_predict(kNoEnclave, &rc, s, x.data(), x.size(), rows, out.data(), out.size());
-  save("in-enclave-training");
-
   for (int32_t mode : {1, 0}) {
     veil_inference_config_t ic{};
     ic.layer_count = 2;
@@ -182,18 +177,9 @@ void dispatch_seeds(const std::string& dir) {
   ecall_train_restore(kNoEnclave, &rc, s, &tc, layers.data(), layers.size(), key.data(),
                       key.size(), nullptr, blob.size());
   save("null-restore");
-  std::vector<double> some(4, 1.0);
-  uint64_t counted = 0;
-  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, nullptr, out.data(), 4, 8, &counted);
-  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, some.data(), nullptr, 4, 8, &counted);
-  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, some.data(), out.data(), 4, 8, nullptr);
   ecall_open_session(kNoEnclave, &rc, nullptr);
   ecall_get_info(kNoEnclave, &rc, nullptr);
-  ecall_enclave_train_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
-  ecall_enclave_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
-  ecall_enclave_train_step(kNoEnclave, &rc, s, nullptr, x.size(), y.data(), rows, nullptr);
-  ecall_enclave_predict(kNoEnclave, &rc, s, x.data(), x.size(), rows, nullptr, out.size());
-  save("null-session-and-baseline");
+  save("null-session");
   {
     veil_inference_config_t ic{};
     ic.layer_count = 2;
@@ -222,10 +208,6 @@ void dispatch_seeds(const std::string& dir) {
   ecall_open_session(kNoEnclave, &rc, &opened);
   veil_info_t info{};
   ecall_get_info(kNoEnclave, &rc, &info);
-  std::vector<double> values = {0.3, -1e300, 2.5, 1e15};
-  uint64_t saturated = 0;
-  ecall_fixed_point_round_trip(kNoEnclave, &rc, s, values.data(), out.data(), values.size(), 8,
-                               &saturated);
   ecall_last_error(kNoEnclave, &rc, 0, message, sizeof message);
   ecall_close_session(kNoEnclave, &rc, s);
   ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, &step);

@@ -119,7 +119,6 @@ def test_values_beyond_the_fixed_point_range_saturate_and_are_counted(trainer):
     assert trainer.stats()["saturated"] == 3
     trainer.train_step(x, y)
     assert trainer.stats()["saturated"] == 6
-    assert "saturated: 2" in veil.round_trip_demo((1e300, -1e300, 0.5), frac_bits=8)
 
 
 def test_an_activation_clip_below_one_gets_no_false_alarm():

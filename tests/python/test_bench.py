@@ -1,12 +1,17 @@
 """`veil bench` on a tiny configuration: every baseline measured, ratios consistent, files written."""
 
 import json
+import sys
 
 import numpy as np
+import pytest
 
+import veil
 from veil import bench
 
 
+@pytest.mark.skipif(bench.bench_image_path() is None,
+                    reason="built without VEIL_BUILD_BENCHMARKS: no bench image for baseline (b)")
 def test_bench_measures_every_baseline_and_writes_its_files(tmp_path):
     lines = []
     result = bench.run(widths=[64], batches=[8], repeats=3, out=str(tmp_path), echo=lines.append)
@@ -29,3 +34,18 @@ def test_bench_measures_every_baseline_and_writes_its_files(tmp_path):
     assert "medians of 3 steps" in printed and f"{100 * ratios['enclave_share']:.1f}%" in printed
     assert json.loads((tmp_path / "bench.json").read_text())["rows"][0]["width"] == 64
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_the_bench_image_baseline_b_is_refused_by_name(monkeypatch):
+    # An installation built without VEIL_BUILD_BENCHMARKS has no veil._bench.
+    monkeypatch.setitem(sys.modules, "veil._bench", None)
+    monkeypatch.delattr(veil, "_bench", raising=False)
+    assert bench.bench_image_path() is None
+    with pytest.raises(veil.EnclaveError, match="VEIL_BUILD_BENCHMARKS=ON"):
+        bench.enclave_only_trainer([(8, 4, 0)], bench._GEMM_CONFIG)
+
+
+def test_the_production_extension_has_no_baseline():
+    from veil import _native
+
+    assert not [name for name in dir(_native) if "EnclaveOnly" in name or "round_trip" in name]

@@ -1,6 +1,8 @@
 """Tests for the command line (``python -m veil``), run as a separate process."""
 
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -76,10 +78,19 @@ def test_bad_options_exit_2(tmp_path, args):
     assert "error" in result.stderr
 
 
-def test_info_runs_the_round_trip(tmp_path):
+def test_info_names_the_enclave_image_and_the_bench_image(tmp_path):
     result = run_veil("info", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "enclave backend:" in result.stdout and "round trip:" in result.stdout
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert lines["enclave backend"] in ("virtual", "openenclave")
+    assert os.path.isfile(lines["enclave image"])
+    # The bench image is there exactly when this installation was built with benchmarks.
+    built = importlib.util.find_spec("veil._bench") is not None
+    if built:
+        assert os.path.isfile(lines["bench image"])
+        assert os.path.dirname(lines["bench image"]) == os.path.dirname(lines["enclave image"])
+    else:
+        assert lines["bench image"].startswith("not built")
 
 
 def test_train_with_float_comparison_writes_its_outputs(tmp_path):

@@ -38,15 +38,6 @@ class Session {
   /** The enclave this session lives in. */
   Enclave& enclave() const noexcept { return enclave_; }
 
-  /**
-   * Buffer round trip through the enclave: input is quantized with frac_bits
-   * fractional bits (round half to even) and dequantized into output.
-   * @return how many values saturated
-   * @throws InputError on NaN/Inf input or frac_bits outside [0, 52]
-   */
-  uint64_t fixed_point_round_trip(const double* input, double* output, size_t count,
-                                  int frac_bits);
-
   /** The enclave's counters for this session. */
   SessionStats stats() const;
 

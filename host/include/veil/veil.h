@@ -3,7 +3,6 @@
  * @file veil.h
  * @brief Everything an application needs to embed veil.
  */
-#include "veil/baseline.h"
 #include "veil/cpu_device.h"
 #include "veil/device.h"
 #include "veil/enclave.h"

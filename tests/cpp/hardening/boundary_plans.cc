@@ -166,16 +166,6 @@ Call last_error(Harness& h) {
   return call;
 }
 
-Call fixed_point_round_trip(Harness& h) {
-  Call call = session_call(h.session());
-  const std::vector<double> input = {0.5, -1.25, 3.0, 1e-3};
-  call.scalars["count"] = static_cast<int64_t>(input.size());
-  call.scalars["frac_bits"] = 8;
-  call.inputs["input"] = bytes_of(input);
-  call.valid_larger = call.valid_smaller = {"count"};  // input and output change together
-  return call;
-}
-
 Call session_stats(Harness& h) {
   start_training(h, h.session());
   return session_call(h.session());
@@ -327,49 +317,6 @@ Call inference_status(Harness& h) {
 
 // ---- the benchmarks' in-enclave baseline, while edl/veil.edl declares it ----------
 
-#if defined(BOUNDARY_HAS_ecall_enclave_train_init)
-void start_enclave_training(Harness& h) {
-  const veil_train_config_t c = train_config();
-  const std::vector<veil_layer_spec_t> l = model();
-  int status = -1;
-  const oe_result_t bridge =
-      ecall_enclave_train_init(h.enclave(), &status, h.session(), &c, l.data(), l.size());
-  require(h, h.session(), "ecall_enclave_train_init", bridge, status);
-}
-
-Call enclave_train_init(Harness& h) { return train_init(h); }
-
-Call enclave_train_step(Harness& h) {
-  start_enclave_training(h);
-  Call call = session_call(h.session());
-  call.inputs["x"] = bytes_of(batch_x());
-  call.scalars["x_count"] = kBatch * kFeatures;
-  call.inputs["labels"] = bytes_of(batch_labels());
-  call.scalars["batch"] = kBatch;
-  return call;
-}
-
-Call enclave_predict(Harness& h) {
-  start_enclave_training(h);
-  Call call = session_call(h.session());
-  call.inputs["x"] = bytes_of(batch_x());
-  call.scalars["x_count"] = kBatch * kFeatures;
-  call.scalars["batch"] = kBatch;
-  call.scalars["out_count"] = kBatch * kClasses;
-  return call;
-}
-#endif
-
-#if defined(BOUNDARY_HAS_ecall_enclave_gemm)
-Call enclave_gemm(Harness& h) {
-  Call call = session_call(h.session());
-  call.scalars["m"] = 4;
-  call.scalars["n"] = 4;
-  call.scalars["k"] = 4;
-  call.scalars["repeats"] = 1;
-  return call;
-}
-#endif
 
 const std::vector<std::pair<std::string, Plan>>& plans() {
   static const std::vector<std::pair<std::string, Plan>> table = {
@@ -377,7 +324,6 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
       {"ecall_close_session", &close_session},
       {"ecall_get_info", &get_info},
       {"ecall_last_error", &last_error},
-      {"ecall_fixed_point_round_trip", &fixed_point_round_trip},
       {"ecall_session_stats", &session_stats},
       {"ecall_train_init", &train_init},
       {"ecall_train_step", &train_step},
@@ -393,14 +339,6 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
       {"ecall_inference_slot_size", &inference_slot_size},
       {"ecall_inference_predict", &inference_predict},
       {"ecall_inference_status", &inference_status},
-#if defined(BOUNDARY_HAS_ecall_enclave_train_init)
-      {"ecall_enclave_train_init", &enclave_train_init},
-      {"ecall_enclave_train_step", &enclave_train_step},
-      {"ecall_enclave_predict", &enclave_predict},
-#endif
-#if defined(BOUNDARY_HAS_ecall_enclave_gemm)
-      {"ecall_enclave_gemm", &enclave_gemm},
-#endif
   };
   return table;
 }

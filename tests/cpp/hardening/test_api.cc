@@ -159,12 +159,6 @@ TEST(ApiBadInput, BatchesAreCheckedByNameAndTheSessionSurvives) {
   expect_error<veil::InputError>([&] { trainer.predict(b.x.data(), 8, nullptr); },
                                  {"output", "NULL"});
   expect_error<veil::InputError>([&] { trainer.export_weights(2); }, {"layer 2 does not exist"});
-  expect_error<veil::InputError>(
-      [&] {
-        double in[2] = {1, 2}, o[2];
-        trainer.fixed_point_round_trip(in, o, 2, 60);
-      },
-      {"frac_bits=60"});
   veil::StepResult r = trainer.step(b.x.data(), b.y.data(), 8);
   EXPECT_EQ(r.step, 1u);
   EXPECT_FALSE(trainer.stats().aborted);

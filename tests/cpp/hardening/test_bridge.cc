@@ -177,17 +177,6 @@ TEST_F(Bridge, NullOutPointersAreRefusedByName) {
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
   ASSERT_EQ(ecall_export_weights(enclave_, &rc, s, 0, nullptr, (kFeatures + 1) * 16), OE_OK);
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"weights", "NULL"});
-  std::vector<double> in(4, 1.0), out(4);
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), nullptr, 4, 8, nullptr),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"NULL"});
-  uint64_t saturated = 0;
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), 4, 8, nullptr),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"saturated", "NULL"});
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), nullptr, 4, 8, &saturated),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
   expect_usable(s);
 }
 
@@ -213,10 +202,6 @@ TEST_F(Bridge, NullInPointersWithCountsAreRefusedByName) {
   ASSERT_EQ(ecall_predict(enclave_, &rc, s, nullptr, x.size(), kMaxBatch, out.data(), out.size()),
             OE_OK);
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
-  uint64_t saturated = 0;
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, nullptr, out.data(), 4, 8, &saturated),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"input", "NULL"});
   expect_usable(s);
 }
 
@@ -279,41 +264,6 @@ TEST_F(Bridge, InferenceNullPointersAreRefusedByName) {
   EXPECT_EQ(st.batches, 1u);
 }
 
-TEST_F(Bridge, InEnclaveBaselineNullPointersAreRefusedByName) {
-  int rc = -1;
-  uint64_t s = open();
-  veil_train_config_t c = config();
-  std::vector<veil_layer_spec_t> l = layers();
-  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, nullptr, l.data(), l.size()), OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"enclave_train_init", "config", "NULL"});
-  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, &c, nullptr, l.size()), OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"layers", "NULL"});
-  ASSERT_EQ(ecall_enclave_train_init(enclave_, &rc, s, &c, l.data(), l.size()), OE_OK);
-  ASSERT_EQ(rc, VEIL_OK) << error_of(s);
-  std::vector<double> x(kMaxBatch * kFeatures, 0.5), out(kMaxBatch * kClasses);
-  std::vector<int32_t> y(kMaxBatch, 1);
-  veil_step_result_t r{};
-  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, nullptr, x.size(), y.data(), y.size(), &r),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"x", "NULL"});
-  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), nullptr, y.size(), &r),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"labels", "NULL"});
-  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(),
-                                     nullptr),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"result", "NULL"});
-  ASSERT_EQ(ecall_enclave_predict(enclave_, &rc, s, x.data(), x.size(), kMaxBatch, nullptr,
-                                  out.size()),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"output", "NULL"});
-  ASSERT_EQ(ecall_enclave_gemm(enclave_, &rc, s, 4, 4, 4, 1, nullptr), OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"checksum", "NULL"});
-  ASSERT_EQ(ecall_enclave_train_step(enclave_, &rc, s, x.data(), x.size(), y.data(), y.size(), &r),
-            OE_OK);
-  EXPECT_EQ(rc, VEIL_OK) << error_of(s);
-}
-
 TEST_F(Bridge, CountsThatDisagreeWithShapesAreNamed) {
   int rc = -1;
   uint64_t s = open();
@@ -355,11 +305,8 @@ TEST_F(Bridge, CountsThatOverflowStopAtTheHostStub) {
   int rc = -1;
   uint64_t s = configured();
   const size_t huge = std::numeric_limits<size_t>::max() / 4 + 1;  // 8 * huge wraps
-  std::vector<double> in(4, 1.0), out(4);
-  uint64_t saturated = 0;
-  EXPECT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), huge, 8,
-                                         &saturated),
-            OE_INTEGER_OVERFLOW);
+  std::vector<double> in(4, 1.0);
+  EXPECT_EQ(ecall_inference_load_layer(enclave_, &rc, s, 0, in.data(), huge), OE_INTEGER_OVERFLOW);
   veil_train_config_t c = config();
   std::vector<veil_layer_spec_t> l = layers();
   EXPECT_EQ(ecall_train_init(enclave_, &rc, s, &c, l.data(), std::numeric_limits<size_t>::max()),
@@ -508,14 +455,6 @@ TEST_F(Bridge, SaturationIsReportedPerStepAndPerSession) {
   veil_session_stats_t st{};
   ASSERT_EQ(ecall_session_stats(enclave_, &rc, s, &st), OE_OK);
   EXPECT_EQ(st.saturated, 3u);
-  std::vector<double> in = {1e300, -1e300, 0.5, 1e15}, out(4);
-  uint64_t saturated = 0;
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, in.data(), out.data(), 4, 40,
-                                         &saturated),
-            OE_OK);
-  EXPECT_EQ(rc, VEIL_OK);
-  EXPECT_EQ(saturated, 3u) << "1e300, -1e300 and 1e15 exceed 2^52 at 40 fractional bits";
-  EXPECT_EQ(out[2], 0.5);
 }
 
 TEST_F(Bridge, BadValuesAreNamedAndLeaveTheSessionUsable) {
@@ -543,15 +482,6 @@ TEST_F(Bridge, BadValuesAreNamedAndLeaveTheSessionUsable) {
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"train_step", "empty"});
   ASSERT_EQ(ecall_predict(enclave_, &rc, s, x.data(), 0, 0, out.data(), 0), OE_OK);
   expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"predict", "empty"});
-  uint64_t saturated = 0;
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, x.data(), out.data(), 4, 53,
-                                         &saturated),
-            OE_OK);
-  expect_error(s, rc, VEIL_ERR_INVALID_ARGUMENT, {"frac_bits=53"});
-  ASSERT_EQ(ecall_fixed_point_round_trip(enclave_, &rc, s, nullptr, nullptr, 0, 8, &saturated),
-            OE_OK);
-  EXPECT_EQ(rc, VEIL_OK) << "an empty round trip is a no-op: " << error_of(s);
-  EXPECT_EQ(saturated, 0u);
   expect_usable(s);
 }
 

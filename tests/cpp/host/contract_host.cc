@@ -18,9 +18,6 @@ VEIL_SAME_PROTOTYPE(ecall_close_session, oe_result_t (*)(oe_enclave_t*, int*, ui
 VEIL_SAME_PROTOTYPE(ecall_get_info, oe_result_t (*)(oe_enclave_t*, int*, veil_info_t*));
 VEIL_SAME_PROTOTYPE(ecall_last_error,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, char*, size_t));
-VEIL_SAME_PROTOTYPE(ecall_fixed_point_round_trip,
-                    oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const double*, double*, size_t,
-                                    int32_t, uint64_t*));
 VEIL_SAME_PROTOTYPE(ecall_train_init,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const veil_train_config_t*,
                                     const veil_layer_spec_t*, size_t));
@@ -43,8 +40,6 @@ VEIL_SAME_PROTOTYPE(ecall_train_restore,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const veil_train_config_t*,
                                     const veil_layer_spec_t*, size_t, const uint8_t*, size_t,
                                     const uint8_t*, size_t));
-VEIL_SAME_PROTOTYPE(ecall_enclave_gemm, oe_result_t (*)(oe_enclave_t*, int*, uint64_t, uint32_t,
-                                                        uint32_t, uint32_t, uint32_t, double*));
 VEIL_SAME_PROTOTYPE(ecall_inference_init,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const veil_inference_config_t*,
                                     const veil_layer_spec_t*, size_t));

@@ -70,6 +70,11 @@ if(STEP STREQUAL "package")
       message(FATAL_ERROR "not installed: ${_libdir}/${_file} (the host library finds the image beside itself)")
     endif()
   endforeach()
+  # The benchmarks' bench enclave image and its host code are no part of the package.
+  file(GLOB_RECURSE _bench_files RELATIVE "${PREFIX}" "${PREFIX}/*bench*")
+  if(_bench_files)
+    message(FATAL_ERROR "the C++ package ships benchmark files: ${_bench_files}")
+  endif()
   # A relocatable package names no path of the build or source tree.
   file(GLOB _cmake_files "${_libdir}/cmake/veil/*.cmake")
   foreach(_file IN LISTS _cmake_files)

@@ -2,25 +2,26 @@
 // The benchmarks' "everything inside the enclave" baseline (DESIGN.md 7 (b)):
 // the same MLP trained in float32 entirely in the enclave with its own
 // single-threaded GEMM, no device. What Slalom compares against, and what a
-// trainable layer that must stay private costs today (DESIGN.md 6).
+// trainable layer that must stay private costs today (DESIGN.md 6). Built into
+// the bench image only (edl/veil_bench.edl), never into the production image.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "math/activation.h"
-#include "session.h"
-#include "veil_t.h"
+#include "veil_bench_t.h"
 
 namespace veil::enclave {
+class Session;
+}
 
+// Everything the bench image adds lives in this namespace, so a check can tell that
+// none of it reached the production image (tests/cpp/bench_image/).
+namespace veil::enclave::bench {
 
 /** Float32 SGD entirely inside the enclave. */
-class EnclaveTraining final : public Protocol {
- public:
-  static constexpr Kind kKind = Kind::enclave_training;
-  Kind kind() const override { return kKind; }
-
+class EnclaveTraining {
  public:
   static int create(Session& session, const veil_train_config_t& config,
                     const veil_layer_spec_t* layers, size_t layer_count,
@@ -52,4 +53,4 @@ class EnclaveTraining final : public Protocol {
 int enclave_gemm(Session& session, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats,
                  double* checksum);
 
-}  // namespace veil::enclave
+}  // namespace veil::enclave::bench

@@ -5,7 +5,7 @@
 // the benchmarks (DESIGN.md 7 (b)), so it has to be fast, not a strawman.
 #include <cstddef>
 
-namespace veil::enclave {
+namespace veil::enclave::bench {
 
 /** A row-major matrix operand, optionally used transposed. */
 struct GemmOperand {
@@ -24,4 +24,4 @@ void sgemm(size_t m, size_t n, size_t k, float alpha, GemmOperand a, GemmOperand
 /** True when sgemm uses the AVX2+FMA kernel on this CPU. */
 bool sgemm_uses_avx2();
 
-}  // namespace veil::enclave
+}  // namespace veil::enclave::bench

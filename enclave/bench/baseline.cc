@@ -9,7 +9,7 @@
 #include "session.h"
 #include "training.h"
 
-namespace veil::enclave {
+namespace veil::enclave::bench {
 
 int EnclaveTraining::create(Session& session, const veil_train_config_t& config,
                             const veil_layer_spec_t* layers, size_t layer_count,
@@ -172,4 +172,4 @@ int enclave_gemm(Session& session, uint32_t m, uint32_t n, uint32_t k, uint32_t 
   return VEIL_OK;
 }
 
-}  // namespace veil::enclave
+}  // namespace veil::enclave::bench

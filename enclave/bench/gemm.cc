@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #endif
 
-namespace veil::enclave {
+namespace veil::enclave::bench {
 namespace {
 
 // Micro-tile 6 x 16 (12 AVX2 accumulators); cache blocks sized for a 32 KiB L1
@@ -166,4 +166,4 @@ void sgemm(size_t m, size_t n, size_t k, float alpha, GemmOperand a, GemmOperand
   }
 }
 
-}  // namespace veil::enclave
+}  // namespace veil::enclave::bench
