@@ -1,5 +1,5 @@
 """Online private inference against verify-mode inference and against inference done
-entirely inside the enclave, measured in one run on one machine (DESIGN.md 7).
+entirely inside the enclave, measured in one run on one machine (docs/design.md §7).
 
 The same MLP (w -> w -> w -> 10, ReLU, softmax; He-uniform weights, zero biases) and the
 same batch of 64 random rows, for each width w:
@@ -11,10 +11,10 @@ same batch of 64 random rows, for each width w:
 - verify: ``veil.Inference(mode="verify")`` on the same device (X_q in the clear, one
   checked product per layer).
 - enclave-only: the whole inference inside the enclave, float32, its own single-threaded
-  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, DESIGN.md 7 (b), in the bench
+  blocked GEMM, no BLAS (the benchmarks' in-enclave baseline, docs/design.md §7 (b), in the bench
   enclave image built with VEIL_BUILD_BENCHMARKS); it draws its own He-uniform weights
   inside the enclave (the time does not depend on the values).
-- insecure: float32 numpy on the CPU (CuPy on a GPU), for scale (DESIGN.md 7 (a)).
+- insecure: float32 numpy on the CPU (CuPy on a GPU), for scale (docs/design.md §7 (a)).
 
 Every time is the median over --repeats batches; the result is the ratios.
 

@@ -4,7 +4,7 @@ Runs veil verify training of a width-w MLP (w -> w -> w -> 10, ReLU) on random
 data at batch 256 with the C++ CPU device, and prints per step: total time,
 the device's part (products and transfers, measured around the device ocalls),
 the enclave's part (everything else inside the ecall) and the enclave's share.
-The cost model (DESIGN.md 7) says the enclave does O(B (n + m)) per layer and
+The cost model (docs/design.md §7) says the enclave does O(B (n + m)) per layer and
 the device O(B n m), so the share must fall as the width grows.
 
     python benchmarks/training_split.py [--widths 256,512,1024,2048,4096] [--batch 256]

@@ -1,5 +1,5 @@
 #pragma once
-// Inference on a frozen, quantized model (DESIGN.md 4.1), in one of two modes:
+// Inference on a frozen, quantized model (docs/design.md §4.1), in one of two modes:
 //
 // - verify: the device sees the quantized activations X_q and returns
 //   Y = X_q W_q; the enclave checks Y s = X_q (W_q s) mod q.

@@ -1,5 +1,5 @@
 #pragma once
-// Verify-mode training (DESIGN.md 4.2): the device holds the weights M_l as
+// Verify-mode training (docs/design.md §4.2): the device holds the weights M_l as
 // exact integers at scale 2^S; the enclave keeps secret vectors s_l, t_l and the
 // fingerprints v_l = M_l s_l, w_l = M_l^T t_l (mod q), checks every product the
 // device returns, and updates the fingerprints in O(B (n + m)) per step.

@@ -1,5 +1,5 @@
 // bench_math: throughput of the enclave's hot passes as ratios to a plain
-// memcpy of the same bytes, measured in the same run (DESIGN.md 7).
+// memcpy of the same bytes, measured in the same run (docs/design.md §7).
 //
 //   bench_math [--rows B] [--cols M] [--reps N]
 //

@@ -1,8 +1,8 @@
 #pragma once
-// The benchmarks' "everything inside the enclave" baseline (DESIGN.md 7 (b)):
+// The benchmarks' "everything inside the enclave" baseline (docs/design.md §7 (b)):
 // the same MLP trained in float32 entirely in the enclave with its own
 // single-threaded GEMM, no device. What Slalom compares against, and what a
-// trainable layer that must stay private costs today (DESIGN.md 6). Built into
+// trainable layer that must stay private costs today (docs/design.md §6). Built into
 // the bench image only (edl/veil_bench.edl), never into the production image.
 #include <cstddef>
 #include <cstdint>

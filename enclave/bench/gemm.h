@@ -2,7 +2,7 @@
 // The enclave's own float32 GEMM: blocked, packed, vectorized (AVX2+FMA when
 // the CPU has it), single-threaded, no BLAS — what an SGX enclave would run
 // for work it keeps inside. It is the "everything in the enclave" baseline of
-// the benchmarks (DESIGN.md 7 (b)), so it has to be fast, not a strawman.
+// the benchmarks (docs/design.md §7 (b)), so it has to be fast, not a strawman.
 #include <cstddef>
 
 namespace veil::enclave::bench {

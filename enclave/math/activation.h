@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file activation.h
- * Element-wise activations and their derivatives (DESIGN.md 4.3, seed eq. 1-3).
+ * Element-wise activations and their derivatives (docs/design.md §4.3, seed eq. 1-3).
  *
  * Derivatives are functions of the pre-activation z, so the backward pass only
  * needs the z kept by the forward pass. These scalar functions are the single

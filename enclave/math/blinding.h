@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file blinding.h
- * One-time-pad helpers for private inference (DESIGN.md 4.1) over the
+ * One-time-pad helpers for private inference (docs/design.md §4.1) over the
  * blinding field F_pb, p_b = 2^48 - 59 (field.h).
  *
  * The enclave sends X~ = X_q + R mod p_b with R uniform in [0, p_b); X~ is

@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file field.h
- * Prime-field arithmetic for the two moduli of veil (DESIGN.md section 3):
+ * Prime-field arithmetic for the two moduli of veil (docs/design.md §3):
  *
  * - FieldQ: the verification field, q = 2^61 - 1 (a Mersenne prime). Reduction
  *   uses 2^61 = 1 (mod q): x = hi * 2^61 + lo  ->  hi + lo, shifts and adds only.

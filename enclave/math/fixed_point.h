@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file fixed_point.h
- * The fixed-point codec (DESIGN.md section 3): a real x becomes the integer
+ * The fixed-point codec (docs/design.md §3): a real x becomes the integer
  * x_q = round_half_even(x * 2^f), clipped to |x_q| <= limit, stored in a double
  * (the device computes exact integer products in float64).
  *
@@ -32,7 +32,7 @@ struct PassResult {
 
 /**
  * Magnitudes of a quantized matrix, gathered by the pass that writes it: the
- * exactness and soundness bounds of the product it enters (DESIGN.md 3) need
+ * exactness and soundness bounds of the product it enters (docs/design.md §3) need
  * them, and a second pass over the matrix would cost as much as the first.
  */
 struct OperandStats {

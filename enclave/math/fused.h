@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file fused.h
- * Fused single passes over a device result (DESIGN.md 4.2 and 7): each pass
+ * Fused single passes over a device result (docs/design.md §4.2 and 7): each pass
  * range-checks every element, accumulates the per-row Freivalds sums mod q,
  * and does the layer's non-linear work, reading the B x m result once.
  *

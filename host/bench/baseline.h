@@ -3,7 +3,7 @@
  * @file baseline.h
  * @brief The benchmarks' "everything inside the enclave" baseline, host side: the
  * same MLP trained in float32 entirely in the enclave with its own single-threaded
- * GEMM, no device and no checks (DESIGN.md 7 (b)). Not a way to train for real.
+ * GEMM, no device and no checks (docs/design.md §7 (b)). Not a way to train for real.
  *
  * The baseline lives in the bench enclave image (edl/veil_bench.edl, enclave/bench/),
  * which is built only with VEIL_BUILD_BENCHMARKS and is neither the production image

@@ -28,7 +28,7 @@ from veil._device import Device, NumpyDevice
 from veil._enclave import enclave_backend, enclave_info, load_enclave
 from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
 from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
-# Private and verify-mode inference (DESIGN.md 4.1) and the auditing device.
+# Private and verify-mode inference (docs/design.md §4.1) and the auditing device.
 from veil._inference import Inference, RecordingDevice, SavedModel, load_model, save_model
 from veil._onnx import export_onnx
 

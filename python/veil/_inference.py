@@ -1,4 +1,4 @@
-"""Private and verify-mode inference (DESIGN.md 4.1) from Python, and a recording device."""
+"""Private and verify-mode inference (docs/design.md §4.1) from Python, and a recording device."""
 from __future__ import annotations
 
 import os
@@ -280,7 +280,7 @@ class RecordingDevice(Device):
 class Inference(_EnclaveSession):
     """Runs a trained model with every device product checked, privately or not.
 
-    ``mode="private"`` (DESIGN.md 4.1): the device sees only X~ = X_q + R mod p_b, R
+    ``mode="private"`` (docs/design.md §4.1): the device sees only X~ = X_q + R mod p_b, R
     uniform and fresh per batch; the enclave precomputes U = R·W_q mod p_b for each
     future batch (a *slot*) and seals it (AES-256-GCM) for the host to keep in
     :attr:`sealed`. Each batch consumes the next slot; a reused, out-of-order or

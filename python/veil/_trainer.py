@@ -1,4 +1,4 @@
-"""Verify-mode training (DESIGN.md 4.2) from Python."""
+"""Verify-mode training (docs/design.md §4.2) from Python."""
 from __future__ import annotations
 
 import json
@@ -190,8 +190,8 @@ class Trainer(_EnclaveSession):
 
     Args:
         model: the network.
-        mode: "verify" (DESIGN.md 2). Private training of trainable layers is not
-            offered: it needs O(B·n·m) enclave work (DESIGN.md 6).
+        mode: "verify" (docs/design.md §2). Private training of trainable layers is not
+            offered: it needs O(B·n·m) enclave work (docs/design.md §6).
         device: "auto", "cpu", "cuda" or a veil.Device instance.
         loss: "cross_entropy" (softmax fused; the last layer must have no
             activation) or "mse" (the seed's, on one-hot labels).
@@ -202,7 +202,7 @@ class Trainer(_EnclaveSession):
             ``lr * sum(grad) / 2^ceil(log2(batch_size))``, i.e. the mean gradient
             for a full power-of-two batch. None: the first ``fit(batch_size=...)``
             sets it (64 if fit gives none).
-        frac_act, frac_grad: fixed-point fractional bits (DESIGN.md 3).
+        frac_act, frac_grad: fixed-point fractional bits (docs/design.md §3).
         act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
     """
 
@@ -230,7 +230,7 @@ class Trainer(_EnclaveSession):
         if mode == "private":
             raise ConfigError(
                 "mode='private' training is not offered: keeping trainable weights private "
-                "needs the whole layer trained inside the enclave (DESIGN.md 6); use "
+                "needs the whole layer trained inside the enclave (docs/design.md §6); use "
                 "mode='verify', or veil.Inference(mode='private') for private inference"
             )
         if mode != "verify":

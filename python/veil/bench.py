@@ -1,6 +1,6 @@
 """veil against insecure training and against training entirely inside the enclave.
 
-Measured in one run on one machine (DESIGN.md 7), for the same MLP
+Measured in one run on one machine (docs/design.md §7), for the same MLP
 (w -> w -> w -> 10, ReLU, cross-entropy) and the same batches:
 
 (a) insecure float32 training with numpy on the CPU (CuPy on a GPU);

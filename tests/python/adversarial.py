@@ -1,6 +1,6 @@
 """Adversarial devices: an honest numpy device that lies once, in one chosen way.
 
-The device is untrusted (DESIGN.md 1): whatever it returns, the enclave must either
+The device is untrusted (docs/design.md §1): whatever it returns, the enclave must either
 accept a correct result or end the session with ``veil.VerificationError`` naming the
 layer, the phase and the step. A result of the wrong shape never reaches the enclave:
 the host bridge refuses it as ``veil.DeviceError`` naming the shape.
@@ -43,7 +43,7 @@ import numpy as np
 
 import veil
 
-#: The verification field's modulus, q = 2^61 - 1 (DESIGN.md 3).
+#: The verification field's modulus, q = 2^61 - 1 (docs/design.md §3).
 Q = 2**61 - 1
 #: The first float64 integer the range check must refuse.
 EXACT = 2.0**53

@@ -50,7 +50,7 @@ def pick_layer(index, strategy, phase):
 
 
 def where_caught(phase, layer, honest):
-    """The exact location the enclave must name (DESIGN.md 1, 4.1, 4.2)."""
+    """The exact location the enclave must name (docs/design.md §1, 4.1, 4.2)."""
     if phase in PRIVATE_PHASES:
         where = f"layer {layer}, phase forward, batch {honest + 1}"
     elif phase in ("forward", "backward"):

@@ -92,7 +92,7 @@ def test_weights_stay_on_the_gpu():
 
 @pytest.mark.parametrize("operation", ["forward", "backward", "update", "scale", "download"])
 def test_cheating_cuda_device_is_caught(operation):
-    """Lies about the GPU-held weights are caught like any device's (DESIGN.md 4.2)."""
+    """Lies about the GPU-held weights are caught like any device's (docs/design.md §4.2)."""
     from veil._cuda import CudaDevice
 
     class CheatingCuda(CudaDevice):

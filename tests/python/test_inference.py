@@ -1,4 +1,4 @@
-"""Private and verify-mode inference (DESIGN.md 4.1): exactness against verify mode and
+"""Private and verify-mode inference (docs/design.md §4.1): exactness against verify mode and
 float inference, what the device sees, sealed-slot handling, and cheating devices."""
 import re
 import subprocess

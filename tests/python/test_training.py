@@ -245,7 +245,7 @@ def test_lr_must_be_a_power_of_two():
 
 
 def test_private_training_is_refused_with_the_reason():
-    with pytest.raises(veil.ConfigError, match="DESIGN.md 6"):
+    with pytest.raises(veil.ConfigError, match="docs/design.md §6"):
         veil.Trainer(small_model(), mode="private", device="cpu")
 
 

@@ -5,7 +5,7 @@
  *
  * The enclave asks for device work through ocalls; the host routes each one to
  * the Device attached to the session. Every value is an integer stored in a
- * float64 (DESIGN.md 3); the enclave checks every result, so a Device may be
+ * float64 (docs/design.md §3); the enclave checks every result, so a Device may be
  * wrong or malicious without breaking integrity. Matrices are row-major.
  *
  * A layer's weight matrix M has rows = inputs + 1 (the last row is the bias)

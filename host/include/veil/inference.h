@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file inference.h
- * @brief Inference on a frozen, quantized model (DESIGN.md 4.1): private (the
+ * @brief Inference on a frozen, quantized model (docs/design.md §4.1): private (the
  * device sees only one-time-padded activations) or verify (the device sees the
  * quantized activations); every device product is checked either way.
  */

@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file trainer.h
- * @brief Verify-mode training (DESIGN.md 4.2): the device holds the weights, the
+ * @brief Verify-mode training (docs/design.md §4.2): the device holds the weights, the
  * enclave checks every product with secret fingerprints.
  */
 #include <cstddef>

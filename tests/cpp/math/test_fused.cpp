@@ -798,7 +798,7 @@ TEST(MathFusedPaths, AutomaticPicksTheWidestSupportedPath) {
   std::printf("[ info ] automatic kernel path here: %s\n", kernel_path_name(p));
 }
 
-// One verified SGD step (DESIGN.md 4.2) on the hand-computed two-layer
+// One verified SGD step (docs/design.md §4.2) on the hand-computed two-layer
 // network of test_loss.cpp, in fixed point: f_a = 8, f_g = 12, weights at
 // S = f_a + f_g (learning rate 1), so every value is exact.
 TEST(MathFusedPaths, VerifiedTrainingStepReproducesHandGradients) {

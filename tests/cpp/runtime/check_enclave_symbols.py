@@ -3,7 +3,7 @@
 
     check_enclave_symbols.py [--nm NM] [--allow REGEX]... [--expect-violations A,B] image.so
 
-An enclave computes; it does not touch files, sockets or processes (DESIGN.md 5).
+An enclave computes; it does not touch files, sockets or processes (docs/design.md §5).
 Every undefined dynamic symbol of the image (``nm -D --undefined-only``) must match
 the allowlist below (memory, strings, math, libcrypto's pure crypto, the C++
 runtime, getrandom, mutexes) and none may match the denylist (file, socket,
