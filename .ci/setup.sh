@@ -26,7 +26,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q \
   "numpy>=1.24" "cython>=3.0" "scikit-build-core>=0.10" "cmake>=3.20" ninja \
-  "pytest>=7" "tqdm>=4.60" "scikit-learn>=1.2" "matplotlib>=3.6"
+  "pytest>=7" "tqdm>=4.60" "scikit-learn>=1.2" "matplotlib>=3.6" \
+  "pandas>=1.5" "onnx>=1.14" "onnxruntime>=1.16"  # so the DataFrame and ONNX tests run
 
 .venv/bin/python -m pip install -q --no-build-isolation \
   -Cbuild-dir=build/veil \
