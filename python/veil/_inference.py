@@ -307,8 +307,8 @@ class Inference(_EnclaveSession):
         frac_weights: fractional bits f_w of the quantized weights.
         activations: with a list source, one activation per layer: a name ("relu",
             "sigmoid", "arctan", "softplus", "identity") or a veil activation.
-        loss: with a list source, "cross_entropy" (predict returns the softmax; the last
-            activation must be identity) or "mse" (predict returns the last activation).
+        loss: with a list source, "cross_entropy" (predict_proba returns the softmax; the last
+            activation must be identity) or "mse" (predict_proba returns the last activation).
         batch_size: rows per enclave call in verify mode, and the default batch size of
             :meth:`precompute`.
         frac_act, act_clip: fixed-point format of inputs and activations (default: the
@@ -487,6 +487,11 @@ class Inference(_EnclaveSession):
 
     # -- inference ---------------------------------------------------------------------------
     def predict(self, X) -> np.ndarray:
+        """The predicted class of each row: an int array, the argmax of
+        :meth:`predict_proba`, which it runs (same slots, same errors)."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax for cross-entropy models, the last activation for
         MSE models), every product checked. Private mode uses one slot per batch of
         ``batch_size`` rows.
@@ -528,7 +533,7 @@ class Inference(_EnclaveSession):
 
     def evaluate(self, X, y) -> Dict[str, float]:
         """Loss and accuracy of the predictions on (X, y)."""
-        probs = self.predict(X)
+        probs = self.predict_proba(X)
         labels = _as_labels(y, probs.shape[0], self.output_size, "y")
         return score(probs, labels, self.loss)
 
@@ -545,4 +550,4 @@ def float_forward(weights: Sequence[np.ndarray], activations: Sequence[str], los
     from veil._reference import FloatMLP
 
     return FloatMLP([np.asarray(w, dtype=np.float64) for w in weights], list(activations),
-                    loss).predict(np.asarray(X, dtype=np.float64))
+                    loss).predict_proba(np.asarray(X, dtype=np.float64))
