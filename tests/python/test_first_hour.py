@@ -287,6 +287,32 @@ def test_7_model_file_round_trip_through_inference(digits, tmp_path):
         veil.load_model(tmp_path / "ckpt")
 
 
+def test_7_model_file_is_what_cpp_reads(tmp_path):
+    # veil::load_model (host/src/model_file.cc; tests/cpp/host/test_model_file.cc runs a
+    # file written here in C++) reads uncompressed .npy arrays and the EDL's codes.
+    import zipfile
+
+    from veil import _codes
+
+    weights = [np.zeros((5, 3)), np.zeros((4, 2))]
+    path = veil.save_model(tmp_path / "m.npz", weights, activations=["sigmoid", "identity"],
+                           loss="mse")
+    with zipfile.ZipFile(path) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+    with np.load(path) as data:
+        stored = {key: data[key] for key in data.files}
+    assert stored["activation_codes"].dtype == np.dtype("<i4")
+    assert list(stored["activation_codes"]) == [_codes.ACTIVATION["sigmoid"],
+                                                _codes.ACTIVATION["identity"]]
+    assert stored["loss_code"].shape == () and int(stored["loss_code"]) == _codes.LOSS["mse"]
+    assert all(stored[f"layer_{i}"].dtype == np.dtype("<f8") for i in range(2))
+    # Codes that disagree with the names would make C++ and Python run different models.
+    stored["activation_codes"] = np.asarray([_codes.ACTIVATION["relu"], 0], dtype="<i4")
+    np.savez(tmp_path / "altered.npz", **stored)
+    with pytest.raises(veil.ConfigError, match="codes disagree"):
+        veil.load_model(tmp_path / "altered.npz")
+
+
 def test_7_openssl_hex_key_file_is_accepted(tmp_path):
     key = os.urandom(32)
     (tmp_path / "hex.key").write_text(key.hex() + "\n")  # what `openssl rand -hex 32` writes
