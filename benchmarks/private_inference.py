@@ -56,9 +56,9 @@ def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, obje
     row["precompute_s"] = (time.perf_counter() - start) / (repeats + 1)
     row["sealed_bytes_per_slot"] = infer.sealed_bytes / (repeats + 1)
     row["device"] = infer.device_name
-    private = infer.predict(x)  # warm-up
+    private = infer.predict_proba(x)  # warm-up
     infer.reset_timing()
-    row["private_s"] = _median(lambda: infer.predict(x), repeats)
+    row["private_s"] = _median(lambda: infer.predict_proba(x), repeats)
     split = infer.timing()
     row["private_enclave_share"] = split["enclave"] / split["total"]
     del infer
@@ -66,10 +66,10 @@ def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, obje
 
     verify = veil.Inference(weights, mode="verify", device=device, activations=ACTIVATIONS,
                             batch_size=batch)
-    if not np.array_equal(verify.predict(x), private):
+    if not np.array_equal(verify.predict_proba(x), private):
         raise AssertionError("private and verify-mode predictions differ")
     verify.reset_timing()
-    row["verify_s"] = _median(lambda: verify.predict(x), repeats)
+    row["verify_s"] = _median(lambda: verify.predict_proba(x), repeats)
     split = verify.timing()
     row["verify_enclave_share"] = split["enclave"] / split["total"]
     del verify

@@ -74,10 +74,12 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     """Write the one file a trained model lives in, for prediction: ``veil predict
     --model FILE``, ``veil.Inference(FILE)`` and :func:`load_model` read it.
 
-    It is a NumPy ``.npz`` archive (float64 arrays ``layer_0``, ``layer_1``, ... of
-    shape (inputs + 1, outputs) with the bias in the last row; string arrays
-    ``activations`` and ``loss``; ``format`` = "veil-model-1"; optional ``mean`` and
-    ``scale`` (the input standardization), ``classes`` and ``info`` (JSON text)),
+    It is a NumPy ``.npz`` archive, stored uncompressed (float64 arrays ``layer_0``,
+    ``layer_1``, ... of shape (inputs + 1, outputs) with the bias in the last row;
+    string arrays ``activations`` and ``loss`` and the same as int32 codes of the EDL,
+    ``activation_codes`` and ``loss_code``, for C++ (``veil::load_model``);
+    ``format`` = "veil-model-1"; optional ``mean`` and ``scale`` (the input
+    standardization), ``classes`` and ``info`` (JSON text)), all little-endian and
     written atomically. It is not a training checkpoint: for that see
     :meth:`veil.Trainer.save_checkpoint`.
 
@@ -119,13 +121,14 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     if loss not in _LOSSES:
         raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
     weights = Inference._check_weights(weights, names)
-    arrays = {f"layer_{i}": w for i, w in enumerate(weights)}
+    # Little-endian everywhere: the C++ reader (host/src/model_file.cc) reads only that.
+    arrays = {f"layer_{i}": np.ascontiguousarray(w, dtype="<f8") for i, w in enumerate(weights)}
     features, outputs = weights[0].shape[0] - 1, weights[-1].shape[1]
     if (mean is None) != (scale is None):
         raise ConfigError("mean and scale go together")
     if mean is not None:
-        arrays["mean"] = np.asarray(mean, dtype=np.float64).reshape(-1)
-        arrays["scale"] = np.asarray(scale, dtype=np.float64).reshape(-1)
+        arrays["mean"] = np.asarray(mean, dtype="<f8").reshape(-1)
+        arrays["scale"] = np.asarray(scale, dtype="<f8").reshape(-1)
         for key in ("mean", "scale"):
             if arrays[key].shape != (features,) or not np.all(np.isfinite(arrays[key])):
                 raise InputError(f"{key} must hold {features} finite values, one per input")
@@ -138,9 +141,11 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     path = os.fspath(path)
     staging = path + ".staging"
     with open(staging, "wb") as f:
+        # np.savez stores the arrays uncompressed, which C++ reads without zlib.
         np.savez(f, format=np.asarray(_MODEL_FORMAT), activations=np.asarray(names, dtype=str),
-                 loss=np.asarray(loss, dtype=str), info=np.asarray(json.dumps(info or {})),
-                 **arrays)
+                 activation_codes=_activation_codes(names), loss=np.asarray(loss, dtype=str),
+                 loss_code=np.asarray(_LOSSES[loss], dtype="<i4"),
+                 info=np.asarray(json.dumps(info or {})), **arrays)
         f.flush()
         os.fsync(f.fileno())
     os.replace(staging, path)
@@ -177,6 +182,14 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
             weights = [np.array(data[f"layer_{i}"], dtype=np.float64) for i in range(count)]
             activations = [str(a) for a in data["activations"]]
             loss = str(data["loss"])
+            # C++ reads the codes, Python the names: they must tell the same model.
+            if "activation_codes" in data.files and not (
+                    np.array_equal(data["activation_codes"], _activation_codes(activations))
+                    and "loss_code" in data.files and loss in _LOSSES
+                    and np.array_equal(data["loss_code"], _LOSSES[loss])):
+                raise ConfigError(f"{shown!r}: its activation and loss codes disagree with its "
+                                  f"activations {activations} and loss {loss!r}; the file was "
+                                  "altered")
             mean = np.array(data["mean"]) if "mean" in data.files else None
             scale = np.array(data["scale"]) if "scale" in data.files else None
             classes = [str(c) for c in data["classes"]] if "classes" in data.files else None
@@ -190,6 +203,11 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
         raise ConfigError(f"cannot read model file {shown!r}: it is damaged or not a veil "
                           f"model ({type(e).__name__}: {e})") from None
     return SavedModel(weights, activations, loss, mean, scale, classes, info)
+
+
+def _activation_codes(names: Sequence[str]) -> np.ndarray:
+    """The codes of veil_activation_t (edl/veil.edl) that the model file keeps for C++."""
+    return np.asarray([_codes.ACTIVATION.get(n, -1) for n in names], dtype="<i4")
 
 
 def _activation_name(a) -> str:
@@ -307,8 +325,8 @@ class Inference(_EnclaveSession):
         frac_weights: fractional bits f_w of the quantized weights.
         activations: with a list source, one activation per layer: a name ("relu",
             "sigmoid", "arctan", "softplus", "identity") or a veil activation.
-        loss: with a list source, "cross_entropy" (predict returns the softmax; the last
-            activation must be identity) or "mse" (predict returns the last activation).
+        loss: with a list source, "cross_entropy" (predict_proba returns the softmax; the last
+            activation must be identity) or "mse" (predict_proba returns the last activation).
         batch_size: rows per enclave call in verify mode, and the default batch size of
             :meth:`precompute`.
         frac_act, act_clip: fixed-point format of inputs and activations (default: the
@@ -487,6 +505,11 @@ class Inference(_EnclaveSession):
 
     # -- inference ---------------------------------------------------------------------------
     def predict(self, X) -> np.ndarray:
+        """The predicted class of each row: an int array, the argmax of
+        :meth:`predict_proba`, which it runs (same slots, same errors)."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax for cross-entropy models, the last activation for
         MSE models), every product checked. Private mode uses one slot per batch of
         ``batch_size`` rows.
@@ -528,7 +551,7 @@ class Inference(_EnclaveSession):
 
     def evaluate(self, X, y) -> Dict[str, float]:
         """Loss and accuracy of the predictions on (X, y)."""
-        probs = self.predict(X)
+        probs = self.predict_proba(X)
         labels = _as_labels(y, probs.shape[0], self.output_size, "y")
         return score(probs, labels, self.loss)
 
@@ -545,4 +568,4 @@ def float_forward(weights: Sequence[np.ndarray], activations: Sequence[str], los
     from veil._reference import FloatMLP
 
     return FloatMLP([np.asarray(w, dtype=np.float64) for w in weights], list(activations),
-                    loss).predict(np.asarray(X, dtype=np.float64))
+                    loss).predict_proba(np.asarray(X, dtype=np.float64))

@@ -278,7 +278,7 @@ class FloatMLP:
             w -= step * g
         return loss, n_correct
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Returns class scores: softmax probabilities for cross-entropy, else the last activation.
 
         Args:

@@ -578,6 +578,11 @@ class Trainer(_EnclaveSession):
 
     # -- inference -------------------------------------------------------------
     def predict(self, X) -> np.ndarray:
+        """Verify-mode inference: the predicted class of each row (an int array, the
+        argmax of :meth:`predict_proba`), every product checked."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
         """Verify-mode inference: class probabilities (softmax for cross-entropy,
         the last activation for MSE), every product checked."""
         X = _as_matrix(X, self.model.input_size, "X")
@@ -589,7 +594,7 @@ class Trainer(_EnclaveSession):
 
     def evaluate(self, X, y) -> Dict[str, float]:
         """Loss and accuracy of verify-mode predictions on (X, y)."""
-        probs = self.predict(X)
+        probs = self.predict_proba(X)
         labels = _as_labels(y, probs.shape[0], self.model.output_size, "y")
         return score(probs, labels, self.loss)
 

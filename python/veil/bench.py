@@ -263,11 +263,11 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
         # Inference is timed on one batch of at most INFER_ROWS rows: sealing the
         # unblinding factors offline costs O(B n m) in the enclave per slot.
         xi = np.ascontiguousarray(x[:INFER_ROWS])
-        row.verify_infer_s = median_seconds(lambda: trainer.predict(xi), repeats)
+        row.verify_infer_s = median_seconds(lambda: trainer.predict_proba(xi), repeats)
         infer = veil.Inference(trainer, mode="private", device=device, batch_size=len(xi))
         infer.precompute(batches=repeats + 1, batch_size=len(xi), verbose=0)
-        infer.predict(xi)
-        row.private_infer_s = median_seconds(lambda: infer.predict(xi), repeats)
+        infer.predict_proba(xi)
+        row.private_infer_s = median_seconds(lambda: infer.predict_proba(xi), repeats)
     row.ratios = {
         "enclave_only/verify": (row.enclave_only_s / row.verify_s) if row.enclave_only_s else None,
         "verify/insecure": row.verify_s / row.insecure_s,

@@ -563,7 +563,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         stored = infer.precompute(batches=slots, verbose=0 if args.quiet else 1)
         if not args.quiet:
             print(f"sealed {slots} slots: {stored} bytes kept on the host")
-    probs = infer.predict(X)  # applies the model's standardization to the raw inputs
+    probs = infer.predict_proba(X)  # applies the model's standardization to the raw inputs
     predicted = np.argmax(probs, axis=1)
     if args.output:
         _write_predictions(args.output, predicted, probs, saved.classes)

@@ -211,7 +211,7 @@ def honest_run():
                 trainer.train_step(*next(data))
                 steps += 1
         with device.calling("predict"):
-            probs = trainer.predict(next(data)[0])
+            probs = trainer.predict_proba(next(data)[0])
         np.testing.assert_allclose(probs.sum(axis=1), 1.0)
         with device.calling("export"):
             weights = trainer.export_weights()
@@ -232,7 +232,8 @@ def honest_run():
         for _ in range(100):
             x = next(data)[0]
             # Private and verify inference run the same integer arithmetic.
-            np.testing.assert_array_equal(session.predict(x), reference.predict(x))
+            np.testing.assert_array_equal(session.predict_proba(x),
+                                          reference.predict_proba(x))
             steps += 1
     assert not session.status()["aborted"]
     return steps

@@ -105,7 +105,8 @@ def test_batches_the_configuration_cannot_take(trainer):
         trainer.fit(x[:0], y[:0], verbose=0)
     with pytest.raises(veil.InputError, match=r"y must have shape \(9,\), got \(3,\)"):
         trainer.evaluate(x, y[:3])
-    assert trainer.predict(x[:0]).shape == (0, CLASSES), "an empty prediction is empty"
+    assert trainer.predict_proba(x[:0]).shape == (0, CLASSES), "empty probabilities are empty"
+    assert trainer.predict(x[:0]).shape == (0,), "an empty prediction is empty"
 
 
 def test_values_beyond_the_fixed_point_range_saturate_and_are_counted(trainer):

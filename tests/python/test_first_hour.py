@@ -277,13 +277,40 @@ def test_7_model_file_round_trip_through_inference(digits, tmp_path):
     for a, b in zip(saved.weights, trainer.export_weights()):
         np.testing.assert_array_equal(a, b)
     raw = digits.X_test * scale + mean  # what the model sees after its standardization
-    served = veil.Inference(str(path), mode="verify", device="cpu").predict(raw)
-    direct = veil.Inference(trainer, mode="verify", device="cpu").predict(digits.X_test)
+    served = veil.Inference(str(path), mode="verify", device="cpu").predict_proba(raw)
+    direct = veil.Inference(trainer, mode="verify", device="cpu")
+    direct = direct.predict_proba(digits.X_test)
     np.testing.assert_allclose(served, direct, atol=1e-12)
     assert not hasattr(veil.Trainer, "save"), "checkpoints are save_checkpoint, apart"
     trainer.save_checkpoint(tmp_path / "ckpt", sealing_key=veil.INSECURE_TEST_SEALING_KEY)
     with pytest.raises(veil.ConfigError, match="training checkpoint"):
         veil.load_model(tmp_path / "ckpt")
+
+
+def test_7_model_file_is_what_cpp_reads(tmp_path):
+    # veil::load_model (host/src/model_file.cc; tests/cpp/host/test_model_file.cc runs a
+    # file written here in C++) reads uncompressed .npy arrays and the EDL's codes.
+    import zipfile
+
+    from veil import _codes
+
+    weights = [np.zeros((5, 3)), np.zeros((4, 2))]
+    path = veil.save_model(tmp_path / "m.npz", weights, activations=["sigmoid", "identity"],
+                           loss="mse")
+    with zipfile.ZipFile(path) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+    with np.load(path) as data:
+        stored = {key: data[key] for key in data.files}
+    assert stored["activation_codes"].dtype == np.dtype("<i4")
+    assert list(stored["activation_codes"]) == [_codes.ACTIVATION["sigmoid"],
+                                                _codes.ACTIVATION["identity"]]
+    assert stored["loss_code"].shape == () and int(stored["loss_code"]) == _codes.LOSS["mse"]
+    assert all(stored[f"layer_{i}"].dtype == np.dtype("<f8") for i in range(2))
+    # Codes that disagree with the names would make C++ and Python run different models.
+    stored["activation_codes"] = np.asarray([_codes.ACTIVATION["relu"], 0], dtype="<i4")
+    np.savez(tmp_path / "altered.npz", **stored)
+    with pytest.raises(veil.ConfigError, match="codes disagree"):
+        veil.load_model(tmp_path / "altered.npz")
 
 
 def test_7_openssl_hex_key_file_is_accepted(tmp_path):
@@ -328,6 +355,23 @@ def test_8_history_callbacks_validation_split_and_shuffle(digits, tmp_path, caps
     mlp(64, 32, 10).summary()
     out = capsys.readouterr().out
     assert "dense_0" in out and "total params: 2,410" in out
+
+
+def test_8_predict_gives_classes_and_predict_proba_probabilities(digits):
+    trainer = veil.Trainer(mlp(64, 32, 10), device="cpu", seed=0)
+    trainer.fit(digits.X_train, digits.y_train, epochs=2, verbose=0)
+    X = digits.X_test[:100]
+    private = veil.Inference(trainer, mode="private", device="cpu")
+    private.precompute(batches=4, verbose=0)  # two batches of 64 rows for each call below
+    for model in (trainer, veil.Inference(trainer, mode="verify", device="cpu"), private):
+        probs = model.predict_proba(X)
+        assert probs.shape == (100, 10)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+        classes = model.predict(X)
+        assert classes.shape == (100,) and classes.dtype.kind == "i"
+        np.testing.assert_array_equal(classes, np.argmax(probs, axis=1))
+    # As with scikit-learn, predictions compare with the labels directly.
+    assert np.mean(trainer.predict(X) == digits.y_test[:100]) > 0.8
 
 
 def test_8_package_is_typed():

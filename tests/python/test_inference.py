@@ -72,12 +72,12 @@ def test_private_is_bit_identical_to_verify_and_accurate(trained, weights, digit
     infer = veil.Inference(trained, mode="private", device="cpu")
     stored = infer.precompute(batches=-(-len(X) // 64), verbose=0)
     assert stored == infer.sealed_bytes > 0
-    p_private = infer.predict(X)
-    p_verify = veil.Inference(trained, mode="verify", device="cpu").predict(X)
+    p_private = infer.predict_proba(X)
+    p_verify = veil.Inference(trained, mode="verify", device="cpu").predict_proba(X)
     p_numpy = veil.Inference(weights, mode="private", device=veil.NumpyDevice(), activations=ACTS)
     p_numpy.precompute(batches=-(-len(X) // 64), verbose=0)
     np.testing.assert_array_equal(p_private, p_verify)
-    np.testing.assert_array_equal(p_private, p_numpy.predict(X))
+    np.testing.assert_array_equal(p_private, p_numpy.predict_proba(X))
     assert infer.slots_left == 0
     accuracy = np.mean(p_private.argmax(axis=1) == y)
     assert accuracy >= 0.9
@@ -103,7 +103,7 @@ def test_agrees_with_float_inference_within_the_documented_bound(case, f_a, f_w,
     infer = veil.Inference(w, mode="private", device="cpu", activations=acts, loss=loss,
                            frac_act=f_a, frac_weights=f_w)
     infer.precompute(batches=-(-len(X) // 64), verbose=0)
-    got = infer.predict(X)
+    got = infer.predict_proba(X)
     want = float_forward(w, acts, loss, X)
     bound = error_bound(w, acts, loss, X, f_w=f_w, f_a=f_a)
     assert infer.status()["saturated"] == 0, "the bound assumes nothing was clipped"
@@ -118,7 +118,7 @@ def test_default_precision_tracks_float_inference(weights, digits):
     # here); it still holds, and the actual error is far smaller.
     X = digits.X_test
     infer = private(weights, slots=-(-len(X) // 64))
-    got = infer.predict(X)
+    got = infer.predict_proba(X)
     want = float_forward(weights, ACTS, "cross_entropy", X)
     err = np.abs(got - want).max(axis=1)
     assert np.all(err <= error_bound(weights, ACTS, "cross_entropy", X))
@@ -132,9 +132,9 @@ def test_device_sees_only_uniform_values_uncorrelated_with_the_data(weights, dig
     X = np.vstack([digits.X_train, digits.X_test])[:13 * 64]
     seen_private, seen_verify = veil.RecordingDevice(), veil.RecordingDevice()
     infer = private(weights, device=seen_private, slots=13)
-    p_private = infer.predict(X)
+    p_private = infer.predict_proba(X)
     p_verify = veil.Inference(weights, mode="verify", device=seen_verify,
-                              activations=ACTS).predict(X)
+                              activations=ACTS).predict_proba(X)
     np.testing.assert_array_equal(p_private, p_verify)
 
     # The device may see the weights: they are W_q = round(W 2^f_w), bias row included.
@@ -179,7 +179,7 @@ def test_wide_layer_loads_in_row_blocks(digits):
                                       np.round(weights * 2.0**F_W))
     infer.precompute(batches=1, verbose=0)
     verify = veil.Inference(w, mode="verify", device="cpu", activations=["relu", "identity"])
-    np.testing.assert_array_equal(infer.predict(X), verify.predict(X))
+    np.testing.assert_array_equal(infer.predict_proba(X), verify.predict_proba(X))
 
 
 # -- sealed slots ------------------------------------------------------------------------------
@@ -235,8 +235,9 @@ def test_reordered_slot_is_refused_and_the_session_stays_usable(weights, digits)
         infer.predict(X)
     assert infer.slots_left == 3
     infer.sealed[0], infer.sealed[1] = infer.sealed[1], infer.sealed[0]
-    want = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS).predict(X)
-    np.testing.assert_array_equal(infer.predict(X), want)
+    verify = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS)
+    want = verify.predict_proba(X)
+    np.testing.assert_array_equal(infer.predict_proba(X), want)
     assert infer.slots_left == 2
 
 
@@ -269,7 +270,7 @@ def test_missing_slot_or_layer_is_refused(weights, digits):
     with pytest.raises(veil.ProtocolError, match="expected the sealed U of layer 0, got layer 1"):
         infer.predict(X)
     infer.sealed[0] = whole
-    assert infer.predict(X).shape == (64, 10)
+    assert infer.predict_proba(X).shape == (64, 10)
 
 
 def test_running_out_of_slots_says_how_many(weights, digits):
@@ -279,7 +280,7 @@ def test_running_out_of_slots_says_how_many(weights, digits):
                              r"left; call precompute\(batches=1\)"):
         infer.predict(digits.X_test[:150])
     assert infer.slots_left == 2, "nothing was consumed"
-    assert infer.predict(digits.X_test[:100]).shape == (100, 10)
+    assert infer.predict_proba(digits.X_test[:100]).shape == (100, 10)
     with pytest.raises(veil.ProtocolError, match="but 0 are left"):
         infer.predict(digits.X_test[:1])
     fresh = private(weights)
@@ -296,7 +297,7 @@ def test_bad_input_is_refused_without_spending_a_slot(weights, digits):
     with pytest.raises(veil.InputError, match=r"shape \(n, 64\)"):
         infer.predict(bad[:, :10])
     assert infer.slots_left == 1
-    assert infer.predict(digits.X_test[:8]).shape == (8, 10)
+    assert infer.predict_proba(digits.X_test[:8]).shape == (8, 10)
 
 
 def test_precompute_and_batch_size_rules(weights, digits):
@@ -307,9 +308,9 @@ def test_precompute_and_batch_size_rules(weights, digits):
     assert infer.sealed_bytes == sum(24 + 6 * 16 * m + 16 for _i, m in infer.layer_sizes)
     with pytest.raises(veil.ConfigError, match="sealed for batches of 16"):
         infer.precompute(batches=1, batch_size=32)
-    assert infer.predict(digits.X_test[:16]).shape == (16, 10)
+    assert infer.predict_proba(digits.X_test[:16]).shape == (16, 10)
     infer.precompute(batches=1, batch_size=32)  # no unused slot left: a new size is fine
-    assert infer.predict(digits.X_test[:32]).shape == (32, 10)
+    assert infer.predict_proba(digits.X_test[:32]).shape == (32, 10)
 
 
 def test_layer_outside_the_budget_is_refused_naming_layer_and_knob(weights):
@@ -397,8 +398,9 @@ def test_device_failure_spends_the_slot_and_the_session_goes_on(weights, digits)
         infer.predict(X)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert list(infer.sealed) == [2], "slot 1's mask reached the device: it is spent"
-    want = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS).predict(X)
-    np.testing.assert_array_equal(infer.predict(X), want)
+    verify = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS)
+    want = verify.predict_proba(X)
+    np.testing.assert_array_equal(infer.predict_proba(X), want)
 
 
 # -- sources, files and the command line --------------------------------------------------------
@@ -427,7 +429,8 @@ def test_model_file_round_trip(tmp_path, weights, digits):
         np.testing.assert_array_equal(a, b)
     from_file = veil.Inference(str(path), mode="verify", device="cpu")
     from_list = veil.Inference(weights, mode="verify", device="cpu", activations=ACTS)
-    np.testing.assert_array_equal(from_file.predict(digits.X_test), from_list.predict(digits.X_test))
+    np.testing.assert_array_equal(from_file.predict_proba(digits.X_test),
+                                  from_list.predict_proba(digits.X_test))
     with pytest.raises(veil.ConfigError, match="cannot read model file"):
         veil.Inference(str(tmp_path / "missing.npz"))
 
@@ -469,4 +472,4 @@ def test_cli_predict_private_after_train(tmp_path, digits):
 def test_cuda_private_inference_matches_cpu(weights, digits):
     X = digits.X_test[:128]
     cuda, cpu = private(weights, device="cuda", slots=2), private(weights, device="cpu", slots=2)
-    np.testing.assert_array_equal(cuda.predict(X), cpu.predict(X))
+    np.testing.assert_array_equal(cuda.predict_proba(X), cpu.predict_proba(X))

@@ -64,7 +64,7 @@ def test_forward_uses_bias_as_last_row():
     w = rng.normal(size=(4, 2))
     X = rng.normal(size=(5, 3))
     model = FloatMLP([w], ["identity"], "mse")
-    np.testing.assert_allclose(model.predict(X), X @ w[:-1] + w[-1])
+    np.testing.assert_allclose(model.predict_proba(X), X @ w[:-1] + w[-1])
 
 
 def test_mse_loss_definition():
@@ -80,7 +80,7 @@ def test_mse_loss_definition():
 
 def test_cross_entropy_predicts_probabilities():
     model = FloatMLP(random_weights([4, 3]), ["identity"], "cross_entropy")
-    p = model.predict(np.random.default_rng(1).normal(size=(7, 4)))
+    p = model.predict_proba(np.random.default_rng(1).normal(size=(7, 4)))
     assert p.shape == (7, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert np.all(p > 0)
@@ -140,11 +140,11 @@ def test_extreme_inputs_stay_finite():
     X = np.array([[-1000.0], [1000.0]])
     for activation in ("sigmoid", "softplus", "arctan"):
         model = FloatMLP([w], [activation], "mse")
-        out = model.predict(X)
+        out = model.predict_proba(X)
         assert np.all(np.isfinite(out))
         _, grads = model.loss_and_gradients(X, np.array([0, 1]))
         assert all(np.all(np.isfinite(g)) for g in grads)
-    softplus = FloatMLP([w], ["softplus"], "mse").predict(X)
+    softplus = FloatMLP([w], ["softplus"], "mse").predict_proba(X)
     np.testing.assert_allclose(softplus[:, 0], [np.log1p(np.exp(-1000.0)), 1000.0])
     ce = FloatMLP([w * 1000], ["identity"], "cross_entropy")
     assert np.isfinite(ce.evaluate(X, np.array([0, 1]))["loss"])

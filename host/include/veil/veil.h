@@ -8,5 +8,6 @@
 #include "veil/enclave.h"
 #include "veil/error.h"
 #include "veil/inference.h"
+#include "veil/model_file.h"
 #include "veil/session.h"
 #include "veil/trainer.h"
