@@ -29,7 +29,7 @@
 #include "math/field.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
-#include "math/kernel_path.h"
+#include "forced_kernel_path.h"
 #include "math/prg.h"
 
 using namespace veil::math;
@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
       });
     }
   }
-  force_kernel_path(KernelPath::automatic);
+  release_kernel_path();
 
   // Mask generation: uniform F_q elements, 8 bytes each, into a buffer of the same size.
   PrgKey key{};

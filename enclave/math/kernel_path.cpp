@@ -9,8 +9,6 @@ namespace math {
 
 namespace {
 
-std::atomic<int> g_forced{static_cast<int>(KernelPath::automatic)};
-
 bool cpu_has(KernelPath path) noexcept {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();  // safe to repeat; needed if called before constructors ran
@@ -20,7 +18,7 @@ bool cpu_has(KernelPath path) noexcept {
     default: return true;
   }
 #else
-  return path == KernelPath::portable || path == KernelPath::automatic;
+  return path == KernelPath::portable;
 #endif
 }
 
@@ -29,7 +27,18 @@ bool cpu_has(KernelPath path) noexcept {
 // Two threads racing here compute the same value, so the race is benign.
 std::atomic<int> g_best{-1};
 
-KernelPath best_path() noexcept {
+}  // namespace
+
+bool kernel_path_supported(KernelPath path) noexcept {
+  switch (path) {
+    case KernelPath::portable: return true;
+    case KernelPath::avx2: return detail::avx2_kernels() != nullptr && cpu_has(path);
+    case KernelPath::avx512: return detail::avx512_kernels() != nullptr && cpu_has(path);
+  }
+  return false;
+}
+
+KernelPath best_kernel_path() noexcept {
   int best = g_best.load(std::memory_order_relaxed);
   if (best < 0) {
     KernelPath p = KernelPath::portable;
@@ -44,43 +53,10 @@ KernelPath best_path() noexcept {
   return static_cast<KernelPath>(best);
 }
 
-}  // namespace
-
-bool kernel_path_supported(KernelPath path) noexcept {
-  switch (path) {
-    case KernelPath::automatic:
-    case KernelPath::portable: return true;
-    case KernelPath::avx2: return detail::avx2_kernels() != nullptr && cpu_has(path);
-    case KernelPath::avx512: return detail::avx512_kernels() != nullptr && cpu_has(path);
-  }
-  return false;
-}
-
-bool force_kernel_path(KernelPath path) noexcept {
-  if (!kernel_path_supported(path)) return false;
-  g_forced.store(static_cast<int>(path), std::memory_order_relaxed);
-  return true;
-}
-
-KernelPath active_kernel_path() noexcept {
-  const auto forced = static_cast<KernelPath>(g_forced.load(std::memory_order_relaxed));
-  return forced == KernelPath::automatic ? best_path() : forced;
-}
-
-const char* kernel_path_name(KernelPath path) noexcept {
-  switch (path) {
-    case KernelPath::automatic: return "automatic";
-    case KernelPath::portable: return "portable";
-    case KernelPath::avx2: return "avx2";
-    case KernelPath::avx512: return "avx512";
-  }
-  return "unknown";
-}
-
 namespace detail {
 
-const Kernels& active_kernels() noexcept {
-  switch (active_kernel_path()) {
+const Kernels& kernels_of(KernelPath path) noexcept {
+  switch (path) {
     case KernelPath::avx512: return *avx512_kernels();
     case KernelPath::avx2: return *avx2_kernels();
     default: return portable_kernels();

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "math/field.h"
-#include "math/kernel_path.h"
+#include "forced_kernel_path.h"
 
 namespace veil {
 namespace math {
@@ -99,7 +99,7 @@ inline std::vector<KernelPath> supported_paths() {
 
 // Restores automatic dispatch when a test that forced a path ends.
 struct PathGuard {
-  ~PathGuard() { force_kernel_path(KernelPath::automatic); }
+  ~PathGuard() { release_kernel_path(); }
 };
 
 // Fixture for suites run once per kernel path; unsupported paths are skipped.
@@ -111,7 +111,7 @@ class MathPathTest : public ::testing::TestWithParam<KernelPath> {
     }
     ASSERT_TRUE(force_kernel_path(GetParam()));
   }
-  void TearDown() override { force_kernel_path(KernelPath::automatic); }
+  void TearDown() override { release_kernel_path(); }
 };
 
 inline std::string path_param_name(const ::testing::TestParamInfo<KernelPath>& info) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "math/fixed_point.h"
-#include "math/kernel_path.h"
+#include "forced_kernel_path.h"
 #include "math_test_util.h"
 
 namespace veil {
