@@ -27,6 +27,15 @@ inline std::uint64_t ref_mod_signed(__int128 x, std::uint64_t m) {
   return static_cast<std::uint64_t>(r);
 }
 
+// a^e in field F by square-and-multiply.
+template <class F>
+std::uint64_t pow_mod(std::uint64_t a, std::uint64_t e) {
+  std::uint64_t r = 1;
+  for (; e != 0; e >>= 1, a = F::mul(a, a))
+    if (e & 1) r = F::mul(r, a);
+  return r;
+}
+
 // Reference x * v mod q of an integer-valued double matrix row by row.
 inline std::vector<std::uint64_t> ref_matvec(const std::vector<double>& x, std::size_t rows,
                                              std::size_t cols, std::size_t ld,
