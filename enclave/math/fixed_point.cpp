@@ -20,27 +20,6 @@ bool shape_ok(const void* in, std::size_t rows, std::size_t cols, std::size_t ld
   return rows == 1 || (ldi >= cols && ldo >= cols);
 }
 
-template <class T>
-PassResult quantize_impl(const T* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                         FixedFormat fmt, double* out, std::size_t ldo) noexcept {
-  PassResult res;
-  if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo)) {
-    res.status = Status::at(Fault::invalid_argument);
-    return res;
-  }
-  const double two_f = std::ldexp(1.0, fmt.frac_bits);
-  const double limit = fixed_limit(fmt);
-  const detail::Quantizer qz{limit, limit + 1.0};
-  for (std::size_t i = 0; i < rows; ++i) {
-    const T* xr = x + i * ldx;
-    double* orow = out + i * ldo;
-    for (std::size_t j = 0; j < cols; ++j) {
-      orow[j] = detail::quantize_input(static_cast<double>(xr[j]), two_f, qz, &res.saturated);
-    }
-  }
-  return res;
-}
-
 // quantize() of float64 input into float64 or narrow float32 output; the
 // narrow output needs a limit below 2^23, where every output is exact.
 template <class TOut>
@@ -67,21 +46,6 @@ PassResult quantize_checked(std::size_t (*kernel)(const double*, std::size_t, st
   return res;
 }
 
-template <class T>
-Status dequantize_impl(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
-                       int frac_bits, T* out, std::size_t ldo) noexcept {
-  if (frac_bits < 0 || frac_bits > 62 || !shape_ok(xq, rows, cols, ldx, out, ldo)) {
-    return Status::at(Fault::invalid_argument);
-  }
-  const double inv = std::ldexp(1.0, -frac_bits);
-  for (std::size_t i = 0; i < rows; ++i) {
-    const double* xr = xq + i * ldx;
-    T* orow = out + i * ldo;
-    for (std::size_t j = 0; j < cols; ++j) orow[j] = static_cast<T>(xr[j] * inv);
-  }
-  return Status::success();
-}
-
 }  // namespace
 
 bool fixed_format_valid(FixedFormat fmt) noexcept {
@@ -95,25 +59,6 @@ double fixed_limit(FixedFormat fmt) noexcept {
   return l < kMaxLimit ? l : kMaxLimit;
 }
 
-double quantize_value(double x, FixedFormat fmt, bool* saturated) noexcept {
-  std::size_t sat = 0;
-  double r = 0.0;
-  if (x != x) {
-    sat = 1;
-  } else if (fixed_format_valid(fmt)) {
-    const double limit = fixed_limit(fmt);
-    r = detail::quantize_scaled(x * std::ldexp(1.0, fmt.frac_bits),
-                                detail::Quantizer{limit, limit + 1.0}, &sat);
-  }
-  if (saturated != nullptr) *saturated = sat != 0;
-  return r;
-}
-
-PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo) noexcept {
-  return quantize(x, rows, cols, ldx, fmt, out, ldo, nullptr);
-}
-
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
                     FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept {
   return quantize_checked(detail::active_kernels().quantize, x, rows, cols, ldx, fmt, out, ldo,
@@ -124,21 +69,6 @@ PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::si
                     FixedFormat fmt, float* out, std::size_t ldo, OperandStats* stats) noexcept {
   return quantize_checked(detail::active_kernels().quantize_f, x, rows, cols, ldx, fmt, out, ldo,
                           stats);
-}
-
-PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo) noexcept {
-  return quantize_impl(x, rows, cols, ldx, fmt, out, ldo);
-}
-
-Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
-                  int frac_bits, double* out, std::size_t ldo) noexcept {
-  return dequantize_impl(xq, rows, cols, ldx, frac_bits, out, ldo);
-}
-
-Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
-                  int frac_bits, float* out, std::size_t ldo) noexcept {
-  return dequantize_impl(xq, rows, cols, ldx, frac_bits, out, ldo);
 }
 
 }  // namespace math

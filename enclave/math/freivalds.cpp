@@ -1,7 +1,6 @@
 #include "math/freivalds.h"
 
 #include "math/detail/kernels.h"
-#include "math/field.h"
 
 namespace veil {
 namespace math {
@@ -19,23 +18,6 @@ bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nu
 Status with_row(Status st, std::size_t row) noexcept {
   if (!st.ok()) st.row = row;
   return st;
-}
-
-// Per-row sums C_i s and A_i bs of one row pair, range-checking both rows.
-Status row_pair(const detail::Kernels& k, const double* a, std::size_t inner, std::size_t lda,
-                const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                const std::uint64_t* s, std::size_t i, std::uint64_t* cs, std::uint64_t* as) {
-  Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, cs);
-  if (!st.ok()) return with_row(st, i);
-  st = k.matvec(a + i * lda, 1, inner, lda, bs, as);
-  return with_row(st, i);
-}
-
-bool check_args(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
-                const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                const std::uint64_t* s) noexcept {
-  return matrix_ok(a, rows, inner, lda) && matrix_ok(c, rows, cols, ldc) && vector_ok(bs, inner) &&
-         vector_ok(s, cols);
 }
 
 // The validation and empty-shape handling shared by the float64 and the
@@ -94,12 +76,6 @@ Status checked_matvec_t(MatvecKernel<T> kernel, const T* x, std::size_t rows, st
 
 }  // namespace
 
-Status range_check(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (!matrix_ok(x, rows, cols, ld)) return Status::at(Fault::invalid_argument);
-  if (rows == 0 || cols == 0) return Status::success();
-  return detail::active_kernels().range(x, rows, cols, ld);
-}
-
 Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                   const std::uint64_t* v, std::uint64_t* out) noexcept {
   return checked_matvec(detail::active_kernels().matvec, x, rows, cols, ld, v, out);
@@ -136,46 +112,21 @@ Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::siz
 Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
                        const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
                        const std::uint64_t* s) noexcept {
-  if (!check_args(a, rows, inner, lda, c, cols, ldc, bs, s)) {
+  if (!matrix_ok(a, rows, inner, lda) || !matrix_ok(c, rows, cols, ldc) ||
+      !vector_ok(bs, inner) || !vector_ok(s, cols)) {
     return Status::at(Fault::invalid_argument);
   }
   const detail::Kernels& k = detail::active_kernels();
   Status mismatch;
   for (std::size_t i = 0; i < rows; ++i) {
+    // The row sums C_i s and A_i bs, range-checking both rows.
     std::uint64_t cs = 0, as = 0;
-    const Status st = row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (!st.ok()) return st;  // range faults win over an earlier mismatch
+    Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, &cs);
+    if (st.ok()) st = k.matvec(a + i * lda, 1, inner, lda, bs, &as);
+    if (!st.ok()) return with_row(st, i);  // range faults win over an earlier mismatch
     if (cs != as && mismatch.ok()) mismatch = Status::at(Fault::mismatch, i);
   }
   return mismatch;
-}
-
-Status freivalds_check_two_sided(const double* a, std::size_t rows, std::size_t inner,
-                                 std::size_t lda, const double* c, std::size_t cols,
-                                 std::size_t ldc, const std::uint64_t* bs, const std::uint64_t* s,
-                                 const std::uint64_t* r) noexcept {
-  if (!check_args(a, rows, inner, lda, c, cols, ldc, bs, s) || !vector_ok(r, rows)) {
-    return Status::at(Fault::invalid_argument);
-  }
-  const detail::Kernels& k = detail::active_kernels();
-  // r^T (C s) and r^T (A (B s)), accumulated row by row: the same field values
-  // as (r^T C) s and (r^T A)(B s), with no scratch vectors.
-  std::uint64_t lhs = 0, rhs = 0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    std::uint64_t cs = 0, as = 0;
-    const Status st = row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (!st.ok()) return st;
-    lhs = FieldQ::add(lhs, FieldQ::mul(r[i], cs));
-    rhs = FieldQ::add(rhs, FieldQ::mul(r[i], as));
-  }
-  if (lhs == rhs) return Status::success();
-  // Failure path only: find a row to name (one must differ, or the sums would agree).
-  for (std::size_t i = 0; i < rows; ++i) {
-    std::uint64_t cs = 0, as = 0;
-    row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (cs != as) return Status::at(Fault::mismatch, i);
-  }
-  return Status::at(Fault::mismatch);
 }
 
 Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, std::size_t ld,

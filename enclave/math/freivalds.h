@@ -11,8 +11,8 @@
  * element in row-major order (fault, row, col); range faults take precedence
  * over mismatches, and a mismatch names its row (col = npos).
  *
- * Soundness (docs/arithmetic.md): a wrong product passes the one-sided check
- * with probability <= 1/q over a uniform secret s, the two-sided with <= 2/q.
+ * Soundness (docs/arithmetic.md): a wrong product passes a check with
+ * probability <= 1/q over a uniform secret s.
  */
 
 #include <cstddef>
@@ -22,9 +22,6 @@
 
 namespace veil {
 namespace math {
-
-/** Range check alone: the first element that is not finite, >= 2^53 or not integral. */
-Status range_check(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) noexcept;
 
 /** out[i] = sum_j x[i][j] * v[j] mod q (length rows); x is range-checked. */
 Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
@@ -76,16 +73,6 @@ Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::siz
 Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
                        const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
                        const std::uint64_t* s) noexcept;
-
-/**
- * Batched two-sided check r^T C s == r^T A (B s) (mod q) with a second secret
- * r (length rows): one scalar comparison for the whole batch. On a mismatch it
- * recomputes the rows to report the first failing one.
- */
-Status freivalds_check_two_sided(const double* a, std::size_t rows, std::size_t inner,
-                                 std::size_t lda, const double* c, std::size_t cols,
-                                 std::size_t ldc, const std::uint64_t* bs, const std::uint64_t* s,
-                                 const std::uint64_t* r) noexcept;
 
 /**
  * Export check of a downloaded weight matrix M (rows x cols) against its

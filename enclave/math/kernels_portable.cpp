@@ -9,10 +9,6 @@ namespace detail {
 
 namespace {
 
-Status range(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) {
-  return first_range_fault(x, rows, cols, ld);
-}
-
 // The operand kernels take float64 device values or narrow operands (float):
 // classify() applies the range of each, and the arithmetic is the same.
 template <class T>
@@ -220,10 +216,10 @@ PassResult backward(const BackwardPlan& p) {
                                      : backward_into(p, a.dz_prev);
 }
 
-const Kernels kPortable = {range,           matvec<double>, matvec2<double>, matvec_t<double>,
-                           quantize<double>, forward,        backward,
+const Kernels kPortable = {matvec<double>, matvec2<double>, matvec_t<double>, quantize<double>,
+                           forward,        backward,
                            // Narrow operands.
-                           matvec<float>, matvec2<float>, matvec_t<float>, quantize<float>};
+                           matvec<float>,  matvec2<float>,  matvec_t<float>,  quantize<float>};
 
 }  // namespace
 

@@ -43,7 +43,6 @@ struct BackwardPlan {
 };
 
 struct Kernels {
-  Status (*range)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld);
   Status (*matvec)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                    const std::uint64_t* v, std::uint64_t* out);
   Status (*matvec2)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "math/activation.h"
 #include "math/field.h"
+#include "math/fixed_point.h"
 #include "forced_kernel_path.h"
 
 namespace veil {
@@ -25,6 +27,28 @@ inline std::uint64_t ref_mod_signed(__int128 x, std::uint64_t m) {
   __int128 r = x % static_cast<__int128>(m);
   if (r < 0) r += m;
   return static_cast<std::uint64_t>(r);
+}
+
+// "relu", ...: an activation's name for test messages.
+inline const char* activation_name(Activation act) {
+  switch (act) {
+    case Activation::identity: return "identity";
+    case Activation::relu: return "relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::arctan: return "arctan";
+    case Activation::softplus: return "softplus";
+  }
+  return "unknown";
+}
+
+// One value through quantize() (a 1 x 1 matrix): the reference for passes that
+// quantize as they go. *saturated (if non-null) says whether it was clipped or NaN.
+inline double quantize_one(double x, FixedFormat fmt, bool* saturated) {
+  double q = 0;
+  const PassResult r = quantize(&x, 1, 1, 1, fmt, &q, 1);
+  EXPECT_TRUE(r.status.ok());
+  if (saturated != nullptr) *saturated = r.saturated != 0;
+  return q;
 }
 
 // a^e in field F by square-and-multiply.

@@ -200,7 +200,7 @@ TEST_P(MathFused, ForwardMatchesReference) {
         for (std::size_t j = 0; j < cols; ++j) {
           const double z = std::ldexp(zdev[i * cols + j], -scale);
           bool st = false;
-          const double a = quantize_value(activate(act, z), fmt, &st);
+          const double a = quantize_one(activate(act, z), fmt, &st);
           sat += st;
           ASSERT_EQ(o.z[i * cols + j], z);
           ASSERT_EQ(o.a[i * (cols + 1) + j], a) << activation_name(act) << " z=" << z;
@@ -236,7 +236,7 @@ TEST_P(MathFused, BackwardMatchesReference) {
           const double g = std::ldexp(da[i * cols + j], -scale) *
                            activation_derivative(act, zprev[i * (cols - 1) + j]);
           bool st = false;
-          const double q = quantize_value(g, fmt, &st);
+          const double q = quantize_one(g, fmt, &st);
           sat += st;
           ASSERT_EQ(o.g[i * (cols - 1) + j], q) << activation_name(act);
         }
