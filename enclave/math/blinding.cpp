@@ -7,10 +7,7 @@ namespace math {
 
 namespace {
 
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
+using detail::matrix_ok;
 
 constexpr std::uint64_t kLimbMask = (std::uint64_t{1} << kBlindLimbBits) - 1;
 

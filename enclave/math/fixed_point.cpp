@@ -13,13 +13,6 @@ namespace {
 
 constexpr double kMaxLimit = 9007199254740991.0;  // 2^53 - 1
 
-bool shape_ok(const void* in, std::size_t rows, std::size_t cols, std::size_t ldi, const void* out,
-              std::size_t ldo) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  if (in == nullptr || out == nullptr) return false;
-  return rows == 1 || (ldi >= cols && ldo >= cols);
-}
-
 // quantize() of float64 input into float64 or narrow float32 output; the
 // narrow output needs a limit below 2^23, where every output is exact.
 template <class TOut>
@@ -31,7 +24,8 @@ PassResult quantize_checked(std::size_t (*kernel)(const double*, std::size_t, st
                             OperandStats* stats) noexcept {
   PassResult res;
   constexpr bool kNarrow = std::is_same<TOut, float>::value;
-  if (!fixed_format_valid(fmt) || !shape_ok(x, rows, cols, ldx, out, ldo) ||
+  if (!fixed_format_valid(fmt) || !detail::matrix_ok(x, rows, cols, ldx) ||
+      !detail::matrix_ok(out, rows, cols, ldo) ||
       (kNarrow && !(fixed_limit(fmt) < kNarrowLimit))) {
     res.status = Status::at(Fault::invalid_argument);
     return res;

@@ -7,12 +7,8 @@ namespace math {
 
 namespace {
 
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
-
-bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
+using detail::matrix_ok;
+using detail::vector_ok;
 
 // Kernels see a one-row matrix; put the caller's row back into the status.
 Status with_row(Status st, std::size_t row) noexcept {

@@ -9,15 +9,10 @@ namespace math {
 
 namespace {
 
+using detail::matrix_ok;
+using detail::vector_ok;
+
 bool scale_ok(int scale) noexcept { return scale >= 0 && scale <= 1000; }
-
-// A matrix argument is usable if it is empty, or present with ld >= cols.
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
-
-bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
 
 detail::Quantizer quantizer_of(FixedFormat fmt) noexcept {
   const double limit = fixed_limit(fmt);
