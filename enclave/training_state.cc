@@ -151,7 +151,7 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   }
   std::vector<uint8_t> ad = associated_data(specs.data(), specs.size());
   const bool sealed = plain.size() == state_size() &&
-                      seal(seal_key, nullptr, ad.data(), ad.size(), plain.data(), plain.size(), blob);
+                      seal(seal_key, ad.data(), ad.size(), plain.data(), plain.size(), blob);
   wipe(seal_key, sizeof seal_key);
   wipe(plain.data(), plain.size());
   if (!sealed) return session.fail(VEIL_ERR_INTERNAL, "checkpoint: sealing failed");
