@@ -66,24 +66,18 @@ bool fixed_format_valid(FixedFormat fmt) noexcept;
 double fixed_limit(FixedFormat fmt) noexcept;
 
 /**
- * Quantizes a row-major float64 matrix (leading dimensions in elements),
- * filling *stats (if non-null) with the magnitudes of out.
- * NaN becomes 0 and counts as saturated; +-Inf saturates to +-limit.
- * Fails (invalid_argument) on a bad format, null pointers or ld < cols.
- */
-PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo,
-                    OperandStats* stats = nullptr) noexcept;
-
-/**
- * As above with float32 output: the quantized values as a narrow operand
- * (freivalds.h), for the passes and copies that read them. Values, saturation
- * count and *stats are those of the float64-output overload. Fails
- * (invalid_argument) also when fixed_limit(fmt) >= 2^23, where outputs could
+ * Quantizes a row-major float64 matrix (leading dimensions in elements) into
+ * float64 (TOut = double) or into a narrow operand (TOut = float, freivalds.h)
+ * for the passes and copies that read it, filling *stats (if non-null) with
+ * the magnitudes of out. NaN becomes 0 and counts as saturated; +-Inf
+ * saturates to +-limit. Values, saturation count and *stats do not depend on
+ * TOut. Fails (invalid_argument) on a bad format, null pointers or ld < cols,
+ * and for float output also when fixed_limit(fmt) >= 2^23, where outputs could
  * not be narrow.
  */
+template <class TOut>
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, float* out, std::size_t ldo,
+                    FixedFormat fmt, TOut* out, std::size_t ldo,
                     OperandStats* stats = nullptr) noexcept;
 
 }  // namespace math

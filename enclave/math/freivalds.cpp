@@ -1,5 +1,7 @@
 #include "math/freivalds.h"
 
+#include <type_traits>
+
 #include "math/detail/kernels.h"
 
 namespace veil {
@@ -16,19 +18,15 @@ Status with_row(Status st, std::size_t row) noexcept {
   return st;
 }
 
-// The validation and empty-shape handling shared by the float64 and the
-// narrow overloads; `kernel` is the active table's entry for T.
+// Narrow operands (float32) take the table's _f kernels.
 template <class T>
-using MatvecKernel = Status (*)(const T*, std::size_t, std::size_t, std::size_t,
-                                const std::uint64_t*, std::uint64_t*);
-template <class T>
-using Matvec2Kernel = Status (*)(const T*, std::size_t, std::size_t, std::size_t,
-                                 const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
-                                 std::uint64_t*);
+constexpr bool kNarrow = std::is_same<T, float>::value;
+
+}  // namespace
 
 template <class T>
-Status checked_matvec(MatvecKernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                      std::size_t ld, const std::uint64_t* v, std::uint64_t* out) noexcept {
+Status matvec_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                  const std::uint64_t* v, std::uint64_t* out) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(v, cols) || !vector_ok(out, rows)) {
     return Status::at(Fault::invalid_argument);
   }
@@ -37,13 +35,15 @@ Status checked_matvec(MatvecKernel<T> kernel, const T* x, std::size_t rows, std:
     for (std::size_t i = 0; i < rows; ++i) out[i] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, v, out);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec_f(x, rows, cols, ld, v, out);
+  else return k.matvec(x, rows, cols, ld, v, out);
 }
 
 template <class T>
-Status checked_matvec2(Matvec2Kernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                       std::size_t ld, const std::uint64_t* v1, const std::uint64_t* v2,
-                       std::uint64_t* out1, std::uint64_t* out2) noexcept {
+Status matvec2_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                   std::uint64_t* out2) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(v1, cols) || !vector_ok(v2, cols) ||
       !vector_ok(out1, rows) || !vector_ok(out2, rows)) {
     return Status::at(Fault::invalid_argument);
@@ -53,12 +53,14 @@ Status checked_matvec2(Matvec2Kernel<T> kernel, const T* x, std::size_t rows, st
     for (std::size_t i = 0; i < rows; ++i) out1[i] = out2[i] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, v1, v2, out1, out2);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec2_f(x, rows, cols, ld, v1, v2, out1, out2);
+  else return k.matvec2(x, rows, cols, ld, v1, v2, out1, out2);
 }
 
 template <class T>
-Status checked_matvec_t(MatvecKernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                        std::size_t ld, const std::uint64_t* y, std::uint64_t* out) noexcept {
+Status matvec_t_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* y, std::uint64_t* out) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(y, rows) || !vector_ok(out, cols)) {
     return Status::at(Fault::invalid_argument);
   }
@@ -67,43 +69,26 @@ Status checked_matvec_t(MatvecKernel<T> kernel, const T* x, std::size_t rows, st
     for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, y, out);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec_t_f(x, rows, cols, ld, y, out);
+  else return k.matvec_t(x, rows, cols, ld, y, out);
 }
 
-}  // namespace
-
-Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                  const std::uint64_t* v, std::uint64_t* out) noexcept {
-  return checked_matvec(detail::active_kernels().matvec, x, rows, cols, ld, v, out);
-}
-
-Status matvec_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                  const std::uint64_t* v, std::uint64_t* out) noexcept {
-  return checked_matvec(detail::active_kernels().matvec_f, x, rows, cols, ld, v, out);
-}
-
-Status matvec2_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
-                   std::uint64_t* out2) noexcept {
-  return checked_matvec2(detail::active_kernels().matvec2, x, rows, cols, ld, v1, v2, out1, out2);
-}
-
-Status matvec2_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
-                   std::uint64_t* out2) noexcept {
-  return checked_matvec2(detail::active_kernels().matvec2_f, x, rows, cols, ld, v1, v2, out1,
-                         out2);
-}
-
-Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                    const std::uint64_t* y, std::uint64_t* out) noexcept {
-  return checked_matvec_t(detail::active_kernels().matvec_t, x, rows, cols, ld, y, out);
-}
-
-Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                    const std::uint64_t* y, std::uint64_t* out) noexcept {
-  return checked_matvec_t(detail::active_kernels().matvec_t_f, x, rows, cols, ld, y, out);
-}
+// The two element types (freivalds.h).
+template Status matvec_mod(const double*, std::size_t, std::size_t, std::size_t,
+                           const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec_mod(const float*, std::size_t, std::size_t, std::size_t,
+                           const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec2_mod(const double*, std::size_t, std::size_t, std::size_t,
+                            const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
+                            std::uint64_t*) noexcept;
+template Status matvec2_mod(const float*, std::size_t, std::size_t, std::size_t,
+                            const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
+                            std::uint64_t*) noexcept;
+template Status matvec_t_mod(const double*, std::size_t, std::size_t, std::size_t,
+                             const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec_t_mod(const float*, std::size_t, std::size_t, std::size_t,
+                             const std::uint64_t*, std::uint64_t*) noexcept;
 
 Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
                        const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
