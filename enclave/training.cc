@@ -104,16 +104,22 @@ const char* Training::phase_name(Phase p) {
   return "?";
 }
 
-// Steps are numbered from 1: "step N" is the N-th train_step; outside a step
-// (predict, export, halving) the message says how many steps came before.
-int Training::verification_failure(Session& session, uint32_t l, Phase phase, const char* what) {
+// Where a failure happened, for its message. Steps are numbered from 1:
+// "step N" is the N-th train_step; outside a step (predict, export, halving)
+// the message names the call and says how many steps came before.
+void Training::locate(uint32_t l, Phase phase, char* out, size_t capacity) const {
   if (in_step_)
-    return session.fail(VEIL_ERR_VERIFICATION,
-                        "integrity check failed: layer %u, phase %s, step %llu: %s", l,
-                        phase_name(phase), static_cast<unsigned long long>(step_ + 1), what);
-  return session.fail(VEIL_ERR_VERIFICATION,
-                      "integrity check failed: layer %u, phase %s (%s), after step %llu: %s", l,
-                      phase_name(phase), call_name_, static_cast<unsigned long long>(step_), what);
+    std::snprintf(out, capacity, "layer %u, phase %s, step %llu", l, phase_name(phase),
+                  static_cast<unsigned long long>(step_ + 1));
+  else
+    std::snprintf(out, capacity, "layer %u, phase %s (%s), after step %llu", l,
+                  phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
+}
+
+int Training::verification_failure(Session& session, uint32_t l, Phase phase, const char* what) {
+  char where[128];
+  locate(l, phase, where, sizeof where);
+  return session.fail(VEIL_ERR_VERIFICATION, "integrity check failed: %s: %s", where, what);
 }
 
 int Training::exactness_refusal(Session& session, uint32_t l, const char* product,
@@ -298,14 +304,8 @@ int Training::device_status(Session& session, uint32_t l, Phase phase, const cha
   // vouch for the session: it ends.
   const bool partial = phase == Phase::update || phase == Phase::halve;
   if (partial) session.abort();
-  // The same location words as verification_failure.
   char where[128];
-  if (in_step_)
-    std::snprintf(where, sizeof where, "layer %u, phase %s, step %llu", l, phase_name(phase),
-                  static_cast<unsigned long long>(step_ + 1));
-  else
-    std::snprintf(where, sizeof where, "layer %u, phase %s (%s), after step %llu", l,
-                  phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
+  locate(l, phase, where, sizeof where);
   const char* consequence =
       partial ? "; the device may hold part of the change, so the session is aborted" : "";
   if (result != OE_OK)
@@ -885,12 +885,7 @@ int Training::predict(Session& session, const double* x, size_t x_count, size_t 
                : run_forward<double>(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
   session.counters().saturated += saturated;
-  const double* z = pre_.back().data();
-  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
-    math::softmax_rows(z, batch, m, m, output);
-  } else {
-    for (size_t i = 0; i < batch * m; ++i) output[i] = math::activate(layers_.back().activation, z[i]);
-  }
+  model_outputs(config_.loss, layers_.back().activation, pre_.back().data(), batch, m, output);
   return VEIL_OK;
 }
 

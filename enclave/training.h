@@ -33,6 +33,13 @@ int validate_model(Session& session, const veil_train_config_t& config,
 bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,
                      math::Activation activation, std::vector<double>* out);
 
+/**
+ * What predict returns from the last layer's real z (batch x m): softmax
+ * probabilities for a cross-entropy model, the last activation for an MSE model.
+ */
+void model_outputs(int32_t loss, math::Activation last, const double* z, size_t batch, size_t m,
+                   double* out);
+
 /** The protocol state of one verify-mode training session. */
 class Training final : public Protocol {
  public:
@@ -184,6 +191,7 @@ class Training final : public Protocol {
   int device_status(Session& session, uint32_t l, Phase phase, const char* call,
                     oe_result_t result, int status);
   int exactness_refusal(Session& session, uint32_t l, const char* product, double needed) const;
+  void locate(uint32_t l, Phase phase, char* out, size_t capacity) const;
   int verification_failure(Session& session, uint32_t l, Phase phase, const char* what);
 
   // Marks the span of a train_step, for step numbers in error messages.
