@@ -64,16 +64,16 @@ int ecall_last_error(uint64_t session, char* message, size_t capacity) {
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: message is NULL");
   if (capacity == 0)
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: capacity is 0");
-  if (session == 0 || last_failure_was_sessionless()) {
-    last_sessionless_error(message, capacity);
-    return VEIL_OK;
+  // The session's own message, unless the last failure had no session to hold
+  // it (or this session is unknown or busy: then that failure is the message).
+  if (session != 0 && !last_failure_was_sessionless()) {
+    Guard guard(session);
+    if (guard.status() == VEIL_OK) {
+      guard.session().last_error(message, capacity);
+      return VEIL_OK;
+    }
   }
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) {
-    last_sessionless_error(message, capacity);
-    return VEIL_OK;
-  }
-  guard.session().last_error(message, capacity);
+  last_sessionless_error(message, capacity);
   return VEIL_OK;
 }
 

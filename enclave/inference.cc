@@ -182,12 +182,7 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   std::unique_ptr<Inference> t(new Inference());
   t->config_ = config;
   t->session_id_ = session.id();
-  t->layers_.resize(layer_count);
-  for (size_t i = 0; i < layer_count; ++i) {
-    t->layers_[i].n = layers[i].inputs;
-    t->layers_[i].m = layers[i].outputs;
-    t->layers_[i].activation = static_cast<math::Activation>(layers[i].activation);
-  }
+  shape_layers(layers, layer_count, &t->layers_);
   t->acts_.resize(layer_count);
   t->u_.resize(layer_count);
 

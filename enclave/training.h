@@ -3,6 +3,7 @@
 // exact integers at scale 2^S; the enclave keeps secret vectors s_l, t_l and the
 // fingerprints v_l = M_l s_l, w_l = M_l^T t_l (mod q), checks every product the
 // device returns, and updates the fingerprints in O(B (n + m)) per step.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,6 +25,20 @@ class Decoder;
 /** Check a model description; on failure the session's error names what is wrong. */
 int validate_model(Session& session, const veil_train_config_t& config,
                    const veil_layer_spec_t* layers, size_t layer_count);
+
+/**
+ * Size `out` to a validated model and copy each layer's widths and activation
+ * (the EDL's activation codes are math::Activation's) into it.
+ */
+template <class Layer>
+void shape_layers(const veil_layer_spec_t* specs, size_t count, std::vector<Layer>* out) {
+  out->resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    (*out)[i].n = specs[i].inputs;
+    (*out)[i].m = specs[i].outputs;
+    (*out)[i].activation = static_cast<math::Activation>(specs[i].activation);
+  }
+}
 
 /**
  * Initial real weights of layer li, (n + 1) x m with a zero bias row: He-uniform
@@ -208,8 +223,9 @@ class Training final : public Protocol {
   uint64_t step_ = 0;
   int32_t lr_exp_ = 0;
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
-  double act_clip_int_ = 0;
-  double grad_clip_int_ = 0;
+  // act_clip and grad_clip at their formats' scales (unrounded): operand bounds.
+  double act_clip_int() const { return std::ldexp(config_.act_clip, config_.frac_act); }
+  double grad_clip_int() const { return std::ldexp(config_.grad_clip, config_.frac_grad); }
   template <typename T>
   Operands<T>& operands_of();
   // Narrow operands (float32) halve the bytes of every pass over them and of
