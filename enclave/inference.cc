@@ -285,7 +285,8 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
   rows_loaded_ += rows;
   if (rows_loaded_ < total) return VEIL_OK;
   rows_loaded_ = 0;  // a refused layer loads again from its first row
-  const double col_l1 = math::max_column_l1(l.wq.data(), total, cols, cols);
+  std::vector<double> col_sums;
+  const double col_l1 = max_col_l1(l.wq.data(), total, cols, col_sums);
   int rc = check_budget(session, layer, col_l1);
   if (rc != VEIL_OK) {
     wipe_vector(l.wq);
