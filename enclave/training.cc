@@ -56,12 +56,9 @@ constexpr bool kNarrow = std::is_same_v<T, float>;
 
 
 Training::~Training() {
-  for (Layer& l : layers_) {
-    wipe(l.s.data(), l.s.size() * sizeof(uint64_t));
-    wipe(l.t.data(), l.t.size() * sizeof(uint64_t));
-    wipe(l.v.data(), l.v.size() * sizeof(uint64_t));
-    wipe(l.w.data(), l.w.size() * sizeof(uint64_t));
-  }
+  for (Layer& l : layers_)
+    for (std::vector<uint64_t>* secret : {&l.s, &l.t, &l.v, &l.w})
+      wipe(secret->data(), secret->size() * sizeof(uint64_t));
 }
 
 const char* Training::phase_name(Phase p) {

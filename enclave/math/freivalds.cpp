@@ -131,14 +131,10 @@ Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, st
   std::uint64_t buf[kBlock];
   for (std::size_t c0 = 0; c0 < cols; c0 += kBlock) {
     const std::size_t bw = cols - c0 < kBlock ? cols - c0 : kBlock;
-    if (rows == 0) {
-      for (std::size_t j = 0; j < bw; ++j) buf[j] = 0;
-    } else {
-      Status st = k.matvec_t(m + c0, rows, bw, ld, t, buf);
-      if (!st.ok()) {  // unreachable after the row pass, but never ignore a fault
-        st.col += c0;
-        return st;
-      }
+    Status st = matvec_t_mod(m + c0, rows, bw, ld, t, buf);
+    if (!st.ok()) {  // unreachable after the row pass, but never ignore a fault
+      st.col += c0;
+      return st;
     }
     for (std::size_t j = 0; j < bw; ++j) {
       if (buf[j] != w[c0 + j]) return Status::at(Fault::mismatch, Status::npos, c0 + j);
