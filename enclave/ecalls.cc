@@ -9,6 +9,7 @@
 
 #include "boundary.h"
 #include "inference.h"
+#include "math/kernel_path.h"
 #include "platform.h"
 #include "session.h"
 #include "training.h"
@@ -22,13 +23,11 @@ constexpr uint32_t kVersionMajor = 0;
 constexpr uint32_t kVersionMinor = 1;
 constexpr uint32_t kVersionPatch = 0;
 
+// The vector kernel paths this enclave can run here (math/kernel_path.h).
 uint64_t cpu_features() {
   uint64_t bits = 0;
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2")) bits |= VEIL_FEATURE_AVX2;
-  if (__builtin_cpu_supports("avx512f")) bits |= VEIL_FEATURE_AVX512;
-#endif
+  if (veil::math::kernel_path_supported(veil::math::KernelPath::avx2)) bits |= VEIL_FEATURE_AVX2;
+  if (veil::math::kernel_path_supported(veil::math::KernelPath::avx512)) bits |= VEIL_FEATURE_AVX512;
   return bits;
 }
 
@@ -65,16 +64,16 @@ int ecall_last_error(uint64_t session, char* message, size_t capacity) {
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: message is NULL");
   if (capacity == 0)
     return fail_without_session(VEIL_ERR_INVALID_ARGUMENT, "last_error: capacity is 0");
-  if (session == 0 || last_failure_was_sessionless()) {
-    last_sessionless_error(message, capacity);
-    return VEIL_OK;
+  // The session's own message, unless the last failure had no session to hold
+  // it (or this session is unknown or busy: then that failure is the message).
+  if (session != 0 && !last_failure_was_sessionless()) {
+    Guard guard(session);
+    if (guard.status() == VEIL_OK) {
+      guard.session().last_error(message, capacity);
+      return VEIL_OK;
+    }
   }
-  Guard guard(session);
-  if (guard.status() != VEIL_OK) {
-    last_sessionless_error(message, capacity);
-    return VEIL_OK;
-  }
-  guard.session().last_error(message, capacity);
+  last_sessionless_error(message, capacity);
   return VEIL_OK;
 }
 

@@ -12,8 +12,8 @@
 #include "math/field.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
-#include "math/loss.h"
 #include "math/status.h"
+#include "exactness.h"
 #include "platform.h"
 #include "seal.h"
 #include "session.h"
@@ -22,7 +22,6 @@
 namespace veil::enclave {
 namespace {
 
-constexpr double kExact = 9007199254740992.0;  // 2^53
 constexpr uint32_t kMaxBatch = VEIL_LIMIT_MAX_BATCH;
 constexpr uint32_t kMaxWidth = VEIL_LIMIT_MAX_WIDTH;
 // W_q stays in the enclave (U = R W_q needs it); refuse models beyond this.
@@ -183,12 +182,7 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   std::unique_ptr<Inference> t(new Inference());
   t->config_ = config;
   t->session_id_ = session.id();
-  t->layers_.resize(layer_count);
-  for (size_t i = 0; i < layer_count; ++i) {
-    t->layers_[i].n = layers[i].inputs;
-    t->layers_[i].m = layers[i].outputs;
-    t->layers_[i].activation = static_cast<math::Activation>(layers[i].activation);
-  }
+  shape_layers(layers, layer_count, &t->layers_);
   t->acts_.resize(layer_count);
   t->u_.resize(layer_count);
 
@@ -291,7 +285,8 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
   rows_loaded_ += rows;
   if (rows_loaded_ < total) return VEIL_OK;
   rows_loaded_ = 0;  // a refused layer loads again from its first row
-  const double col_l1 = math::max_column_l1(l.wq.data(), total, cols, cols);
+  std::vector<double> col_sums;
+  const double col_l1 = max_col_l1(l.wq.data(), total, cols, col_sums);
   int rc = check_budget(session, layer, col_l1);
   if (rc != VEIL_OK) {
     wipe_vector(l.wq);
@@ -512,14 +507,12 @@ int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, s
 }
 
 int Inference::verification_failure(Session& session, uint32_t l, const char* what) {
+  char slot[32] = "";
   if (is_private())
-    return session.fail(VEIL_ERR_VERIFICATION,
-                        "integrity check failed: layer %u, phase forward, batch %llu (slot %llu): %s",
-                        l, static_cast<unsigned long long>(batches_),
-                        static_cast<unsigned long long>(current_slot_), what);
+    std::snprintf(slot, sizeof slot, " (slot %llu)", static_cast<unsigned long long>(current_slot_));
   return session.fail(VEIL_ERR_VERIFICATION,
-                      "integrity check failed: layer %u, phase forward, batch %llu: %s", l,
-                      static_cast<unsigned long long>(batches_), what);
+                      "integrity check failed: layer %u, phase forward, batch %llu%s: %s", l,
+                      static_cast<unsigned long long>(batches_), slot, what);
 }
 
 int Inference::device_product(Session& session, uint32_t l, const double* x, size_t batch,
@@ -647,18 +640,6 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
   return VEIL_OK;
 }
 
-// Softmax for a cross-entropy model, the last activation for an MSE model.
-void Inference::write_output(size_t batch, double* output) const {
-  const size_t m = layers_.back().m;
-  const double* z = z_.data();
-  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
-    math::softmax_rows(z, batch, m, m, output);
-  } else {
-    for (size_t i = 0; i < batch * m; ++i)
-      output[i] = math::activate(layers_.back().activation, z[i]);
-  }
-}
-
 int Inference::predict(Session& session, const double* x, size_t x_count, size_t batch,
                        const uint8_t* sealed, size_t sealed_size, double* output,
                        size_t out_count) {
@@ -698,7 +679,8 @@ int Inference::predict(Session& session, const double* x, size_t x_count, size_t
   }
   if (rc != VEIL_OK) return rc;
   session.counters().saturated += saturated;
-  write_output(batch, output);
+  model_outputs(config_.loss, layers_.back().activation, z_.data(), batch, layers_.back().m,
+                output);
   return VEIL_OK;
 }
 

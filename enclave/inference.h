@@ -93,7 +93,6 @@ class Inference final : public Protocol {
   int finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
                    uint64_t* saturated);
   int verification_failure(Session& session, uint32_t l, const char* what);
-  void write_output(size_t batch, double* output) const;
   bool seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector<uint64_t>& u,
             uint8_t* out);
 

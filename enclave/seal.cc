@@ -17,16 +17,32 @@ struct CtxFree {
 };
 using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
-// EVP takes int lengths: feed large buffers in parts.
-template <typename Update>
-bool in_parts(const uint8_t* in, uint8_t* out, size_t len, Update update) {
+// AES-256-GCM in either direction: encrypting writes out and the tag,
+// decrypting writes out and succeeds only if the tag authenticates ad and in.
+bool gcm(bool encrypt, const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes],
+         const uint8_t* ad, size_t ad_len, const uint8_t* in, size_t len, uint8_t* out,
+         uint8_t tag[kSealTagBytes]) {
+  if (ad_len > INT_MAX) return false;
+  const int enc = encrypt ? 1 : 0;
+  Ctx ctx(EVP_CIPHER_CTX_new());
+  int written = 0;
+  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kSealIvBytes, nullptr) != 1 ||
+      EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, key, iv, enc) != 1 ||
+      (ad_len && EVP_CipherUpdate(ctx.get(), nullptr, &written, ad, static_cast<int>(ad_len)) != 1))
+    return false;
+  // EVP takes int lengths: feed large buffers in parts.
   for (size_t done = 0; done < len;) {
     const int part = static_cast<int>(std::min<size_t>(len - done, size_t{1} << 30));
-    int written = 0;
-    if (update(out + done, &written, in + done, part) != 1 || written != part) return false;
+    if (EVP_CipherUpdate(ctx.get(), out + done, &written, in + done, part) != 1 || written != part)
+      return false;
     done += static_cast<size_t>(part);
   }
-  return true;
+  if (encrypt)
+    return EVP_CipherFinal_ex(ctx.get(), out + len, &written) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kSealTagBytes, tag) == 1;
+  return EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag) == 1 &&
+         EVP_CipherFinal_ex(ctx.get(), out + len, &written) == 1;
 }
 
 }  // namespace
@@ -34,49 +50,23 @@ bool in_parts(const uint8_t* in, uint8_t* out, size_t len, Update update) {
 bool gcm_encrypt(const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes],
                  const uint8_t* ad, size_t ad_len, const uint8_t* plain, size_t len,
                  uint8_t* cipher, uint8_t* tag) {
-  if (ad_len > INT_MAX) return false;
-  Ctx ctx(EVP_CIPHER_CTX_new());
-  int written = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kSealIvBytes, nullptr) != 1 ||
-      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key, iv) != 1 ||
-      (ad_len && EVP_EncryptUpdate(ctx.get(), nullptr, &written, ad, static_cast<int>(ad_len)) != 1))
-    return false;
-  if (!in_parts(plain, cipher, len, [&](uint8_t* o, int* w, const uint8_t* i, int n) {
-        return EVP_EncryptUpdate(ctx.get(), o, w, i, n);
-      }))
-    return false;
-  return EVP_EncryptFinal_ex(ctx.get(), cipher + len, &written) == 1 &&
-         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kSealTagBytes, tag) == 1;
+  return gcm(true, key, iv, ad, ad_len, plain, len, cipher, tag);
 }
 
 bool gcm_decrypt(const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes],
                  const uint8_t* ad, size_t ad_len, const uint8_t* cipher, size_t len,
                  const uint8_t* tag_in, uint8_t* plain) {
-  if (ad_len > INT_MAX) return false;
   uint8_t tag[kSealTagBytes];
   std::memcpy(tag, tag_in, sizeof tag);  // read the host's bytes once
-  Ctx ctx(EVP_CIPHER_CTX_new());
-  int written = 0;
-  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kSealIvBytes, nullptr) == 1 &&
-            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key, iv) == 1 &&
-            (ad_len == 0 ||
-             EVP_DecryptUpdate(ctx.get(), nullptr, &written, ad, static_cast<int>(ad_len)) == 1) &&
-            in_parts(cipher, plain, len, [&](uint8_t* o, int* w, const uint8_t* i, int n) {
-              return EVP_DecryptUpdate(ctx.get(), o, w, i, n);
-            }) &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(), plain + len, &written) > 0;
+  const bool ok = gcm(false, key, iv, ad, ad_len, cipher, len, plain, tag);
   if (!ok) wipe(plain, len);  // never hand out unauthenticated plaintext
   return ok;
 }
 
-bool seal(const uint8_t key[kSealKeyBytes], const uint8_t* iv, const uint8_t* ad, size_t ad_len,
+bool seal(const uint8_t key[kSealKeyBytes], const uint8_t* ad, size_t ad_len,
           const uint8_t* plain, size_t len, uint8_t* blob) {
-  if (iv) std::memcpy(blob, iv, kSealIvBytes);
-  else if (!secure_random(blob, kSealIvBytes)) return false;
-  return gcm_encrypt(key, blob, ad, ad_len, plain, len, blob + kSealIvBytes,
+  return secure_random(blob, kSealIvBytes) &&
+         gcm_encrypt(key, blob, ad, ad_len, plain, len, blob + kSealIvBytes,
                      blob + kSealIvBytes + len);
 }
 

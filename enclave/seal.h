@@ -28,10 +28,9 @@ bool gcm_decrypt(const uint8_t key[kSealKeyBytes], const uint8_t iv[kSealIvBytes
 
 /**
  * Encrypt plain (len bytes) into blob (len + kSealOverhead bytes) under key,
- * authenticating ad too. iv must never repeat under one key: pass nullptr to
- * draw a random one.
+ * authenticating ad too, with a random IV.
  */
-bool seal(const uint8_t key[kSealKeyBytes], const uint8_t* iv, const uint8_t* ad, size_t ad_len,
+bool seal(const uint8_t key[kSealKeyBytes], const uint8_t* ad, size_t ad_len,
           const uint8_t* plain, size_t len, uint8_t* blob);
 
 /**

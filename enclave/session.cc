@@ -25,19 +25,12 @@ thread_local char sessionless_error[512];
 // Which message the host should read after this thread's last failure.
 thread_local bool last_failure_sessionless = false;
 
-void format_into(char* out, size_t capacity, const char* format, va_list args) {
-  std::vsnprintf(out, capacity, format, args);
-}
-
 }  // namespace
-
-Session::Session(uint64_t id) : id_(id) {}
-Session::~Session() = default;
 
 int Session::fail(int status, const char* format, ...) {
   va_list args;
   va_start(args, format);
-  format_into(last_error_, sizeof last_error_, format, args);
+  std::vsnprintf(last_error_, sizeof last_error_, format, args);
   va_end(args);
   last_failure_sessionless = false;
   if (status == VEIL_ERR_VERIFICATION) {
@@ -122,7 +115,7 @@ Guard::~Guard() {
 int fail_without_session(int status, const char* format, ...) {
   va_list args;
   va_start(args, format);
-  format_into(sessionless_error, sizeof sessionless_error, format, args);
+  std::vsnprintf(sessionless_error, sizeof sessionless_error, format, args);
   va_end(args);
   last_failure_sessionless = true;
   return status;

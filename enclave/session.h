@@ -30,8 +30,7 @@ struct Counters {
 /** One session. Calls on a session are serialised by the table (see Guard). */
 class Session {
  public:
-  explicit Session(uint64_t id);
-  ~Session();
+  explicit Session(uint64_t id) : id_(id) {}
 
   uint64_t id() const { return id_; }
   bool aborted() const { return aborted_; }

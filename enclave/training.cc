@@ -45,39 +45,10 @@ bool is_integrity_fault(math::Fault f) {
 
 
 
-// The product ocalls for each operand type: narrow operands travel as float32.
-oe_result_t device_product(bool forward, int* status, uint64_t session, uint32_t l,
-                           const double* x, size_t x_count, size_t batch, double* out,
-                           size_t out_count, bool keep) {
-  return forward ? ocall_device_forward(status, session, l, x, x_count, batch, out, out_count, keep)
-                 : ocall_device_backward(status, session, l, x, x_count, batch, out, out_count,
-                                         keep);
-}
-
-oe_result_t device_product(bool forward, int* status, uint64_t session, uint32_t l,
-                           const float* x, size_t x_count, size_t batch, double* out,
-                           size_t out_count, bool keep) {
-  return forward ? ocall_device_forward_narrow(status, session, l, x, x_count, batch, out,
-                                               out_count, keep)
-                 : ocall_device_backward_narrow(status, session, l, x, x_count, batch, out,
-                                                out_count, keep);
-}
-
-oe_result_t device_update(int* status, uint64_t session, uint32_t l, const double* a,
-                          size_t a_count, const double* dz, size_t dz_count, size_t batch) {
-  return ocall_device_update(status, session, l, a, a_count, dz, dz_count, batch);
-}
-
-oe_result_t device_update(int* status, uint64_t session, uint32_t l, const float* a,
-                          size_t a_count, const float* dz, size_t dz_count, size_t batch) {
-  return ocall_device_update_narrow(status, session, l, a, a_count, dz, dz_count, batch);
-}
-
-// Where a fused pass writes the operand it emits, by element type.
-void emit_into(math::ForwardArgs& f, double* a_next) { f.a_next = a_next; }
-void emit_into(math::ForwardArgs& f, float* a_next) { f.a_next_narrow = a_next; }
-void emit_into(math::BackwardArgs& b, double* dz_prev) { b.dz_prev = dz_prev; }
-void emit_into(math::BackwardArgs& b, float* dz_prev) { b.dz_prev_narrow = dz_prev; }
+// Narrow operands (float32) travel through the _narrow ocalls and are written
+// by the fused passes into their _narrow outputs.
+template <typename T>
+constexpr bool kNarrow = std::is_same_v<T, float>;
 
 
 }  // namespace
@@ -85,12 +56,9 @@ void emit_into(math::BackwardArgs& b, float* dz_prev) { b.dz_prev_narrow = dz_pr
 
 
 Training::~Training() {
-  for (Layer& l : layers_) {
-    wipe(l.s.data(), l.s.size() * sizeof(uint64_t));
-    wipe(l.t.data(), l.t.size() * sizeof(uint64_t));
-    wipe(l.v.data(), l.v.size() * sizeof(uint64_t));
-    wipe(l.w.data(), l.w.size() * sizeof(uint64_t));
-  }
+  for (Layer& l : layers_)
+    for (std::vector<uint64_t>* secret : {&l.s, &l.t, &l.v, &l.w})
+      wipe(secret->data(), secret->size() * sizeof(uint64_t));
 }
 
 const char* Training::phase_name(Phase p) {
@@ -104,16 +72,22 @@ const char* Training::phase_name(Phase p) {
   return "?";
 }
 
-// Steps are numbered from 1: "step N" is the N-th train_step; outside a step
-// (predict, export, halving) the message says how many steps came before.
-int Training::verification_failure(Session& session, uint32_t l, Phase phase, const char* what) {
+// Where a failure happened, for its message. Steps are numbered from 1:
+// "step N" is the N-th train_step; outside a step (predict, export, halving)
+// the message names the call and says how many steps came before.
+void Training::locate(uint32_t l, Phase phase, char* out, size_t capacity) const {
   if (in_step_)
-    return session.fail(VEIL_ERR_VERIFICATION,
-                        "integrity check failed: layer %u, phase %s, step %llu: %s", l,
-                        phase_name(phase), static_cast<unsigned long long>(step_ + 1), what);
-  return session.fail(VEIL_ERR_VERIFICATION,
-                      "integrity check failed: layer %u, phase %s (%s), after step %llu: %s", l,
-                      phase_name(phase), call_name_, static_cast<unsigned long long>(step_), what);
+    std::snprintf(out, capacity, "layer %u, phase %s, step %llu", l, phase_name(phase),
+                  static_cast<unsigned long long>(step_ + 1));
+  else
+    std::snprintf(out, capacity, "layer %u, phase %s (%s), after step %llu", l,
+                  phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
+}
+
+int Training::verification_failure(Session& session, uint32_t l, Phase phase, const char* what) {
+  char where[128];
+  locate(l, phase, where, sizeof where);
+  return session.fail(VEIL_ERR_VERIFICATION, "integrity check failed: %s: %s", where, what);
 }
 
 int Training::exactness_refusal(Session& session, uint32_t l, const char* product,
@@ -150,16 +124,8 @@ int Training::create(Session& session, const veil_train_config_t& config,
   t->config_ = config;
   t->lr_exp_ = config.lr_exp;
   t->batch_exp_ = ceil_log2(config.max_batch);
-  t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
-  t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
   t->call_name_ = "train_init";  // names the call in upload errors
-  t->layers_.resize(layer_count);
-  for (size_t i = 0; i < layer_count; ++i) {
-    Layer& l = t->layers_[i];
-    l.n = layers[i].inputs;
-    l.m = layers[i].outputs;
-    l.activation = static_cast<math::Activation>(layers[i].activation);
-  }
+  shape_layers(layers, layer_count, &t->layers_);
   int status = t->check_budget(session);
   if (status != VEIL_OK) return status;
 
@@ -203,7 +169,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
 
 template <typename T>
 Training::Operands<T>& Training::operands_of() {
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (kNarrow<T>)
     return narrow_ops_;
   else
     return wide_ops_;
@@ -271,20 +237,20 @@ int Training::weight_scale() const {
 int Training::check_budget(Session& session) const {
   const double weight_int = std::ldexp(config_.weight_max, weight_scale());
   // The bias entry 2^f_a of every forward operand row exceeds act_clip when act_clip < 1.
-  const double act_max = std::max(act_clip_int_, std::ldexp(1.0, config_.frac_act));
+  const double act_max = std::max(act_clip_int(), std::ldexp(1.0, config_.frac_act));
   for (uint32_t li = 0; li < layers_.size(); ++li) {
     const Layer& l = layers_[li];
-    const double act_row = (l.n * act_clip_int_) + std::ldexp(1.0, config_.frac_act);
+    const double act_row = (l.n * act_clip_int()) + std::ldexp(1.0, config_.frac_act);
     LimbPlan fwd = plan_limbs(act_row, act_max, l.n + 1, weight_int);
     if (fwd.count == 0 || fwd.count > kMaxLimbs)
       return exactness_refusal(session, li, "forward", act_row * weight_int);
     if (li > 0) {
-      const double grad_row = l.m * grad_clip_int_;
-      LimbPlan bwd = plan_limbs(grad_row, grad_clip_int_, l.m, weight_int);
+      const double grad_row = l.m * grad_clip_int();
+      LimbPlan bwd = plan_limbs(grad_row, grad_clip_int(), l.m, weight_int);
       if (bwd.count == 0 || bwd.count > kMaxLimbs)
         return exactness_refusal(session, li, "backward", grad_row * weight_int);
     }
-    const double update = static_cast<double>(config_.max_batch) * act_max * grad_clip_int_;
+    const double update = static_cast<double>(config_.max_batch) * act_max * grad_clip_int();
     if (weight_int + update >= kExact)
       return exactness_refusal(session, li, "update", weight_int + update);
   }
@@ -298,14 +264,8 @@ int Training::device_status(Session& session, uint32_t l, Phase phase, const cha
   // vouch for the session: it ends.
   const bool partial = phase == Phase::update || phase == Phase::halve;
   if (partial) session.abort();
-  // The same location words as verification_failure.
   char where[128];
-  if (in_step_)
-    std::snprintf(where, sizeof where, "layer %u, phase %s, step %llu", l, phase_name(phase),
-                  static_cast<unsigned long long>(step_ + 1));
-  else
-    std::snprintf(where, sizeof where, "layer %u, phase %s (%s), after step %llu", l,
-                  phase_name(phase), call_name_, static_cast<unsigned long long>(step_));
+  locate(l, phase, where, sizeof where);
   const char* consequence =
       partial ? "; the device may hold part of the change, so the session is aborted" : "";
   if (result != OE_OK)
@@ -410,10 +370,18 @@ int Training::ensure_sound(Session& session, uint32_t l, double operand_row_l1, 
 template <typename T>
 int Training::request_product(Session& session, uint32_t l, Phase phase, const T* x,
                               size_t batch, size_t in_cols, size_t out_cols, bool keep) {
+  const bool fwd = phase == Phase::forward;
+  const uint64_t id = session.id();
+  const size_t n = batch * in_cols, out_n = batch * out_cols;
+  double* out = device_out_.data();
   int status = VEIL_OK;
-  const oe_result_t r = device_product(phase == Phase::forward, &status, session.id(), l, x,
-                                       batch * in_cols, batch, device_out_.data(),
-                                       batch * out_cols, keep);
+  oe_result_t r;
+  if constexpr (kNarrow<T>)
+    r = fwd ? ocall_device_forward_narrow(&status, id, l, x, n, batch, out, out_n, keep)
+            : ocall_device_backward_narrow(&status, id, l, x, n, batch, out, out_n, keep);
+  else
+    r = fwd ? ocall_device_forward(&status, id, l, x, n, batch, out, out_n, keep)
+            : ocall_device_backward(&status, id, l, x, n, batch, out, out_n, keep);
   session.counters().products++;
   return device_status(session, l, phase, phase_name(phase), r, status);
 }
@@ -446,8 +414,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
   // enough are the actual row norms measured (one pass over the operand). A
   // forward row holds n clipped activations and the bias entry 2^f_a, which
   // act_clip < 1 does not bound.
-  double row_l1 = fwd ? layer.n * act_clip_int_ + std::ldexp(1.0, config_.frac_act)
-                      : static_cast<double>(in_cols) * grad_clip_int_;
+  double row_l1 = fwd ? layer.n * act_clip_int() + std::ldexp(1.0, config_.frac_act)
+                      : static_cast<double>(in_cols) * grad_clip_int();
   if (row_l1 * layer.device_max >= kExact || row_l1 * layer.proven_max >= kSoundLimit) {
     const double known = fwd ? layer.a_row_l1 : layer.dz_row_l1;
     row_l1 = known >= 0 ? known : max_row_l1(x, batch, in_cols);
@@ -554,7 +522,8 @@ math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale,
     f.ld_z_real = layer.m;
   }
   if (!last) {
-    emit_into(f, operands_of<T>().acts[l + 1].data());
+    if constexpr (kNarrow<T>) f.a_next_narrow = operands_of<T>().acts[l + 1].data();
+    else f.a_next = operands_of<T>().acts[l + 1].data();
     f.ld_a_next = layer.m + 1;
     f.a_format = act_format();
     stats->col_l1 = col_l1_.data();
@@ -597,7 +566,8 @@ math::PassResult Training::backward_pass(uint32_t l, size_t batch, int scale,
     b.ld_z_prev = layer.n;
   }
   b.out_cols = layer.n;
-  emit_into(b, operands_of<T>().grads[l - 1].data());
+  if constexpr (kNarrow<T>) b.dz_prev_narrow = operands_of<T>().grads[l - 1].data();
+  else b.dz_prev = operands_of<T>().grads[l - 1].data();
   b.ld_dz_prev = layer.n;
   b.g_format = grad_format();
   b.dz_stats = stats;
@@ -748,10 +718,15 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch, double gr
   layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   const bool send_a = !layer.device_has_a, send_dz = !layer.device_has_dz;
   layer.device_has_a = layer.device_has_dz = false;
+  const T* a_sent = send_a ? a : nullptr;
+  const T* dz_sent = send_dz ? dz : nullptr;
+  const size_t a_n = send_a ? batch * rows : 0, dz_n = send_dz ? batch * cols : 0;
   int status = VEIL_OK;
-  oe_result_t r = device_update(&status, session.id(), l, send_a ? a : nullptr,
-                                send_a ? batch * rows : 0, send_dz ? dz : nullptr,
-                                send_dz ? batch * cols : 0, batch);
+  oe_result_t r;
+  if constexpr (kNarrow<T>)
+    r = ocall_device_update_narrow(&status, session.id(), l, a_sent, a_n, dz_sent, dz_n, batch);
+  else
+    r = ocall_device_update(&status, session.id(), l, a_sent, a_n, dz_sent, dz_n, batch);
   session.counters().products++;
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;
@@ -885,12 +860,7 @@ int Training::predict(Session& session, const double* x, size_t x_count, size_t 
                : run_forward<double>(session, batch, &saturated);
   if (rc != VEIL_OK) return rc;
   session.counters().saturated += saturated;
-  const double* z = pre_.back().data();
-  if (config_.loss == VEIL_LOSS_CROSS_ENTROPY) {
-    math::softmax_rows(z, batch, m, m, output);
-  } else {
-    for (size_t i = 0; i < batch * m; ++i) output[i] = math::activate(layers_.back().activation, z[i]);
-  }
+  model_outputs(config_.loss, layers_.back().activation, pre_.back().data(), batch, m, output);
   return VEIL_OK;
 }
 

@@ -3,6 +3,7 @@
 // exact integers at scale 2^S; the enclave keeps secret vectors s_l, t_l and the
 // fingerprints v_l = M_l s_l, w_l = M_l^T t_l (mod q), checks every product the
 // device returns, and updates the fingerprints in O(B (n + m)) per step.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,12 +27,33 @@ int validate_model(Session& session, const veil_train_config_t& config,
                    const veil_layer_spec_t* layers, size_t layer_count);
 
 /**
+ * Size `out` to a validated model and copy each layer's widths and activation
+ * (the EDL's activation codes are math::Activation's) into it.
+ */
+template <class Layer>
+void shape_layers(const veil_layer_spec_t* specs, size_t count, std::vector<Layer>* out) {
+  out->resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    (*out)[i].n = specs[i].inputs;
+    (*out)[i].m = specs[i].outputs;
+    (*out)[i].activation = static_cast<math::Activation>(specs[i].activation);
+  }
+}
+
+/**
  * Initial real weights of layer li, (n + 1) x m with a zero bias row: He-uniform
  * for ReLU/softplus, Glorot-uniform otherwise, from a PRG keyed by the public
  * seed (so runs are reproducible and every trainer starts alike).
  */
 bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,
                      math::Activation activation, std::vector<double>* out);
+
+/**
+ * What predict returns from the last layer's real z (batch x m): softmax
+ * probabilities for a cross-entropy model, the last activation for an MSE model.
+ */
+void model_outputs(int32_t loss, math::Activation last, const double* z, size_t batch, size_t m,
+                   double* out);
 
 /** The protocol state of one verify-mode training session. */
 class Training final : public Protocol {
@@ -184,6 +206,7 @@ class Training final : public Protocol {
   int device_status(Session& session, uint32_t l, Phase phase, const char* call,
                     oe_result_t result, int status);
   int exactness_refusal(Session& session, uint32_t l, const char* product, double needed) const;
+  void locate(uint32_t l, Phase phase, char* out, size_t capacity) const;
   int verification_failure(Session& session, uint32_t l, Phase phase, const char* what);
 
   // Marks the span of a train_step, for step numbers in error messages.
@@ -200,8 +223,9 @@ class Training final : public Protocol {
   uint64_t step_ = 0;
   int32_t lr_exp_ = 0;
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
-  double act_clip_int_ = 0;
-  double grad_clip_int_ = 0;
+  // act_clip and grad_clip at their formats' scales (unrounded): operand bounds.
+  double act_clip_int() const { return std::ldexp(config_.act_clip, config_.frac_act); }
+  double grad_clip_int() const { return std::ldexp(config_.grad_clip, config_.frac_grad); }
   template <typename T>
   Operands<T>& operands_of();
   // Narrow operands (float32) halve the bytes of every pass over them and of

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "math/loss.h"
 #include "math/prg.h"
 #include "training.h"
 
@@ -73,6 +74,14 @@ int validate_model(Session& session, const veil_train_config_t& config,
                           clips[i]);
 
   return VEIL_OK;
+}
+
+void model_outputs(int32_t loss, math::Activation last, const double* z, size_t batch, size_t m,
+                   double* out) {
+  if (loss == VEIL_LOSS_CROSS_ENTROPY)
+    math::softmax_rows(z, batch, m, m, out);
+  else
+    for (size_t i = 0; i < batch * m; ++i) out[i] = math::activate(last, z[i]);
 }
 
 bool initial_weights(const veil_train_config_t& config, uint32_t li, uint32_t n, uint32_t m,

@@ -151,7 +151,7 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   }
   std::vector<uint8_t> ad = associated_data(specs.data(), specs.size());
   const bool sealed = plain.size() == state_size() &&
-                      seal(seal_key, nullptr, ad.data(), ad.size(), plain.data(), plain.size(), blob);
+                      seal(seal_key, ad.data(), ad.size(), plain.data(), plain.size(), blob);
   wipe(seal_key, sizeof seal_key);
   wipe(plain.data(), plain.size());
   if (!sealed) return session.fail(VEIL_ERR_INTERNAL, "checkpoint: sealing failed");
@@ -169,12 +169,8 @@ bool Training::decode_state(Decoder& d, const veil_layer_spec_t* layers, size_t 
   counters->checks_passed = d.u64();
   counters->products = d.u64();
   counters->saturated = d.u64();
-  layers_.resize(layer_count);
-  for (size_t li = 0; li < layer_count; ++li) {
-    Layer& l = layers_[li];
-    l.n = layers[li].inputs;
-    l.m = layers[li].outputs;
-    l.activation = static_cast<math::Activation>(layers[li].activation);
+  shape_layers(layers, layer_count, &layers_);
+  for (Layer& l : layers_) {
     l.device_max = d.f64();
     l.proven_max = d.f64();
     d.u64s(&l.s, l.m);
@@ -219,8 +215,6 @@ int Training::restore(Session& session, const veil_train_config_t& config,
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "restore: the checkpoint was sealed for another configuration");
   t->config_ = config;
-  t->act_clip_int_ = std::ldexp(config.act_clip, config.frac_act);
-  t->grad_clip_int_ = std::ldexp(config.grad_clip, config.frac_grad);
   t->allocate_buffers();
   // The weights the host kept beside the checkpoint must be the ones these
   // fingerprints describe: a state rolled back or forward against them, or

@@ -29,7 +29,7 @@
 #include "math/field.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
-#include "math/kernel_path.h"
+#include "forced_kernel_path.h"
 #include "math/prg.h"
 
 using namespace veil::math;
@@ -154,7 +154,9 @@ int main(int argc, char** argv) {
       continue;
     }
     force_kernel_path(p);
-    for (Activation act : {Activation::relu, Activation::identity, Activation::sigmoid}) {
+    const std::pair<Activation, const char*> activations[] = {
+        {Activation::relu, "relu"}, {Activation::identity, "identity"}, {Activation::sigmoid, "sigmoid"}};
+    for (const auto& [act, act_name] : activations) {
       ForwardArgs f;
       f.z = z.data();
       f.rows = rows;
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
       f.ld_a_next = cols + 1;
       f.a_format = FixedFormat{8, 8.0};
       bool ok = true;
-      const double ratio = measure(std::string("fused forward ") + activation_name(act),
+      const double ratio = measure(std::string("fused forward ") + act_name,
                                    kernel_path_name(p), [&] { ok = ok && fused_forward(f).status.ok(); });
       if (!ok) {
         std::printf("fused_forward failed\n");
@@ -300,7 +302,7 @@ int main(int argc, char** argv) {
       });
     }
   }
-  force_kernel_path(KernelPath::automatic);
+  release_kernel_path();
 
   // Mask generation: uniform F_q elements, 8 bytes each, into a buffer of the same size.
   PrgKey key{};

@@ -1,7 +1,6 @@
 #include "math/activation.h"
 
 #include <cmath>
-#include <cstring>
 
 namespace veil {
 namespace math {
@@ -42,30 +41,6 @@ double activation_derivative(Activation act, double z) noexcept {
     case Activation::softplus: return sigmoid(z);
   }
   return 1.0;
-}
-
-const char* activation_name(Activation act) noexcept {
-  switch (act) {
-    case Activation::identity: return "identity";
-    case Activation::relu: return "relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::arctan: return "arctan";
-    case Activation::softplus: return "softplus";
-  }
-  return "unknown";
-}
-
-bool parse_activation(const char* name, Activation* out) noexcept {
-  if (name == nullptr || out == nullptr) return false;
-  static const Activation all[] = {Activation::identity, Activation::relu, Activation::sigmoid,
-                                   Activation::arctan, Activation::softplus};
-  for (Activation a : all) {
-    if (std::strcmp(name, activation_name(a)) == 0) {
-      *out = a;
-      return true;
-    }
-  }
-  return false;
 }
 
 }  // namespace math

@@ -32,11 +32,5 @@ constexpr bool is_piecewise_linear(Activation act) noexcept {
   return act == Activation::identity || act == Activation::relu;
 }
 
-/** Lower-case name ("relu", ...); "unknown" for values outside the enum. */
-const char* activation_name(Activation act) noexcept;
-
-/** Parses a name written by activation_name; returns false if unknown. */
-bool parse_activation(const char* name, Activation* out) noexcept;
-
 }  // namespace math
 }  // namespace veil

@@ -7,10 +7,7 @@ namespace math {
 
 namespace {
 
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
+using detail::matrix_ok;
 
 constexpr std::uint64_t kLimbMask = (std::uint64_t{1} << kBlindLimbBits) - 1;
 
@@ -18,27 +15,6 @@ constexpr std::uint64_t kLimbMask = (std::uint64_t{1} << kBlindLimbBits) - 1;
 std::uint64_t pb_of(double x) noexcept { return FieldPb::from_int(detail::to_int(x)); }
 
 }  // namespace
-
-double max_column_l1(const double* w, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (!matrix_ok(w, rows, cols, ld)) return -1.0;
-  constexpr std::size_t kBlock = 256;
-  double sums[kBlock];
-  double best = 0.0;
-  for (std::size_t c0 = 0; c0 < cols; c0 += kBlock) {
-    const std::size_t bw = cols - c0 < kBlock ? cols - c0 : kBlock;
-    for (std::size_t j = 0; j < bw; ++j) sums[j] = 0.0;
-    for (std::size_t i = 0; i < rows; ++i) {
-      const double* wr = w + i * ld + c0;
-      for (std::size_t j = 0; j < bw; ++j) {
-        const double a = wr[j] < 0 ? -wr[j] : wr[j];
-        if (!(a <= 1.7976931348623157e308)) return -1.0;
-        sums[j] += a;
-      }
-    }
-    for (std::size_t j = 0; j < bw; ++j) best = sums[j] > best ? sums[j] : best;
-  }
-  return best;
-}
 
 Status blind(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
              const std::uint64_t* r, std::size_t ldr, double* lo, double* hi,

@@ -40,13 +40,6 @@ constexpr bool blind_result_recoverable(double x_abs_max, double w_col_l1_max) n
 }
 
 /**
- * The largest column L1 norm max_j sum_i |w[i][j]| of a rows x cols matrix,
- * the bound both predicates above take. Returns -1 for invalid arguments or
- * non-finite entries.
- */
-double max_column_l1(const double* w, std::size_t rows, std::size_t cols, std::size_t ld) noexcept;
-
-/**
  * Masks X_q (rows x cols, integers |x| < 2^53) with R (same shape, entries in
  * [0, p_b), leading dimension ldr): X~ = X_q + R mod p_b, written as limbs
  * lo = X~ mod 2^24 and hi = X~ >> 24 (integer-valued doubles, ld = ldo).

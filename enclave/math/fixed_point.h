@@ -7,7 +7,7 @@
  *
  * Rounding is round-half-to-even and independent of the FPU rounding mode.
  * Values that do not fit saturate to +-limit and are counted, never wrapped.
- * Round trip: |dequantize(quantize(x)) - x| <= 2^-(f+1) whenever |x| <= limit * 2^-f.
+ * Round trip: |quantize(x) * 2^-f - x| <= 2^-(f+1) whenever |x| <= limit * 2^-f.
  */
 
 #include <cstddef>
@@ -66,45 +66,19 @@ bool fixed_format_valid(FixedFormat fmt) noexcept;
 double fixed_limit(FixedFormat fmt) noexcept;
 
 /**
- * Quantizes one value; sets *saturated (if non-null) when it was clipped or
- * NaN. Returns 0 for an invalid format.
- */
-double quantize_value(double x, FixedFormat fmt, bool* saturated) noexcept;
-
-/**
- * Quantizes a row-major float64 matrix (leading dimensions in elements).
- * NaN becomes 0 and counts as saturated; +-Inf saturates to +-limit.
- * Fails (invalid_argument) on a bad format, null pointers or ld < cols.
- */
-PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo) noexcept;
-
-/** As above, also filling *stats (if non-null) with the magnitudes of out. */
-PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo, OperandStats* stats) noexcept;
-
-/**
- * As above with float32 output: the quantized values as a narrow operand
- * (freivalds.h), for the passes and copies that read them. Values, saturation
- * count and *stats are those of the float64-output overload. Fails
- * (invalid_argument) also when fixed_limit(fmt) >= 2^23, where outputs could
+ * Quantizes a row-major float64 matrix (leading dimensions in elements) into
+ * float64 (TOut = double) or into a narrow operand (TOut = float, freivalds.h)
+ * for the passes and copies that read it, filling *stats (if non-null) with
+ * the magnitudes of out. NaN becomes 0 and counts as saturated; +-Inf
+ * saturates to +-limit. Values, saturation count and *stats do not depend on
+ * TOut. Fails (invalid_argument) on a bad format, null pointers or ld < cols,
+ * and for float output also when fixed_limit(fmt) >= 2^23, where outputs could
  * not be narrow.
  */
+template <class TOut>
 PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, float* out, std::size_t ldo,
+                    FixedFormat fmt, TOut* out, std::size_t ldo,
                     OperandStats* stats = nullptr) noexcept;
-
-/** As above for float32 input (each value widened exactly to float64 first). */
-PassResult quantize(const float* x, std::size_t rows, std::size_t cols, std::size_t ldx,
-                    FixedFormat fmt, double* out, std::size_t ldo) noexcept;
-
-/** out = xq * 2^-frac_bits (exact for integers below 2^53). */
-Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
-                  int frac_bits, double* out, std::size_t ldo) noexcept;
-
-/** As above, rounding the result to float32. */
-Status dequantize(const double* xq, std::size_t rows, std::size_t cols, std::size_t ldx,
-                  int frac_bits, float* out, std::size_t ldo) noexcept;
 
 }  // namespace math
 }  // namespace veil

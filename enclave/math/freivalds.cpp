@@ -1,19 +1,16 @@
 #include "math/freivalds.h"
 
+#include <type_traits>
+
 #include "math/detail/kernels.h"
-#include "math/field.h"
 
 namespace veil {
 namespace math {
 
 namespace {
 
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
-
-bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
+using detail::matrix_ok;
+using detail::vector_ok;
 
 // Kernels see a one-row matrix; put the caller's row back into the status.
 Status with_row(Status st, std::size_t row) noexcept {
@@ -21,36 +18,15 @@ Status with_row(Status st, std::size_t row) noexcept {
   return st;
 }
 
-// Per-row sums C_i s and A_i bs of one row pair, range-checking both rows.
-Status row_pair(const detail::Kernels& k, const double* a, std::size_t inner, std::size_t lda,
-                const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                const std::uint64_t* s, std::size_t i, std::uint64_t* cs, std::uint64_t* as) {
-  Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, cs);
-  if (!st.ok()) return with_row(st, i);
-  st = k.matvec(a + i * lda, 1, inner, lda, bs, as);
-  return with_row(st, i);
-}
-
-bool check_args(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
-                const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                const std::uint64_t* s) noexcept {
-  return matrix_ok(a, rows, inner, lda) && matrix_ok(c, rows, cols, ldc) && vector_ok(bs, inner) &&
-         vector_ok(s, cols);
-}
-
-// The validation and empty-shape handling shared by the float64 and the
-// narrow overloads; `kernel` is the active table's entry for T.
+// Narrow operands (float32) take the table's _f kernels.
 template <class T>
-using MatvecKernel = Status (*)(const T*, std::size_t, std::size_t, std::size_t,
-                                const std::uint64_t*, std::uint64_t*);
-template <class T>
-using Matvec2Kernel = Status (*)(const T*, std::size_t, std::size_t, std::size_t,
-                                 const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
-                                 std::uint64_t*);
+constexpr bool kNarrow = std::is_same<T, float>::value;
+
+}  // namespace
 
 template <class T>
-Status checked_matvec(MatvecKernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                      std::size_t ld, const std::uint64_t* v, std::uint64_t* out) noexcept {
+Status matvec_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                  const std::uint64_t* v, std::uint64_t* out) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(v, cols) || !vector_ok(out, rows)) {
     return Status::at(Fault::invalid_argument);
   }
@@ -59,13 +35,15 @@ Status checked_matvec(MatvecKernel<T> kernel, const T* x, std::size_t rows, std:
     for (std::size_t i = 0; i < rows; ++i) out[i] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, v, out);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec_f(x, rows, cols, ld, v, out);
+  else return k.matvec(x, rows, cols, ld, v, out);
 }
 
 template <class T>
-Status checked_matvec2(Matvec2Kernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                       std::size_t ld, const std::uint64_t* v1, const std::uint64_t* v2,
-                       std::uint64_t* out1, std::uint64_t* out2) noexcept {
+Status matvec2_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
+                   std::uint64_t* out2) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(v1, cols) || !vector_ok(v2, cols) ||
       !vector_ok(out1, rows) || !vector_ok(out2, rows)) {
     return Status::at(Fault::invalid_argument);
@@ -75,12 +53,14 @@ Status checked_matvec2(Matvec2Kernel<T> kernel, const T* x, std::size_t rows, st
     for (std::size_t i = 0; i < rows; ++i) out1[i] = out2[i] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, v1, v2, out1, out2);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec2_f(x, rows, cols, ld, v1, v2, out1, out2);
+  else return k.matvec2(x, rows, cols, ld, v1, v2, out1, out2);
 }
 
 template <class T>
-Status checked_matvec_t(MatvecKernel<T> kernel, const T* x, std::size_t rows, std::size_t cols,
-                        std::size_t ld, const std::uint64_t* y, std::uint64_t* out) noexcept {
+Status matvec_t_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                    const std::uint64_t* y, std::uint64_t* out) noexcept {
   if (!matrix_ok(x, rows, cols, ld) || !vector_ok(y, rows) || !vector_ok(out, cols)) {
     return Status::at(Fault::invalid_argument);
   }
@@ -89,93 +69,45 @@ Status checked_matvec_t(MatvecKernel<T> kernel, const T* x, std::size_t rows, st
     for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
     return Status::success();
   }
-  return kernel(x, rows, cols, ld, y, out);
+  const detail::Kernels& k = detail::active_kernels();
+  if constexpr (kNarrow<T>) return k.matvec_t_f(x, rows, cols, ld, y, out);
+  else return k.matvec_t(x, rows, cols, ld, y, out);
 }
 
-}  // namespace
-
-Status range_check(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (!matrix_ok(x, rows, cols, ld)) return Status::at(Fault::invalid_argument);
-  if (rows == 0 || cols == 0) return Status::success();
-  return detail::active_kernels().range(x, rows, cols, ld);
-}
-
-Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                  const std::uint64_t* v, std::uint64_t* out) noexcept {
-  return checked_matvec(detail::active_kernels().matvec, x, rows, cols, ld, v, out);
-}
-
-Status matvec_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                  const std::uint64_t* v, std::uint64_t* out) noexcept {
-  return checked_matvec(detail::active_kernels().matvec_f, x, rows, cols, ld, v, out);
-}
-
-Status matvec2_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
-                   std::uint64_t* out2) noexcept {
-  return checked_matvec2(detail::active_kernels().matvec2, x, rows, cols, ld, v1, v2, out1, out2);
-}
-
-Status matvec2_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
-                   std::uint64_t* out2) noexcept {
-  return checked_matvec2(detail::active_kernels().matvec2_f, x, rows, cols, ld, v1, v2, out1,
-                         out2);
-}
-
-Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                    const std::uint64_t* y, std::uint64_t* out) noexcept {
-  return checked_matvec_t(detail::active_kernels().matvec_t, x, rows, cols, ld, y, out);
-}
-
-Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                    const std::uint64_t* y, std::uint64_t* out) noexcept {
-  return checked_matvec_t(detail::active_kernels().matvec_t_f, x, rows, cols, ld, y, out);
-}
+// The two element types (freivalds.h).
+template Status matvec_mod(const double*, std::size_t, std::size_t, std::size_t,
+                           const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec_mod(const float*, std::size_t, std::size_t, std::size_t,
+                           const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec2_mod(const double*, std::size_t, std::size_t, std::size_t,
+                            const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
+                            std::uint64_t*) noexcept;
+template Status matvec2_mod(const float*, std::size_t, std::size_t, std::size_t,
+                            const std::uint64_t*, const std::uint64_t*, std::uint64_t*,
+                            std::uint64_t*) noexcept;
+template Status matvec_t_mod(const double*, std::size_t, std::size_t, std::size_t,
+                             const std::uint64_t*, std::uint64_t*) noexcept;
+template Status matvec_t_mod(const float*, std::size_t, std::size_t, std::size_t,
+                             const std::uint64_t*, std::uint64_t*) noexcept;
 
 Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
                        const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
                        const std::uint64_t* s) noexcept {
-  if (!check_args(a, rows, inner, lda, c, cols, ldc, bs, s)) {
+  if (!matrix_ok(a, rows, inner, lda) || !matrix_ok(c, rows, cols, ldc) ||
+      !vector_ok(bs, inner) || !vector_ok(s, cols)) {
     return Status::at(Fault::invalid_argument);
   }
   const detail::Kernels& k = detail::active_kernels();
   Status mismatch;
   for (std::size_t i = 0; i < rows; ++i) {
+    // The row sums C_i s and A_i bs, range-checking both rows.
     std::uint64_t cs = 0, as = 0;
-    const Status st = row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (!st.ok()) return st;  // range faults win over an earlier mismatch
+    Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, &cs);
+    if (st.ok()) st = k.matvec(a + i * lda, 1, inner, lda, bs, &as);
+    if (!st.ok()) return with_row(st, i);  // range faults win over an earlier mismatch
     if (cs != as && mismatch.ok()) mismatch = Status::at(Fault::mismatch, i);
   }
   return mismatch;
-}
-
-Status freivalds_check_two_sided(const double* a, std::size_t rows, std::size_t inner,
-                                 std::size_t lda, const double* c, std::size_t cols,
-                                 std::size_t ldc, const std::uint64_t* bs, const std::uint64_t* s,
-                                 const std::uint64_t* r) noexcept {
-  if (!check_args(a, rows, inner, lda, c, cols, ldc, bs, s) || !vector_ok(r, rows)) {
-    return Status::at(Fault::invalid_argument);
-  }
-  const detail::Kernels& k = detail::active_kernels();
-  // r^T (C s) and r^T (A (B s)), accumulated row by row: the same field values
-  // as (r^T C) s and (r^T A)(B s), with no scratch vectors.
-  std::uint64_t lhs = 0, rhs = 0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    std::uint64_t cs = 0, as = 0;
-    const Status st = row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (!st.ok()) return st;
-    lhs = FieldQ::add(lhs, FieldQ::mul(r[i], cs));
-    rhs = FieldQ::add(rhs, FieldQ::mul(r[i], as));
-  }
-  if (lhs == rhs) return Status::success();
-  // Failure path only: find a row to name (one must differ, or the sums would agree).
-  for (std::size_t i = 0; i < rows; ++i) {
-    std::uint64_t cs = 0, as = 0;
-    row_pair(k, a, inner, lda, c, cols, ldc, bs, s, i, &cs, &as);
-    if (cs != as) return Status::at(Fault::mismatch, i);
-  }
-  return Status::at(Fault::mismatch);
 }
 
 Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, std::size_t ld,
@@ -199,14 +131,10 @@ Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, st
   std::uint64_t buf[kBlock];
   for (std::size_t c0 = 0; c0 < cols; c0 += kBlock) {
     const std::size_t bw = cols - c0 < kBlock ? cols - c0 : kBlock;
-    if (rows == 0) {
-      for (std::size_t j = 0; j < bw; ++j) buf[j] = 0;
-    } else {
-      Status st = k.matvec_t(m + c0, rows, bw, ld, t, buf);
-      if (!st.ok()) {  // unreachable after the row pass, but never ignore a fault
-        st.col += c0;
-        return st;
-      }
+    Status st = matvec_t_mod(m + c0, rows, bw, ld, t, buf);
+    if (!st.ok()) {  // unreachable after the row pass, but never ignore a fault
+      st.col += c0;
+      return st;
     }
     for (std::size_t j = 0; j < bw; ++j) {
       if (buf[j] != w[c0 + j]) return Status::at(Fault::mismatch, Status::npos, c0 + j);

@@ -11,8 +11,8 @@
  * element in row-major order (fault, row, col); range faults take precedence
  * over mismatches, and a mismatch names its row (col = npos).
  *
- * Soundness (docs/arithmetic.md): a wrong product passes the one-sided check
- * with probability <= 1/q over a uniform secret s, the two-sided with <= 2/q.
+ * Soundness (docs/arithmetic.md): a wrong product passes a check with
+ * probability <= 1/q over a uniform secret s.
  */
 
 #include <cstddef>
@@ -23,48 +23,36 @@
 namespace veil {
 namespace math {
 
-/** Range check alone: the first element that is not finite, >= 2^53 or not integral. */
-Status range_check(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) noexcept;
-
+/**
+ * @name Matrix-vector products mod q
+ * Each takes a float64 matrix of device values (T = double) or a narrow
+ * operand (T = float): the operands the enclave quantizes itself (activations
+ * A, gradients dZ) may be kept as float32, row-major, every element an integer
+ * with |x| < 2^23, which float32 holds exactly. Their range is tighter than
+ * the float64 device values' (|x| < 2^53): the first element in row-major
+ * order that is NaN or +-Inf (not_finite), not an integer (not_integral) or
+ * at least 2^23 in magnitude (out_of_range) is reported as a fault. On valid
+ * input the results are those of float64 input with the same values, bit for
+ * bit, on every kernel path; arguments are validated the same way.
+ */
+///@{
 /** out[i] = sum_j x[i][j] * v[j] mod q (length rows); x is range-checked. */
-Status matvec_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+template <class T>
+Status matvec_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                   const std::uint64_t* v, std::uint64_t* out) noexcept;
 
 /**
  * matvec_mod with two vectors in one pass over x: out1 = x v1 and out2 = x v2
  * (mod q), the same values and faults as two calls.
  */
-Status matvec2_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+template <class T>
+Status matvec2_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                    const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
                    std::uint64_t* out2) noexcept;
 
 /** out[j] = sum_i x[i][j] * y[i] mod q (length cols), i.e. x^T y; x is range-checked. */
-Status matvec_t_mod(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                    const std::uint64_t* y, std::uint64_t* out) noexcept;
-
-/**
- * @name Narrow operands
- * The operands the enclave quantizes itself (activations A, gradients dZ) may
- * be kept as float32 "narrow operands": row-major, every element an integer
- * with |x| < 2^23, which float32 holds exactly. Their range is tighter than
- * the float64 device values' (|x| < 2^53): the first element in row-major
- * order that is NaN or +-Inf (not_finite), not an integer (not_integral) or
- * at least 2^23 in magnitude (out_of_range) is reported as a fault. On valid
- * input the results are the float64 overloads' on the same values, bit for
- * bit, on every kernel path; arguments are validated the same way.
- */
-///@{
-/** matvec_mod() of a narrow operand. */
-Status matvec_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                  const std::uint64_t* v, std::uint64_t* out) noexcept;
-
-/** matvec2_mod() of a narrow operand. */
-Status matvec2_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
-                   const std::uint64_t* v1, const std::uint64_t* v2, std::uint64_t* out1,
-                   std::uint64_t* out2) noexcept;
-
-/** matvec_t_mod() of a narrow operand. */
-Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::size_t ld,
+template <class T>
+Status matvec_t_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                     const std::uint64_t* y, std::uint64_t* out) noexcept;
 ///@}
 
@@ -76,16 +64,6 @@ Status matvec_t_mod(const float* x, std::size_t rows, std::size_t cols, std::siz
 Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
                        const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
                        const std::uint64_t* s) noexcept;
-
-/**
- * Batched two-sided check r^T C s == r^T A (B s) (mod q) with a second secret
- * r (length rows): one scalar comparison for the whole batch. On a mismatch it
- * recomputes the rows to report the first failing one.
- */
-Status freivalds_check_two_sided(const double* a, std::size_t rows, std::size_t inner,
-                                 std::size_t lda, const double* c, std::size_t cols,
-                                 std::size_t ldc, const std::uint64_t* bs, const std::uint64_t* s,
-                                 const std::uint64_t* r) noexcept;
 
 /**
  * Export check of a downloaded weight matrix M (rows x cols) against its

@@ -9,19 +9,18 @@ namespace math {
 
 namespace {
 
+using detail::matrix_ok;
+using detail::vector_ok;
+
 bool scale_ok(int scale) noexcept { return scale >= 0 && scale <= 1000; }
 
-// A matrix argument is usable if it is empty, or present with ld >= cols.
-bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
-  if (rows == 0 || cols == 0) return true;
-  return p != nullptr && (rows == 1 || ld >= cols);
-}
-
-bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
-
-detail::Quantizer quantizer_of(FixedFormat fmt) noexcept {
-  const double limit = fixed_limit(fmt);
-  return detail::Quantizer{limit, limit + 1.0};
+// A pass's constants: 2^-scale, and 2^f and the clip bounds of its quantized
+// output (1 and a dummy when it quantizes nothing).
+template <class Plan, class Args>
+Plan plan_of(const Args& args, bool quantizes, FixedFormat fmt) noexcept {
+  const double limit = quantizes ? fixed_limit(fmt) : 0.0;
+  return Plan{args, std::ldexp(1.0, -args.scale), quantizes ? std::ldexp(1.0, fmt.frac_bits) : 1.0,
+              detail::Quantizer{limit, limit + 1.0}};
 }
 
 // A quantized output: valid when absent, or present with a valid format, a
@@ -68,11 +67,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (a.rows == 0) return PassResult{};
-  detail::ForwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
-  if (quantizes) {
-    plan.two_f = std::ldexp(1.0, a.a_format.frac_bits);
-    plan.qz = quantizer_of(a.a_format);
-  }
+  detail::ForwardPlan plan = plan_of<detail::ForwardPlan>(a, quantizes, a.a_format);
   // Quantized outputs below 2^23 let the vector kernels take the row sums in
   // float64 (docs/arithmetic.md section 2); split the vectors once here.
   // A narrow a_next always qualifies, so its kernels need no other way.
@@ -112,12 +107,7 @@ PassResult fused_backward(const BackwardArgs& args) noexcept {
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   if (a.rows == 0) return PassResult{};
-  detail::BackwardPlan plan{a, std::ldexp(1.0, -a.scale), 1.0, detail::Quantizer{0.0, 1.0}};
-  if (quantizes) {
-    plan.two_f = std::ldexp(1.0, a.g_format.frac_bits);
-    plan.qz = quantizer_of(a.g_format);
-  }
-  return detail::active_kernels().backward(plan);
+  return detail::active_kernels().backward(plan_of<detail::BackwardPlan>(a, quantizes, a.g_format));
 }
 
 }  // namespace math

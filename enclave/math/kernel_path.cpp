@@ -9,78 +9,41 @@ namespace math {
 
 namespace {
 
-std::atomic<int> g_forced{static_cast<int>(KernelPath::automatic)};
-
-bool cpu_has(KernelPath path) noexcept {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();  // safe to repeat; needed if called before constructors ran
-  switch (path) {
-    case KernelPath::avx2: return __builtin_cpu_supports("avx2") != 0;
-    case KernelPath::avx512: return __builtin_cpu_supports("avx512f") != 0;
-    default: return true;
-  }
-#else
-  return path == KernelPath::portable || path == KernelPath::automatic;
-#endif
-}
-
 // Cached in an atomic rather than a function-local static: the latter needs
 // __cxa_guard_* from the C++ runtime, which the enclave image does not link.
 // Two threads racing here compute the same value, so the race is benign.
 std::atomic<int> g_best{-1};
 
-KernelPath best_path() noexcept {
+}  // namespace
+
+bool kernel_path_supported(KernelPath path) noexcept {
+  if (path == KernelPath::portable) return true;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();  // safe to repeat; needed if called before constructors ran
+  if (path == KernelPath::avx2)
+    return detail::avx2_kernels() != nullptr && __builtin_cpu_supports("avx2");
+  if (path == KernelPath::avx512)
+    return detail::avx512_kernels() != nullptr && __builtin_cpu_supports("avx512f");
+#endif
+  return false;
+}
+
+KernelPath best_kernel_path() noexcept {
   int best = g_best.load(std::memory_order_relaxed);
   if (best < 0) {
-    KernelPath p = KernelPath::portable;
-    if (kernel_path_supported(KernelPath::avx512)) {
-      p = KernelPath::avx512;
-    } else if (kernel_path_supported(KernelPath::avx2)) {
-      p = KernelPath::avx2;
-    }
+    const KernelPath p = kernel_path_supported(KernelPath::avx512) ? KernelPath::avx512
+                         : kernel_path_supported(KernelPath::avx2) ? KernelPath::avx2
+                                                                   : KernelPath::portable;
     best = static_cast<int>(p);
     g_best.store(best, std::memory_order_relaxed);
   }
   return static_cast<KernelPath>(best);
 }
 
-}  // namespace
-
-bool kernel_path_supported(KernelPath path) noexcept {
-  switch (path) {
-    case KernelPath::automatic:
-    case KernelPath::portable: return true;
-    case KernelPath::avx2: return detail::avx2_kernels() != nullptr && cpu_has(path);
-    case KernelPath::avx512: return detail::avx512_kernels() != nullptr && cpu_has(path);
-  }
-  return false;
-}
-
-bool force_kernel_path(KernelPath path) noexcept {
-  if (!kernel_path_supported(path)) return false;
-  g_forced.store(static_cast<int>(path), std::memory_order_relaxed);
-  return true;
-}
-
-KernelPath active_kernel_path() noexcept {
-  const auto forced = static_cast<KernelPath>(g_forced.load(std::memory_order_relaxed));
-  return forced == KernelPath::automatic ? best_path() : forced;
-}
-
-const char* kernel_path_name(KernelPath path) noexcept {
-  switch (path) {
-    case KernelPath::automatic: return "automatic";
-    case KernelPath::portable: return "portable";
-    case KernelPath::avx2: return "avx2";
-    case KernelPath::avx512: return "avx512";
-  }
-  return "unknown";
-}
-
 namespace detail {
 
-const Kernels& active_kernels() noexcept {
-  switch (active_kernel_path()) {
+const Kernels& kernels_of(KernelPath path) noexcept {
+  switch (path) {
     case KernelPath::avx512: return *avx512_kernels();
     case KernelPath::avx2: return *avx2_kernels();
     default: return portable_kernels();

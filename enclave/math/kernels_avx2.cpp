@@ -118,8 +118,7 @@ struct V {
 #include "math/detail/simd_body.h"
 #undef VEIL_SIMD_TARGET
 
-const Kernels kAvx2 = {simd_range,
-                       simd_matvec<double>,
+const Kernels kAvx2 = {simd_matvec<double>,
                        simd_matvec2<double>,
                        simd_matvec_t<double>,
                        simd_quantize<double>,

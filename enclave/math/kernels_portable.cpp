@@ -9,8 +9,23 @@ namespace detail {
 
 namespace {
 
-Status range(const double* x, std::size_t rows, std::size_t cols, std::size_t ld) {
-  return first_range_fault(x, rows, cols, ld);
+// One written value into the stats, if kept: its row's L1 sum, the maximum and
+// its column's sum.
+void note(OperandStats* stats, std::size_t j, double q, double* row) {
+  if (stats != nullptr)
+    stats_note(q, row, &stats->max_abs, stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
+}
+
+// The end of a checked row: its L1 norm into the stats, its sum out and
+// compared with the expected one (the first mismatch is kept).
+void finish_row(OperandStats* stats, double row_l1, const DotAccumulator& acc,
+                std::uint64_t* row_sums, const std::uint64_t* expected, std::size_t i,
+                Status* mismatch) {
+  if (stats != nullptr) stats->row_l1_max = vmax(row_l1, stats->row_l1_max);
+  const std::uint64_t sum = acc.value();
+  if (row_sums != nullptr) row_sums[i] = sum;
+  if (expected != nullptr && sum != expected[i] && mismatch->ok())
+    *mismatch = Status::at(Fault::mismatch, i);
 }
 
 // The operand kernels take float64 device values or narrow operands (float):
@@ -81,11 +96,8 @@ std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::s
     for (std::size_t j = 0; j < cols; ++j) {
       const double q = quantize_input(xr[j], two_f, qz, &sat);
       orow[j] = static_cast<TOut>(q);
-      if (stats != nullptr) {
-        stats_note(q, &row, &stats->max_abs,
-                   stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
-        stats->non_finite += !is_finite(xr[j]);
-      }
+      note(stats, j, q, &row);
+      if (stats != nullptr) stats->non_finite += !is_finite(xr[j]);
     }
     if (stats != nullptr) stats->row_l1_max = vmax(row, stats->row_l1_max);
   }
@@ -97,9 +109,8 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   const ForwardArgs& a = p.args;
   const bool linear = is_piecewise_linear(a.act);
   const bool relu = a.act == Activation::relu;
-  PassResult res;
   Status mismatch;
-  std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  std::size_t sat = 0;  // a local, so that stores to the outputs cannot alias it
   OperandStats* stats = a_next != nullptr ? a.a_stats : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
@@ -114,11 +125,7 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
     for (std::size_t j = 0; j < a.cols; ++j) {
       const double x = zr[j];
       const Fault f = classify(x);
-      if (f != Fault::none) {
-        res.status = Status::at(f, i, j);
-        res.saturated = sat;
-        return res;
-      }
+      if (f != Fault::none) return PassResult{Status::at(f, i, j), sat};
       acc.add(x, a.s[j]);
       const double z = x * p.inv_scale;
       if (zo != nullptr) zo[j] = z;
@@ -133,29 +140,20 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
         }
         const double q = quantize_scaled(y, p.qz, &sat);
         ao[j] = static_cast<TOut>(q);
-        if (stats != nullptr)
-          stats_note(q, &row_l1, &stats->max_abs,
-                     stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
+        note(stats, j, q, &row_l1);
         if (dots) {
           next0.add(q, a.next_v[0][j]);
           next1.add(q, a.next_v[1][j]);
         }
       }
     }
-    if (stats != nullptr) stats->row_l1_max = vmax(row_l1, stats->row_l1_max);
     if (dots) {
       a.next_dots[0][i] = next0.value();
       a.next_dots[1][i] = next1.value();
     }
-    const std::uint64_t sum = acc.value();
-    if (a.row_sums != nullptr) a.row_sums[i] = sum;
-    if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
-      mismatch = Status::at(Fault::mismatch, i);
-    }
+    finish_row(stats, row_l1, acc, a.row_sums, a.expected, i, &mismatch);
   }
-  res.status = mismatch;
-  res.saturated = sat;
-  return res;
+  return PassResult{mismatch, sat};
 }
 
 PassResult forward(const ForwardPlan& p) {
@@ -166,9 +164,8 @@ PassResult forward(const ForwardPlan& p) {
 template <class TOut>
 PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   const BackwardArgs& a = p.args;
-  PassResult res;
   Status mismatch;
-  std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
+  std::size_t sat = 0;  // a local, so that stores to the outputs cannot alias it
   OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   stats_begin(stats, a.out_cols);
   for (std::size_t i = 0; i < a.rows; ++i) {
@@ -185,11 +182,7 @@ PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
     for (std::size_t j = 0; j < a.cols; ++j) {
       const double x = xr[j];
       const Fault f = classify(x);
-      if (f != Fault::none) {
-        res.status = Status::at(f, i, j);
-        res.saturated = sat;
-        return res;
-      }
+      if (f != Fault::none) return PassResult{Status::at(f, i, j), sat};
       acc.add(x, a.t[j]);
       if (go != nullptr && j < a.out_cols) {
         const double y = x * p.inv_scale * p.two_f;
@@ -197,21 +190,12 @@ PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
             mp != nullptr ? gradient_masked(y, mp[j]) : gradient_scaled(a.act, y, zp[j]);
         const double q = quantize_scaled(g, p.qz, &sat);
         go[j] = static_cast<TOut>(q);
-        if (stats != nullptr)
-          stats_note(q, &row_l1, &stats->max_abs,
-                     stats->col_l1 != nullptr ? stats->col_l1 + j : nullptr);
+        note(stats, j, q, &row_l1);
       }
     }
-    if (stats != nullptr) stats->row_l1_max = vmax(row_l1, stats->row_l1_max);
-    const std::uint64_t sum = acc.value();
-    if (a.row_sums != nullptr) a.row_sums[i] = sum;
-    if (a.expected != nullptr && sum != a.expected[i] && mismatch.ok()) {
-      mismatch = Status::at(Fault::mismatch, i);
-    }
+    finish_row(stats, row_l1, acc, a.row_sums, a.expected, i, &mismatch);
   }
-  res.status = mismatch;
-  res.saturated = sat;
-  return res;
+  return PassResult{mismatch, sat};
 }
 
 PassResult backward(const BackwardPlan& p) {
@@ -220,10 +204,10 @@ PassResult backward(const BackwardPlan& p) {
                                      : backward_into(p, a.dz_prev);
 }
 
-const Kernels kPortable = {range,           matvec<double>, matvec2<double>, matvec_t<double>,
-                           quantize<double>, forward,        backward,
+const Kernels kPortable = {matvec<double>, matvec2<double>, matvec_t<double>, quantize<double>,
+                           forward,        backward,
                            // Narrow operands.
-                           matvec<float>, matvec2<float>, matvec_t<float>, quantize<float>};
+                           matvec<float>,  matvec2<float>,  matvec_t<float>,  quantize<float>};
 
 }  // namespace
 

@@ -15,19 +15,39 @@ bool args_ok(const double* x, std::size_t rows, std::size_t cols, std::size_t ld
   return grad == nullptr || rows == 1 || ld_grad >= cols;
 }
 
-// Validates one row: label range and finite values. Returns the argmax.
-Status check_row(const double* x, std::size_t cols, std::int32_t label, std::size_t row,
-                 std::size_t* argmax) noexcept {
-  if (label < 0 || static_cast<std::size_t>(label) >= cols) {
-    return Status::at(Fault::invalid_argument, row);
+// The batch loop both losses share: arguments, each row's label and finite
+// values, its argmax, and the mean. row_loss(x_row, label, argmax, grad_row)
+// returns the row's loss and writes its gradient if grad_row is not null.
+template <class RowLoss>
+LossResult batch_loss(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                      const std::int32_t* labels, double* grad, std::size_t ld_grad,
+                      RowLoss row_loss) noexcept {
+  LossResult res;
+  if (!args_ok(x, rows, cols, ld, labels, grad, ld_grad)) {
+    res.status = Status::at(Fault::invalid_argument);
+    return res;
   }
-  std::size_t best = 0;
-  for (std::size_t j = 0; j < cols; ++j) {
-    if (!std::isfinite(x[j])) return Status::at(Fault::not_finite, row, j);
-    if (x[j] > x[best]) best = j;
+  double total = 0.0;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* xr = x + i * ld;
+    if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= cols) {
+      res.status = Status::at(Fault::invalid_argument, i);
+      return res;
+    }
+    std::size_t best = 0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      if (!std::isfinite(xr[j])) {
+        res.status = Status::at(Fault::not_finite, i, j);
+        return res;
+      }
+      if (xr[j] > xr[best]) best = j;
+    }
+    const std::size_t y = static_cast<std::size_t>(labels[i]);
+    total += row_loss(xr, y, best, grad != nullptr ? grad + i * ld_grad : nullptr);
+    res.correct += best == y;
   }
-  *argmax = best;
-  return Status::success();
+  res.loss = rows == 0 ? 0.0 : total / static_cast<double>(rows);
+  return res;
 }
 
 }  // namespace
@@ -35,70 +55,37 @@ Status check_row(const double* x, std::size_t cols, std::int32_t label, std::siz
 LossResult softmax_cross_entropy(const double* logits, std::size_t rows, std::size_t cols,
                                  std::size_t ld, const std::int32_t* labels, double* grad,
                                  std::size_t ld_grad) noexcept {
-  LossResult res;
-  if (!args_ok(logits, rows, cols, ld, labels, grad, ld_grad)) {
-    res.status = Status::at(Fault::invalid_argument);
-    return res;
-  }
-  double total = 0.0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    const double* z = logits + i * ld;
-    std::size_t best = 0;
-    const Status st = check_row(z, cols, labels[i], i, &best);
-    if (!st.ok()) {
-      res.status = st;
-      return res;
-    }
-    const std::size_t y = static_cast<std::size_t>(labels[i]);
-    // Shift by the maximum: every exponent is <= 0, the largest term is 1.
-    const double zmax = z[best];
-    double* g = grad != nullptr ? grad + i * ld_grad : nullptr;
-    double sum = 0.0;
-    for (std::size_t j = 0; j < cols; ++j) {
-      const double e = std::exp(z[j] - zmax);
-      sum += e;
-      if (g != nullptr) g[j] = e;  // one exp per logit: the gradient reuses it
-    }
-    total += std::log(sum) - (z[y] - zmax);
-    res.correct += best == y;
-    if (g != nullptr) {
-      const double inv = 1.0 / sum;
-      for (std::size_t j = 0; j < cols; ++j) g[j] *= inv;
-      g[y] -= 1.0;
-    }
-  }
-  res.loss = rows == 0 ? 0.0 : total / static_cast<double>(rows);
-  return res;
+  return batch_loss(logits, rows, cols, ld, labels, grad, ld_grad,
+                    [cols](const double* z, std::size_t y, std::size_t best, double* g) {
+                      // Shift by the maximum: every exponent is <= 0, the largest term is 1.
+                      const double zmax = z[best];
+                      double sum = 0.0;
+                      for (std::size_t j = 0; j < cols; ++j) {
+                        const double e = std::exp(z[j] - zmax);
+                        sum += e;
+                        if (g != nullptr) g[j] = e;  // one exp per logit: the gradient reuses it
+                      }
+                      if (g != nullptr) {
+                        const double inv = 1.0 / sum;
+                        for (std::size_t j = 0; j < cols; ++j) g[j] *= inv;
+                        g[y] -= 1.0;
+                      }
+                      return std::log(sum) - (z[y] - zmax);
+                    });
 }
 
 LossResult mse_onehot(const double* outputs, std::size_t rows, std::size_t cols, std::size_t ld,
                       const std::int32_t* labels, double* grad, std::size_t ld_grad) noexcept {
-  LossResult res;
-  if (!args_ok(outputs, rows, cols, ld, labels, grad, ld_grad)) {
-    res.status = Status::at(Fault::invalid_argument);
-    return res;
-  }
-  double total = 0.0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    const double* a = outputs + i * ld;
-    std::size_t best = 0;
-    const Status st = check_row(a, cols, labels[i], i, &best);
-    if (!st.ok()) {
-      res.status = st;
-      return res;
-    }
-    const std::size_t y = static_cast<std::size_t>(labels[i]);
-    double c = 0.0;
-    for (std::size_t j = 0; j < cols; ++j) {
-      const double d = a[j] - (j == y ? 1.0 : 0.0);
-      c += d * d;
-      if (grad != nullptr) grad[i * ld_grad + j] = 2.0 * d;
-    }
-    total += c;
-    res.correct += best == y;
-  }
-  res.loss = rows == 0 ? 0.0 : total / static_cast<double>(rows);
-  return res;
+  return batch_loss(outputs, rows, cols, ld, labels, grad, ld_grad,
+                    [cols](const double* a, std::size_t y, std::size_t, double* g) {
+                      double c = 0.0;
+                      for (std::size_t j = 0; j < cols; ++j) {
+                        const double d = a[j] - (j == y ? 1.0 : 0.0);
+                        c += d * d;
+                        if (g != nullptr) g[j] = 2.0 * d;
+                      }
+                      return c;
+                    });
 }
 
 void softmax_rows(const double* logits, std::size_t rows, std::size_t cols, std::size_t ld,

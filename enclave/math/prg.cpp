@@ -55,17 +55,6 @@ Prg::~Prg() {
   if (ctx_ != nullptr) EVP_CIPHER_CTX_free(as_ctx(ctx_));  // also cleanses the key schedule
 }
 
-Prg::Prg(Prg&& other) noexcept : ctx_(other.ctx_) { other.ctx_ = nullptr; }
-
-Prg& Prg::operator=(Prg&& other) noexcept {
-  if (this != &other) {
-    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(as_ctx(ctx_));
-    ctx_ = other.ctx_;
-    other.ctx_ = nullptr;
-  }
-  return *this;
-}
-
 Status Prg::init(const PrgKey& key) noexcept {
   if (ctx_ != nullptr) {
     EVP_CIPHER_CTX_free(as_ctx(ctx_));
@@ -125,30 +114,24 @@ Status Prg::keystream(std::uint64_t stream, std::uint64_t block, std::uint8_t* o
 }
 
 Status Prg::uniform(std::uint64_t stream, std::uint64_t first_block, std::uint64_t bound,
-                    std::uint64_t* out, std::size_t n, std::uint64_t* next_block) noexcept {
+                    std::uint64_t* out, std::size_t n) noexcept {
   if (ctx_ == nullptr || bound == 0 || (out == nullptr && n != 0)) {
     return Status::at(Fault::invalid_argument);
   }
   const std::uint64_t top = bound - 1;
   const int bits = top == 0 ? 0 : 64 - __builtin_clzll(top);
   const std::uint64_t mask = bits == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
-  std::uint64_t block = first_block;
   std::size_t k = 0;
   EVP_CIPHER_CTX* ctx = as_ctx(ctx_);
-  if (n != 0 && !ctr_start(ctx, stream, block)) return Status::at(Fault::crypto_failure);
-  Status st;
-  while (k < n && st.ok()) {
+  if (n != 0 && !ctr_start(ctx, stream, first_block)) return Status::at(Fault::crypto_failure);
+  while (k < n) {
     const std::size_t left = n - k;
     if (left >= 2) {
       // Whole blocks straight into the output, a cache-sized piece at a time:
       // no copy, and each piece is written once, filtered while still in cache.
       const std::size_t words = (left < kChunk / 8 ? left : kChunk / 8) & ~std::size_t{1};
       std::uint8_t* dst = reinterpret_cast<std::uint8_t*>(out + k);
-      if (!ctr_next(ctx, dst, words * 8)) {
-        st = Status::at(Fault::crypto_failure);
-        break;
-      }
-      block += words / 2;
+      if (!ctr_next(ctx, dst, words * 8)) return Status::at(Fault::crypto_failure);
       // Fast path for bound <= 2^63 (q and p_b reject almost never): mask
       // every word and AND the differences v - bound, whose top bit is set
       // exactly when v < bound; the loop vectorizes. Only if some word must
@@ -169,18 +152,13 @@ Status Prg::uniform(std::uint64_t stream, std::uint64_t first_block, std::uint64
     } else {
       // One word left: take a block (two words) through a small buffer.
       alignas(16) std::uint8_t buf[16];
-      if (!ctr_next(ctx, buf, sizeof buf)) {
-        st = Status::at(Fault::crypto_failure);
-        break;
-      }
-      block += 1;
+      if (!ctr_next(ctx, buf, sizeof buf)) return Status::at(Fault::crypto_failure);
       k = keep_below(buf, 2, mask, bound, out, k, n);
       std::memset(buf, 0, sizeof buf);  // leave no keystream on the stack
       __asm__ __volatile__("" : : "r"(buf) : "memory");
     }
   }
-  if (st.ok() && next_block != nullptr) *next_block = block;
-  return st;
+  return Status::success();
 }
 
 Status Prg::uniform_mod_q(std::uint64_t stream, std::uint64_t* out, std::size_t n) noexcept {

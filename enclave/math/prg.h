@@ -32,7 +32,7 @@ constexpr std::uint64_t prg_stream(std::uint32_t hi, std::uint32_t lo) noexcept 
   return (static_cast<std::uint64_t>(hi) << 32) | lo;
 }
 
-/** Keyed AES-128-CTR generator. Move-only; the key schedule is wiped on destruction.
+/** Keyed AES-128-CTR generator. Not copyable; the key schedule is wiped on destruction.
  *  Calls mutate the cipher context: use one Prg per thread. */
 class Prg {
  public:
@@ -40,8 +40,6 @@ class Prg {
   ~Prg();
   Prg(const Prg&) = delete;
   Prg& operator=(const Prg&) = delete;
-  Prg(Prg&& other) noexcept;
-  Prg& operator=(Prg&& other) noexcept;
 
   /** Installs the key. Returns crypto_failure if libcrypto cannot set up AES-128-CTR. */
   Status init(const PrgKey& key) noexcept;
@@ -60,11 +58,9 @@ class Prg {
    * Fills out[0..n) with independent uniform integers in [0, bound), bound >= 1,
    * reading 8-byte little-endian words of the keystream from `first_block`:
    * each word is masked to bitlen(bound - 1) bits and rejected if >= bound.
-   * If next_block is non-null it receives the first block not consumed, so a
-   * caller can continue the same stream.
    */
   Status uniform(std::uint64_t stream, std::uint64_t first_block, std::uint64_t bound,
-                 std::uint64_t* out, std::size_t n, std::uint64_t* next_block = nullptr) noexcept;
+                 std::uint64_t* out, std::size_t n) noexcept;
 
   /** Uniform elements of F_q (q = 2^61 - 1) from the start of `stream`. */
   Status uniform_mod_q(std::uint64_t stream, std::uint64_t* out, std::size_t n) noexcept;

@@ -12,6 +12,7 @@
 
 #include "math/detail/scalar.h"
 #include "math/fused.h"
+#include "math/kernel_path.h"
 #include "math/status.h"
 
 namespace veil {
@@ -42,7 +43,6 @@ struct BackwardPlan {
 };
 
 struct Kernels {
-  Status (*range)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld);
   Status (*matvec)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
                    const std::uint64_t* v, std::uint64_t* out);
   Status (*matvec2)(const double* x, std::size_t rows, std::size_t cols, std::size_t ld,
@@ -76,7 +76,12 @@ const Kernels& portable_kernels() noexcept;
 /** nullptr when the build has no such path (non-x86 or unsupported compiler). */
 const Kernels* avx2_kernels() noexcept;
 const Kernels* avx512_kernels() noexcept;
-/** The table of active_kernel_path(). */
+/** The table of a supported path. */
+const Kernels& kernels_of(KernelPath path) noexcept;
+/**
+ * The table every pass uses: kernels_of(best_kernel_path()) in the image
+ * (kernel_choice.cpp); the math tests' hook defines it to force a path.
+ */
 const Kernels& active_kernels() noexcept;
 
 }  // namespace detail

@@ -20,6 +20,15 @@ namespace veil {
 namespace math {
 namespace detail {
 
+/** A matrix argument is usable if it is empty, or present with ld >= cols. */
+inline bool matrix_ok(const void* p, std::size_t rows, std::size_t cols, std::size_t ld) noexcept {
+  if (rows == 0 || cols == 0) return true;
+  return p != nullptr && (rows == 1 || ld >= cols);
+}
+
+/** A vector argument is usable if it is empty, or present. */
+inline bool vector_ok(const void* p, std::size_t n) noexcept { return n == 0 || p != nullptr; }
+
 /** Range check of one device value: finite, |x| < 2^53, integral. */
 inline Fault classify(double x) noexcept {
   // fabs, not a compare on the sign: random signs would defeat a branch

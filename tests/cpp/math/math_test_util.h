@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "math/activation.h"
 #include "math/field.h"
-#include "math/kernel_path.h"
+#include "math/fixed_point.h"
+#include "forced_kernel_path.h"
 
 namespace veil {
 namespace math {
@@ -25,6 +27,37 @@ inline std::uint64_t ref_mod_signed(__int128 x, std::uint64_t m) {
   __int128 r = x % static_cast<__int128>(m);
   if (r < 0) r += m;
   return static_cast<std::uint64_t>(r);
+}
+
+// "relu", ...: an activation's name for test messages.
+inline const char* activation_name(Activation act) {
+  switch (act) {
+    case Activation::identity: return "identity";
+    case Activation::relu: return "relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::arctan: return "arctan";
+    case Activation::softplus: return "softplus";
+  }
+  return "unknown";
+}
+
+// One value through quantize() (a 1 x 1 matrix): the reference for passes that
+// quantize as they go. *saturated (if non-null) says whether it was clipped or NaN.
+inline double quantize_one(double x, FixedFormat fmt, bool* saturated) {
+  double q = 0;
+  const PassResult r = quantize(&x, 1, 1, 1, fmt, &q, 1);
+  EXPECT_TRUE(r.status.ok());
+  if (saturated != nullptr) *saturated = r.saturated != 0;
+  return q;
+}
+
+// a^e in field F by square-and-multiply.
+template <class F>
+std::uint64_t pow_mod(std::uint64_t a, std::uint64_t e) {
+  std::uint64_t r = 1;
+  for (; e != 0; e >>= 1, a = F::mul(a, a))
+    if (e & 1) r = F::mul(r, a);
+  return r;
 }
 
 // Reference x * v mod q of an integer-valued double matrix row by row.
@@ -99,7 +132,7 @@ inline std::vector<KernelPath> supported_paths() {
 
 // Restores automatic dispatch when a test that forced a path ends.
 struct PathGuard {
-  ~PathGuard() { force_kernel_path(KernelPath::automatic); }
+  ~PathGuard() { release_kernel_path(); }
 };
 
 // Fixture for suites run once per kernel path; unsupported paths are skipped.
@@ -111,7 +144,7 @@ class MathPathTest : public ::testing::TestWithParam<KernelPath> {
     }
     ASSERT_TRUE(force_kernel_path(GetParam()));
   }
-  void TearDown() override { force_kernel_path(KernelPath::automatic); }
+  void TearDown() override { release_kernel_path(); }
 };
 
 inline std::string path_param_name(const ::testing::TestParamInfo<KernelPath>& info) {

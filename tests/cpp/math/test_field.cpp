@@ -82,7 +82,7 @@ void check_field() {
   // Fermat: a^(m-1) = 1 for a != 0 (a sanity check that the modulus is prime).
   for (int i = 0; i < 20; ++i) {
     const std::uint64_t a = 1 + rng() % (m - 1);
-    ASSERT_EQ(F::pow(a, m - 1), 1u);
+    ASSERT_EQ(testing_util::pow_mod<F>(a, m - 1), 1u);
   }
 }
 
@@ -113,7 +113,7 @@ TEST(MathField, BlindingPrimeIsPrime) {
     ++s;
   }
   for (std::uint64_t a : {2ull, 3ull, 5ull, 7ull, 11ull, 13ull, 17ull, 19ull, 23ull, 29ull, 31ull, 37ull}) {
-    std::uint64_t x = FieldPb::pow(a, d);
+    std::uint64_t x = testing_util::pow_mod<FieldPb>(a, d);
     if (x == 1 || x == n - 1) continue;
     bool witness = true;
     for (int r = 1; r < s && witness; ++r) {

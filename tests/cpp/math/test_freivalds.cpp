@@ -53,10 +53,6 @@ TEST_P(MathFreivalds, AcceptsEveryCorrectProduct) {
   for (const auto& sh : kShapes) {
     const Product p = make_product(rng, sh[0], sh[1], sh[2]);
     EXPECT_TRUE(check(p, p.c).ok()) << sh[0] << "x" << sh[1] << "x" << sh[2];
-    const std::vector<std::uint64_t> r = random_field(rng, p.rows);
-    EXPECT_TRUE(freivalds_check_two_sided(p.a.data(), p.rows, p.inner, p.inner, p.c.data(), p.cols,
-                                          p.cols, p.bs.data(), p.s.data(), r.data())
-                    .ok());
   }
 }
 
@@ -74,12 +70,6 @@ TEST_P(MathFreivalds, RejectsEachCorruption) {
       EXPECT_EQ(st.fault, f) << what << " " << where;
       EXPECT_EQ(st.row, row) << what << " " << where;
       EXPECT_EQ(st.col, col) << what << " " << where;
-      const std::vector<std::uint64_t> r = random_field(rng, p.rows);
-      const Status two = freivalds_check_two_sided(p.a.data(), p.rows, p.inner, p.inner, c.data(),
-                                                   p.cols, p.cols, p.bs.data(), p.s.data(),
-                                                   r.data());
-      EXPECT_EQ(two.fault, f) << "two-sided " << what << " " << where;
-      EXPECT_EQ(two.row, row) << "two-sided " << what << " " << where;
     };
     std::vector<double> c = p.c;
     c[e] += 1;
@@ -131,8 +121,6 @@ TEST_P(MathFreivalds, RangeFaultWinsOverEarlierMismatch) {
   EXPECT_EQ(st.fault, Fault::not_finite);
   EXPECT_EQ(st.row, 4u);
   EXPECT_EQ(st.col, 2u);
-  EXPECT_EQ(range_check(c.data(), 6, 5, 5).fault, Fault::not_finite);
-  EXPECT_TRUE(range_check(p.c.data(), 6, 5, 5).ok());
 }
 
 TEST_P(MathFreivalds, MatvecAgreesWithReferenceOnWideValues) {

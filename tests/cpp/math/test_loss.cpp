@@ -8,10 +8,13 @@
 
 #include "math/activation.h"
 #include "math/loss.h"
+#include "math_test_util.h"
 
 namespace veil {
 namespace math {
 namespace {
+
+using testing_util::activation_name;
 
 TEST(MathLoss, CrossEntropyGradientMatchesFiniteDifferences) {
   const std::size_t rows = 3, k = 5;

@@ -83,13 +83,10 @@ TEST(MathPrg, AddressableAndDeterministic) {
   ASSERT_TRUE(c.init(fixed_key(2)).ok());
   ASSERT_TRUE(c.keystream(prg_stream(3, 7), 500, other.data(), other.size()).ok());
   EXPECT_NE(0, std::memcmp(part.data(), other.data(), part.size()));
-  // Moving keeps the key; an uninitialised generator refuses to work.
-  Prg moved(std::move(a));
-  EXPECT_TRUE(moved.ready());
-  EXPECT_FALSE(a.ready());
-  EXPECT_EQ(a.keystream(0, 0, part.data(), 16).fault, Fault::invalid_argument);
-  ASSERT_TRUE(moved.keystream(prg_stream(3, 7), 500, other.data(), other.size()).ok());
-  EXPECT_EQ(0, std::memcmp(part.data(), other.data(), part.size()));
+  // An uninitialised generator refuses to work.
+  Prg unkeyed;
+  EXPECT_FALSE(unkeyed.ready());
+  EXPECT_EQ(unkeyed.keystream(0, 0, part.data(), 16).fault, Fault::invalid_argument);
 }
 
 // Wilson-Hilferty approximation of the chi-square quantile.
@@ -171,10 +168,8 @@ TEST(MathPrg, UniformIsRejectionOverTheKeystream) {
     if ((w & mask) < bound) want.push_back(w & mask);
   }
   std::vector<std::uint64_t> got(n);
-  std::uint64_t next = 0;
-  ASSERT_TRUE(prg.uniform(prg_stream(4, 4), 10, bound, got.data(), n, &next).ok());
+  ASSERT_TRUE(prg.uniform(prg_stream(4, 4), 10, bound, got.data(), n).ok());
   EXPECT_EQ(got, want);
-  EXPECT_GT(next, 10u);
   // A shorter request is a prefix of a longer one (masks regenerate exactly).
   std::vector<std::uint64_t> shorter(100);
   ASSERT_TRUE(prg.uniform(prg_stream(4, 4), 10, bound, shorter.data(), shorter.size()).ok());
