@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
+#include "../cpp/small_model.h"
 
 namespace {
 
@@ -61,20 +62,7 @@ class Reader {
   size_t size_;
 };
 
-veil_train_config_t train_config() {
-  veil_train_config_t c{};
-  c.layer_count = 2;
-  c.loss = 0;
-  c.frac_act = 8;
-  c.frac_grad = 12;
-  c.lr_exp = 3;
-  c.max_batch = kBatch;
-  c.seed = 5;
-  c.act_clip = 64;
-  c.grad_clip = 8;
-  c.weight_max = 8;
-  return c;
-}
+veil_train_config_t train_config() { return veil_test::small_wire_config(kBatch, 5); }
 
 const std::vector<veil_layer_spec_t> kModel = {{4, 8, 1}, {8, 3, 0}};
 

@@ -15,6 +15,7 @@
 #include "veil/enclave.h"
 #include "veil/error.h"
 #include "veil_bench_u.h"
+#include "../small_model.h"
 
 namespace {
 
@@ -30,19 +31,7 @@ uint32_t create_flags() {
   return flags;
 }
 
-veil_train_config_t wire_config() {
-  veil_train_config_t c{};
-  c.layer_count = 2;
-  c.frac_act = 8;
-  c.frac_grad = 12;
-  c.lr_exp = 3;
-  c.max_batch = kMaxBatch;
-  c.seed = 1;
-  c.act_clip = 64;
-  c.grad_clip = 8;
-  c.weight_max = 8;
-  return c;
-}
+veil_train_config_t wire_config() { return veil_test::small_wire_config(kMaxBatch); }
 
 std::vector<veil_layer_spec_t> wire_layers() { return {{kFeatures, 16, 1}, {16, kClasses, 0}}; }
 

@@ -10,6 +10,7 @@
 #include "boundary_ecalls.h"  // generated: BOUNDARY_HAS_<ecall> for each ecall of the EDL
 #include "boundary_harness.h"
 #include "veil_u.h"
+#include "../small_model.h"
 
 namespace boundary {
 namespace {
@@ -41,20 +42,7 @@ void require(Harness& h, uint64_t session, const char* call, oe_result_t bridge,
                      std::to_string(status) + "): " + h.last_error(session));
 }
 
-veil_train_config_t train_config() {
-  veil_train_config_t c{};
-  c.layer_count = 2;
-  c.loss = 0;
-  c.frac_act = 8;
-  c.frac_grad = 12;
-  c.lr_exp = 3;
-  c.max_batch = kBatch;
-  c.seed = 1;
-  c.act_clip = 64;
-  c.grad_clip = 8;
-  c.weight_max = 8;
-  return c;
-}
+veil_train_config_t train_config() { return veil_test::small_wire_config(kBatch); }
 
 veil_inference_config_t inference_config() {
   veil_inference_config_t c{};

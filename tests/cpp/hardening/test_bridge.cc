@@ -22,6 +22,7 @@
 #include "veil/veil.h"
 #include "veil_u.h"
 #include "../cpu_backed_device.h"
+#include "../small_model.h"
 
 #if defined(VEIL_BACKEND_VIRTUAL)
 #include <openenclave/edger8r/host.h>
@@ -88,20 +89,7 @@ class Bridge : public ::testing::Test {
     return veil::detail::last_error(enclave_, session);
   }
 
-  static veil_train_config_t config() {
-    veil_train_config_t c{};
-    c.layer_count = 2;
-    c.loss = 0;
-    c.frac_act = 8;
-    c.frac_grad = 12;
-    c.lr_exp = 3;
-    c.max_batch = kMaxBatch;
-    c.seed = 1;
-    c.act_clip = 64;
-    c.grad_clip = 8;
-    c.weight_max = 8;
-    return c;
-  }
+  static veil_train_config_t config() { return veil_test::small_wire_config(kMaxBatch); }
   static std::vector<veil_layer_spec_t> layers() {
     return {{kFeatures, 16, 1}, {16, kClasses, 0}};
   }
