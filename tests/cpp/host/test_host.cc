@@ -114,6 +114,34 @@ TEST(HostTrainer, LearnsAToyProblemWithEveryProductChecked) {
   EXPECT_EQ(w.size(), 17u * 4u);
 }
 
+// A checkpoint holds the weights the enclave checked; restoring them goes on exactly.
+TEST(HostTrainer, CheckpointAndRestoreContinueBitIdentically) {
+  const std::vector<uint8_t> key(32, 7);
+  veil::CpuDevice straight_device, first_device, resumed_device;
+  veil::Trainer straight(shared_enclave(), straight_device, small_config());
+  veil::Trainer first(shared_enclave(), first_device, small_config());
+  std::mt19937_64 rng(9);
+  std::vector<std::vector<double>> xs(6);
+  std::vector<std::vector<int32_t>> ys(6);
+  for (int i = 0; i < 6; ++i) make_batch(rng, 16, xs[i], ys[i]);
+  for (int i = 0; i < 6; ++i) straight.step(xs[i].data(), ys[i].data(), 16);
+  for (int i = 0; i < 3; ++i) first.step(xs[i].data(), ys[i].data(), 16);
+  veil::Checkpoint c = first.checkpoint(key);
+  ASSERT_EQ(c.weights.size(), 2u);
+  EXPECT_EQ(c.weights[1].size(), 17u * 4u);
+  std::unique_ptr<veil::Trainer> resumed = veil::Trainer::restore(
+      shared_enclave(), resumed_device, small_config(), c.sealed, c.weights, key);
+  for (int i = 3; i < 6; ++i) resumed->step(xs[i].data(), ys[i].data(), 16);
+  EXPECT_EQ(resumed->stats().step, 6u);
+  for (uint32_t l = 0; l < 2; ++l) EXPECT_EQ(resumed->export_weights(l), straight.export_weights(l));
+  // Weights altered while stored are refused by the restored fingerprints.
+  c.weights[0][5] += 1;
+  veil::CpuDevice other_device;
+  EXPECT_THROW(veil::Trainer::restore(shared_enclave(), other_device, small_config(), c.sealed,
+                                      c.weights, key),
+               veil::VerificationError);
+}
+
 // Honest products, except one element of one forward product.
 class CheatingDevice final : public veil_test::CpuBackedDevice {
  public:
