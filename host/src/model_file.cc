@@ -362,27 +362,6 @@ bool layer_name(const std::string& name, size_t count) {
   return false;
 }
 
-bool known(Activation a) {
-  switch (a) {  // -Wswitch names an activation the EDL adds and this reader misses
-    case Activation::identity:
-    case Activation::relu:
-    case Activation::sigmoid:
-    case Activation::arctan:
-    case Activation::softplus:
-      return true;
-  }
-  return false;
-}
-
-bool known(Loss l) {
-  switch (l) {
-    case Loss::cross_entropy:
-    case Loss::mse:
-      return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 SavedModel load_model(const std::string& path) {
@@ -416,7 +395,7 @@ SavedModel load_model(const std::string& path) {
   const Array loss_array = read_array(f, archive, "loss_code");
   const std::vector<int64_t> loss = integers(f, loss_array);
   if (!loss_array.shape.empty()) fail(path, "loss_code must be a single integer");
-  if (loss[0] < INT32_MIN || loss[0] > INT32_MAX || !known(static_cast<Loss>(loss[0])))
+  if (loss[0] < INT32_MIN || loss[0] > INT32_MAX || !is_valid(static_cast<Loss>(loss[0])))
     fail(path, "unknown loss code " + std::to_string(loss[0]));
   model.loss = static_cast<Loss>(loss[0]);
 
@@ -430,7 +409,7 @@ SavedModel load_model(const std::string& path) {
     LayerSpec spec;
     spec.inputs = static_cast<uint32_t>(a.shape[0] - 1);
     spec.outputs = static_cast<uint32_t>(a.shape[1]);
-    if (codes[l] < INT32_MIN || codes[l] > INT32_MAX || !known(static_cast<Activation>(codes[l])))
+    if (codes[l] < INT32_MIN || codes[l] > INT32_MAX || !is_valid(static_cast<Activation>(codes[l])))
       fail(path, name + " has an unknown activation code " + std::to_string(codes[l]));
     spec.activation = static_cast<Activation>(codes[l]);
     if (l > 0 && spec.inputs != model.layers.back().outputs)

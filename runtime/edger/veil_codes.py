@@ -64,10 +64,19 @@ def cpp(edl_name: str, enums) -> str:
         if kind == "enum":
             lines.append(f"/** {enum.name} of the EDL. */")
             lines.append(f"enum class {name} : int32_t {{")
-            for short, _, value in items:
-                ident = short + "_" if short in CPP_KEYWORDS else short
+            idents = [short + "_" if short in CPP_KEYWORDS else short for short, _, _ in items]
+            for ident, (_, _, value) in zip(idents, items):
                 lines.append(f"  {ident} = {value},")
             lines.append("};")
+            lines.append(f"/** True for a {name} value the EDL declares (for data read from a file). */")
+            lines.append(f"constexpr bool is_valid({name} v) {{")
+            lines.append("  switch (v) {")
+            for ident in idents:
+                lines.append(f"    case {name}::{ident}:")
+            lines.append("      return true;")
+            lines.append("  }")
+            lines.append("  return false;")
+            lines.append("}")
         elif kind == "limits":
             lines.append(f"/** {enum.name} of the EDL. */")
             lines.append("namespace limits {")
