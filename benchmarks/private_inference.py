@@ -18,7 +18,17 @@ same batch of 64 random rows, for each width w:
 
 Every time is the median over --repeats batches; the result is the ratios.
 
+The offline phase is measured on its own too (``--offline-widths``, default 2048): one
+w -> w layer, precompute of one slot of ``--batch`` rows (PRG, the exact float64 GEMM
+U = R·W_q mod p_b of docs/design.md §4.1, sealing) against the bench enclave's float32 GEMM
+of the same shape (batch x (w+1) times (w+1) x w), both on one thread, alternated, best of
+``--repeats`` each. The field-GEMM rate is field multiply-adds per second,
+batch·(w+1)·w / precompute time; the baseline's rate is its FLOP/2 per second, so the
+ratio compares multiply-adds with multiply-adds (issue target: at least 30% at width
+2048, batch 64).
+
     python benchmarks/private_inference.py [--quick] [--widths 256,1024] [--device auto]
+    python benchmarks/private_inference.py --offline-only [--offline-widths 2048,4096]
 """
 from __future__ import annotations
 
@@ -102,6 +112,52 @@ def measure(width: int, batch: int, repeats: int, device: str) -> Dict[str, obje
     return row
 
 
+def measure_offline(width: int, batch: int, repeats: int) -> Dict[str, float]:
+    """Precompute of one w -> w layer against the enclave's float32 GEMM, same shape."""
+    rng = np.random.default_rng(width)
+    w = rng.uniform(-1.0, 1.0, (width + 1, width)) * np.sqrt(6.0 / width)
+    infer = veil.Inference([w], mode="private", device="cpu", activations=["identity"],
+                           batch_size=batch)
+    specs = [(8, 8, 0)]
+    config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=0, max_batch=8, seed=0,
+                  act_clip=64.0, grad_clip=8.0, weight_max=2.0)
+    inside = enclave_only_trainer(specs, config)
+    # The gemm ecall fills its operands first: time 1 and 1 + extra products and keep the
+    # difference, so the baseline is charged for its products only.
+    extra = 4
+    precompute_s, one_s, more_s = [], [], []
+    infer.precompute(batches=1, verbose=0)  # warm-up
+    inside.gemm(batch, width, width + 1, 1)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        infer.precompute(batches=1, verbose=0)
+        precompute_s.append(time.perf_counter() - start)
+        infer.sealed.clear()  # the host may drop slots; only memory is at stake here
+        for repeats_in, times in ((1, one_s), (1 + extra, more_s)):
+            start = time.perf_counter()
+            inside.gemm(batch, width, width + 1, repeats_in)
+            times.append(time.perf_counter() - start)
+    macs = float(batch) * (width + 1) * width
+    best_pre, best_sgemm = min(precompute_s), (min(more_s) - min(one_s)) / extra
+    return {"width": width, "precompute_s": best_pre, "field_macs_per_s": macs / best_pre,
+            "sgemm_half_flops_per_s": macs / best_sgemm,
+            "ratio": best_sgemm / best_pre}
+
+
+def format_offline(rows: List[Dict[str, float]], batch: int, repeats: int) -> str:
+    lines = [f"offline phase, batch {batch}, one w -> w layer, one thread, best of {repeats}:",
+             f"{'width':>5} | {'precompute/slot':>15} | {'field-GEMM':>16} | "
+             f"{'enclave sgemm FLOP/2':>20} | {'ratio':>5}"]
+    for r in rows:
+        lines.append(f"{int(r['width']):>5} | {1e3 * r['precompute_s']:>12.1f} ms | "
+                     f"{r['field_macs_per_s'] / 1e9:>8.2f} GMAC/s | "
+                     f"{r['sgemm_half_flops_per_s'] / 1e9:>13.2f} GMAC/s | "
+                     f"{100 * r['ratio']:>4.0f}%")
+    lines.append("field-GEMM: field multiply-adds mod p_b per second, PRG and sealing included; "
+                 "ratio: of the in-enclave float32 GEMM's multiply-adds per second (FLOP/2).")
+    return "\n".join(lines)
+
+
 def format_table(rows: List[Dict[str, object]], batch: int, device: str) -> str:
     lines = [
         f"private inference, batch {batch}, device {device}: ms per batch (median) and ratios",
@@ -132,10 +188,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="batches timed per way (default 3)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="device of private and verify-mode inference (default auto)")
+    parser.add_argument("--offline-widths", default="2048",
+                        help="comma-separated widths of the offline-phase rows (default 2048)")
+    parser.add_argument("--offline-only", action="store_true",
+                        help="measure the offline phase only")
     args = parser.parse_args()
+    print(f"veil {veil.__version__}, enclave backend {veil.enclave_backend()}", flush=True)
+    offline = [measure_offline(int(w), args.batch, max(args.repeats, 5))
+               for w in args.offline_widths.split(",") if w]
+    print(format_offline(offline, args.batch, max(args.repeats, 5)), flush=True)
+    if args.offline_only:
+        return
     widths = ([int(w) for w in args.widths.split(",")] if args.widths
               else list(QUICK_WIDTHS if args.quick else FULL_WIDTHS))
-    print(f"veil {veil.__version__}, enclave backend {veil.enclave_backend()}", flush=True)
     rows = []
     for width in widths:
         rows.append(measure(width, args.batch, args.repeats, args.device))

@@ -130,7 +130,8 @@ struct Inference::Layer {
   uint32_t n = 0;  // inputs (W_q has n + 1 rows: the bias is last)
   uint32_t m = 0;  // outputs
   math::Activation activation = math::Activation::identity;
-  std::vector<double> wq;   // W_q = round(W 2^f_w), (n + 1) x m; U = R W_q needs it
+  std::vector<double> wq;      // W_q = round(W 2^f_w), (n + 1) x m, while it loads
+  std::vector<double> panels;  // W_q packed for U = R W_q (private mode)
   std::vector<uint64_t> s;  // secret check vector (m), mod q
   std::vector<uint64_t> v;  // W_q s mod q (n + 1)
 };
@@ -138,6 +139,7 @@ struct Inference::Layer {
 Inference::~Inference() {
   for (Layer& l : layers_) {
     wipe_vector(l.wq);
+    wipe_vector(l.panels);
     wipe_vector(l.s);
     wipe_vector(l.v);
   }
@@ -305,9 +307,15 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
   }
   l.v.resize(total);
   math::Status st = math::matvec_mod(l.wq.data(), total, cols, cols, l.s.data(), l.v.data());
+  // Private mode keeps W_q only as the correction GEMM's packed panels.
+  if (st.ok() && is_private()) {
+    l.panels.resize(math::correction_panel_doubles(total, cols));
+    st = math::pack_correction_weights(l.wq.data(), total, cols, cols, l.panels.data());
+  }
+  l.wq = std::vector<double>();
   if (!st.ok())
-    return session.fail(VEIL_ERR_INTERNAL, "load_layer: W_q s of layer %u failed (%s)", layer,
-                        math::fault_name(st.fault));
+    return session.fail(VEIL_ERR_INTERNAL, "load_layer: W_q s or packing of layer %u failed (%s)",
+                        layer, math::fault_name(st.fault));
   ++loaded_;
   return VEIL_OK;
 }
@@ -375,9 +383,12 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
     math::Status st =
         masks_.uniform_mod_pb(math::prg_stream(li, static_cast<uint32_t>(slot)), r_.data(), count);
     u.resize(static_cast<size_t>(rows) * l.m);
+    gemm_work_.resize(math::correction_work_doubles(rows, in));
     if (st.ok())
-      st = math::blind_correction(r_.data(), rows, in, in, l.wq.data(), l.m, l.m, u.data(), l.m);
+      st = math::blind_correction(r_.data(), rows, in, in, l.panels.data(), l.m, u.data(), l.m,
+                                  gemm_work_.data());
     wipe_vector(r_);
+    wipe_vector(gemm_work_);
     if (!st.ok())
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: U of layer %u failed (%s)", li,
                             math::fault_name(st.fault));

@@ -111,6 +111,7 @@ class Inference final : public Protocol {
   std::vector<std::vector<double>> acts_;   // X_q of layer l with its bias column
   std::vector<std::vector<uint64_t>> u_;    // opened U of each layer (secret)
   std::vector<uint64_t> r_;                 // R of the current layer (secret)
+  std::vector<double> gemm_work_;           // R's limbs and their products (secret)
   std::vector<uint8_t> plain_;              // packed U around sealing (secret)
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
   std::vector<uint64_t> expected_;

@@ -50,13 +50,38 @@ Status blind(const double* xq, std::size_t rows, std::size_t cols, std::size_t l
              std::size_t ldo) noexcept;
 
 /**
- * The unmasking term U = R * W mod p_b for R (rows x inner, entries in
- * [0, p_b)) and integer-valued W (inner x cols, |w| < 2^53): the offline,
- * O(rows * inner * cols) step of private inference.
+ * The unmasking term U = R * W mod p_b, the offline O(rows * inner * cols)
+ * step of private inference, as an exact float64 GEMM (docs/design.md §4.1):
+ * R = R_lo + 2^24 R_hi with limbs below 2^24, so every partial sum of
+ * R_limb * W is at most (2^24 - 1) * ||W[:, j]||_1 < 2^53 (the bound
+ * pack_correction_weights checks) and exact in any order; one reduction mod
+ * p_b per element joins the two limb products. Rows are independent, so a
+ * caller may split R into row blocks (one work buffer each) and get the same
+ * U whatever the split.
+ */
+
+/** Doubles of W (inner x cols) packed for blind_correction. */
+std::size_t correction_panel_doubles(std::size_t inner, std::size_t cols) noexcept;
+
+/**
+ * Pack integer-valued W (inner x cols) into `panels` (correction_panel_doubles).
+ * Faults: range faults of W (with row, col); out_of_range (col = the column)
+ * when (2^24 - 1) * ||W[:, col]||_1 reaches 2^53.
+ */
+Status pack_correction_weights(const double* w, std::size_t inner, std::size_t cols,
+                               std::size_t ldw, double* panels) noexcept;
+
+/** Doubles of work buffer blind_correction needs for `rows` rows of R. */
+std::size_t correction_work_doubles(std::size_t rows, std::size_t inner) noexcept;
+
+/**
+ * U (rows x cols) = R (rows x inner, entries in [0, p_b)) * W mod p_b, W
+ * packed by pack_correction_weights. Fault: invalid_argument (with row, col)
+ * for R >= p_b.
  */
 Status blind_correction(const std::uint64_t* r, std::size_t rows, std::size_t inner,
-                        std::size_t ldr, const double* w, std::size_t cols, std::size_t ldw,
-                        std::uint64_t* u, std::size_t ldu) noexcept;
+                        std::size_t ldr, const double* panels, std::size_t cols,
+                        std::uint64_t* u, std::size_t ldu, double* work) noexcept;
 
 /**
  * Y = centre((Y~_lo + 2^24 * Y~_hi - U) mod p_b), as integer-valued doubles

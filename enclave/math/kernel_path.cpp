@@ -21,7 +21,8 @@ bool kernel_path_supported(KernelPath path) noexcept {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();  // safe to repeat; needed if called before constructors ran
   if (path == KernelPath::avx2)
-    return detail::avx2_kernels() != nullptr && __builtin_cpu_supports("avx2");
+    return detail::avx2_kernels() != nullptr && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");  // the exact tile fuses
   if (path == KernelPath::avx512)
     return detail::avx512_kernels() != nullptr && __builtin_cpu_supports("avx512f");
 #endif

@@ -118,6 +118,45 @@ struct V {
 #include "math/detail/simd_body.h"
 #undef VEIL_SIMD_TARGET
 
+// The exact tile (kernels.h) as four 4 x 8 quarters: 8 accumulators, two b
+// loads and four broadcasts per depth step leave registers for both.
+__attribute__((target("avx2,fma"))) void exact_quarter(std::size_t depth, const double* a,
+                                                       const double* b, double* c,
+                                                       std::size_t ldc) {
+  __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+  __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+  __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+  __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+  for (std::size_t p = 0; p < depth; ++p, a += kTileRows, b += kTileCols) {
+    const __m256d b0 = _mm256_loadu_pd(b);
+    const __m256d b1 = _mm256_loadu_pd(b + 4);
+    __m256d ar = _mm256_broadcast_sd(a + 0);
+    c00 = _mm256_fmadd_pd(ar, b0, c00);
+    c01 = _mm256_fmadd_pd(ar, b1, c01);
+    ar = _mm256_broadcast_sd(a + 1);
+    c10 = _mm256_fmadd_pd(ar, b0, c10);
+    c11 = _mm256_fmadd_pd(ar, b1, c11);
+    ar = _mm256_broadcast_sd(a + 2);
+    c20 = _mm256_fmadd_pd(ar, b0, c20);
+    c21 = _mm256_fmadd_pd(ar, b1, c21);
+    ar = _mm256_broadcast_sd(a + 3);
+    c30 = _mm256_fmadd_pd(ar, b0, c30);
+    c31 = _mm256_fmadd_pd(ar, b1, c31);
+  }
+  const __m256d acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  for (std::size_t r = 0; r < 4; ++r) {
+    double* row = c + r * ldc;
+    _mm256_storeu_pd(row, _mm256_add_pd(_mm256_loadu_pd(row), acc[r][0]));
+    _mm256_storeu_pd(row + 4, _mm256_add_pd(_mm256_loadu_pd(row + 4), acc[r][1]));
+  }
+}
+
+void exact_tile(std::size_t depth, const double* a, const double* b, double* c, std::size_t ldc) {
+  for (std::size_t h = 0; h < kTileRows; h += 4)
+    for (std::size_t g = 0; g < kTileCols; g += 8)
+      exact_quarter(depth, a + h, b + g, c + h * ldc + g, ldc);
+}
+
 const Kernels kAvx2 = {simd_matvec<double>,
                        simd_matvec2<double>,
                        simd_matvec_t<double>,
@@ -127,7 +166,8 @@ const Kernels kAvx2 = {simd_matvec<double>,
                        simd_matvec<float>,
                        simd_matvec2<float>,
                        simd_matvec_t<float>,
-                       simd_quantize<float>};
+                       simd_quantize<float>,
+                       exact_tile};
 
 }  // namespace
 

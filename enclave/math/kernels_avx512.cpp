@@ -108,6 +108,56 @@ struct V {
 #include "math/detail/simd_body.h"
 #undef VEIL_SIMD_TARGET
 
+// The exact tile (kernels.h): 16 accumulators of 8 doubles, two b loads and
+// eight broadcasts per depth step.
+__attribute__((target("avx512f"))) void exact_tile(std::size_t depth, const double* a,
+                                                   const double* b, double* c,
+                                                   std::size_t ldc) {
+  __m512d c00 = _mm512_setzero_pd(), c01 = _mm512_setzero_pd();
+  __m512d c10 = _mm512_setzero_pd(), c11 = _mm512_setzero_pd();
+  __m512d c20 = _mm512_setzero_pd(), c21 = _mm512_setzero_pd();
+  __m512d c30 = _mm512_setzero_pd(), c31 = _mm512_setzero_pd();
+  __m512d c40 = _mm512_setzero_pd(), c41 = _mm512_setzero_pd();
+  __m512d c50 = _mm512_setzero_pd(), c51 = _mm512_setzero_pd();
+  __m512d c60 = _mm512_setzero_pd(), c61 = _mm512_setzero_pd();
+  __m512d c70 = _mm512_setzero_pd(), c71 = _mm512_setzero_pd();
+  for (std::size_t p = 0; p < depth; ++p, a += kTileRows, b += kTileCols) {
+    const __m512d b0 = _mm512_loadu_pd(b);
+    const __m512d b1 = _mm512_loadu_pd(b + 8);
+    __m512d ar = _mm512_set1_pd(a[0]);
+    c00 = _mm512_fmadd_pd(ar, b0, c00);
+    c01 = _mm512_fmadd_pd(ar, b1, c01);
+    ar = _mm512_set1_pd(a[1]);
+    c10 = _mm512_fmadd_pd(ar, b0, c10);
+    c11 = _mm512_fmadd_pd(ar, b1, c11);
+    ar = _mm512_set1_pd(a[2]);
+    c20 = _mm512_fmadd_pd(ar, b0, c20);
+    c21 = _mm512_fmadd_pd(ar, b1, c21);
+    ar = _mm512_set1_pd(a[3]);
+    c30 = _mm512_fmadd_pd(ar, b0, c30);
+    c31 = _mm512_fmadd_pd(ar, b1, c31);
+    ar = _mm512_set1_pd(a[4]);
+    c40 = _mm512_fmadd_pd(ar, b0, c40);
+    c41 = _mm512_fmadd_pd(ar, b1, c41);
+    ar = _mm512_set1_pd(a[5]);
+    c50 = _mm512_fmadd_pd(ar, b0, c50);
+    c51 = _mm512_fmadd_pd(ar, b1, c51);
+    ar = _mm512_set1_pd(a[6]);
+    c60 = _mm512_fmadd_pd(ar, b0, c60);
+    c61 = _mm512_fmadd_pd(ar, b1, c61);
+    ar = _mm512_set1_pd(a[7]);
+    c70 = _mm512_fmadd_pd(ar, b0, c70);
+    c71 = _mm512_fmadd_pd(ar, b1, c71);
+  }
+  const __m512d acc[kTileRows][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                                     {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+  for (std::size_t r = 0; r < kTileRows; ++r) {
+    double* row = c + r * ldc;
+    _mm512_storeu_pd(row, _mm512_add_pd(_mm512_loadu_pd(row), acc[r][0]));
+    _mm512_storeu_pd(row + 8, _mm512_add_pd(_mm512_loadu_pd(row + 8), acc[r][1]));
+  }
+}
+
 const Kernels kAvx512 = {simd_matvec<double>,
                          simd_matvec2<double>,
                          simd_matvec_t<double>,
@@ -117,7 +167,8 @@ const Kernels kAvx512 = {simd_matvec<double>,
                          simd_matvec<float>,
                          simd_matvec2<float>,
                          simd_matvec_t<float>,
-                         simd_quantize<float>};
+                         simd_quantize<float>,
+                         exact_tile};
 
 }  // namespace
 

@@ -204,10 +204,21 @@ PassResult backward(const BackwardPlan& p) {
                                      : backward_into(p, a.dz_prev);
 }
 
+void exact_tile(std::size_t depth, const double* a, const double* b, double* c,
+                std::size_t ldc) {
+  double acc[kTileRows][kTileCols] = {};
+  for (std::size_t p = 0; p < depth; ++p, a += kTileRows, b += kTileCols)
+    for (std::size_t r = 0; r < kTileRows; ++r)
+      for (std::size_t j = 0; j < kTileCols; ++j) acc[r][j] += a[r] * b[j];
+  for (std::size_t r = 0; r < kTileRows; ++r)
+    for (std::size_t j = 0; j < kTileCols; ++j) c[r * ldc + j] += acc[r][j];
+}
+
 const Kernels kPortable = {matvec<double>, matvec2<double>, matvec_t<double>, quantize<double>,
                            forward,        backward,
                            // Narrow operands.
-                           matvec<float>,  matvec2<float>,  matvec_t<float>,  quantize<float>};
+                           matvec<float>,  matvec2<float>,  matvec_t<float>,  quantize<float>,
+                           exact_tile};
 
 }  // namespace
 

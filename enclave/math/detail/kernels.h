@@ -22,6 +22,16 @@ namespace detail {
 /** Elements per chunk: 4 KiB of doubles stays in L1 between sub-passes. */
 constexpr std::size_t kChunk = 512;
 
+/**
+ * The exact float64 GEMM tile of the blinding correction (blinding.h): rows
+ * and columns of one register tile. A packed panel holds kTileRows (kTileCols)
+ * values per depth step, depth-major.
+ */
+constexpr std::size_t kTileRows = 8;
+constexpr std::size_t kTileCols = 16;
+using ExactTile = void (*)(std::size_t depth, const double* a, const double* b, double* c,
+                           std::size_t ldc);
+
 /** A validated forward pass with its derived constants. */
 struct ForwardPlan {
   ForwardArgs args;
@@ -70,6 +80,10 @@ struct Kernels {
   std::size_t (*quantize_f)(const double* x, std::size_t rows, std::size_t cols,
                             std::size_t ldx, double two_f, Quantizer qz, float* out,
                             std::size_t ldo, OperandStats* stats);
+  // c (kTileRows x kTileCols, row stride ldc) += a panel * b panel over depth
+  // steps: integer-valued operands whose every partial sum the caller bounds
+  // below 2^53, so the sums are exact in any order, fused or not.
+  ExactTile exact_tile;
 };
 
 const Kernels& portable_kernels() noexcept;

@@ -17,6 +17,33 @@ namespace {
 
 using namespace testing_util;
 
+// U = R W mod p_b through the packed exact GEMM.
+Status correction(const std::vector<std::uint64_t>& r, std::size_t rows, std::size_t n,
+                  const std::vector<double>& w, std::size_t m, std::vector<std::uint64_t>* u) {
+  std::vector<double> panels(correction_panel_doubles(n, m));
+  const Status packed = pack_correction_weights(w.data(), n, m, m, panels.data());
+  if (!packed.ok()) return packed;
+  std::vector<double> work(correction_work_doubles(rows, n));
+  u->assign(rows * m, 0);
+  return blind_correction(r.data(), rows, n, n, panels.data(), m, u->data(), m, work.data());
+}
+
+// The reference: 128-bit scalar field arithmetic.
+std::vector<std::uint64_t> correction_reference(const std::vector<std::uint64_t>& r,
+                                                std::size_t rows, std::size_t n,
+                                                const std::vector<double>& w, std::size_t m) {
+  std::vector<std::uint64_t> u(rows * m);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < m; ++j) {
+      std::uint64_t acc = 0;
+      for (std::size_t k = 0; k < n; ++k)
+        acc = FieldPb::add(acc, FieldPb::mul(r[i * n + k],
+                                             FieldPb::from_int(static_cast<std::int64_t>(w[k * m + j]))));
+      u[i * m + j] = acc;
+    }
+  return u;
+}
+
 TEST(MathBlinding, RoundTripAtWidth4096) {
   std::mt19937_64 rng(21);
   const std::size_t B = 3, n = 4096, m = 5;
@@ -57,8 +84,8 @@ TEST(MathBlinding, RoundTripAtWidth4096) {
   EXPECT_TRUE(freivalds_check(lo.data(), B, n, n, ylo.data(), m, m, ws.data(), s.data()).ok());
   EXPECT_TRUE(freivalds_check(hi.data(), B, n, n, yhi.data(), m, m, ws.data(), s.data()).ok());
 
-  std::vector<std::uint64_t> u(B * m);
-  ASSERT_TRUE(blind_correction(r.data(), B, n, n, w.data(), m, m, u.data(), m).ok());
+  std::vector<std::uint64_t> u;
+  ASSERT_TRUE(correction(r, B, n, w, m, &u).ok());
   std::vector<double> y(B * m);
   ASSERT_TRUE(unblind(ylo.data(), yhi.data(), B, m, m, u.data(), m, y.data(), m).ok());
   EXPECT_EQ(y, matmul(xq, w, B, n, m));
@@ -93,12 +120,62 @@ TEST(MathBlinding, BudgetPredicatesAndBadInputs) {
   const std::uint64_t rmax = FieldPb::modulus - 1;
   ASSERT_TRUE(blind(&neg, 1, 1, 1, &rmax, 1, &lo, &hi, 1).ok());
   const double w = 3;
-  std::uint64_t u = 0;
-  ASSERT_TRUE(blind_correction(&rmax, 1, 1, 1, &w, 1, 1, &u, 1).ok());
+  std::vector<std::uint64_t> u;
+  ASSERT_TRUE(correction({rmax}, 1, 1, {w}, 1, &u).ok());
   const double ylo = lo * w, yhi = hi * w;
-  ASSERT_TRUE(unblind(&ylo, &yhi, 1, 1, 1, &u, 1, &y, 1).ok());
+  ASSERT_TRUE(unblind(&ylo, &yhi, 1, 1, 1, u.data(), 1, &y, 1).ok());
   EXPECT_EQ(y, -15.0);
 }
+
+class MathCorrection : public MathPathTest {};
+
+// The exact GEMM equals 128-bit field arithmetic on every path, across tile,
+// depth-block and column-block edges, with W at the exactness bound.
+TEST_P(MathCorrection, MatchesScalarFieldArithmetic) {
+  std::mt19937_64 rng(5);
+  const std::size_t shapes[][3] = {{1, 1, 1}, {5, 300, 9}, {7, 513, 260}, {64, 257, 520}};
+  for (const auto& shape : shapes) {
+    const std::size_t rows = shape[0], n = shape[1], m = shape[2];
+    // |w| up to 2^29 / n per entry, so a full column of the maximum reaches the bound.
+    const std::int64_t bound = static_cast<std::int64_t>(std::ldexp(1.0, 29) / n) - 1;
+    std::vector<double> w = random_ints(rng, n * m, bound);
+    for (std::size_t k = 0; k < n; ++k) w[k * m + m - 1] = -static_cast<double>(bound);
+    std::vector<std::uint64_t> r(rows * n);
+    for (auto& x : r) x = rng() % FieldPb::modulus;
+    r[0] = FieldPb::modulus - 1;
+    std::vector<std::uint64_t> u;
+    ASSERT_TRUE(correction(r, rows, n, w, m, &u).ok());
+    EXPECT_EQ(u, correction_reference(r, rows, n, w, m)) << rows << "x" << n << "x" << m;
+    // Row blocks give the same U whatever the split (how threads divide R).
+    if (rows > 1) {
+      std::vector<std::uint64_t> top, rest;
+      const std::vector<std::uint64_t> r_top(r.begin(), r.begin() + n);
+      const std::vector<std::uint64_t> r_rest(r.begin() + n, r.end());
+      ASSERT_TRUE(correction(r_top, 1, n, w, m, &top).ok());
+      ASSERT_TRUE(correction(r_rest, rows - 1, n, w, m, &rest).ok());
+      top.insert(top.end(), rest.begin(), rest.end());
+      EXPECT_EQ(top, u);
+    }
+  }
+}
+
+TEST_P(MathCorrection, RefusesWhatIsNotExact) {
+  // A column whose L1 norm reaches 2^53 / (2^24 - 1) could round: refused, naming it.
+  const std::size_t n = 4, m = 3;
+  std::vector<double> w(n * m, 1.0);
+  for (std::size_t k = 0; k < n; ++k) w[k * m + 2] = std::ldexp(1.0, 28);
+  std::vector<double> panels(correction_panel_doubles(n, m));
+  const Status st = pack_correction_weights(w.data(), n, m, m, panels.data());
+  EXPECT_EQ(st.fault, Fault::out_of_range);
+  EXPECT_EQ(st.col, 2u);
+  w[1] = 0.5;
+  EXPECT_EQ(pack_correction_weights(w.data(), n, m, m, panels.data()).fault, Fault::not_integral);
+  // R must be reduced.
+  std::vector<std::uint64_t> u;
+  EXPECT_EQ(correction({1, FieldPb::modulus}, 1, 2, {1, 1}, 1, &u).fault, Fault::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, MathCorrection, ::testing::ValuesIn(all_paths()), path_param_name);
 
 }  // namespace
 }  // namespace math
