@@ -210,6 +210,25 @@ int ecall_inference_predict(uint64_t session, const double* x, size_t x_count, s
       });
 }
 
+int ecall_inference_train_step(uint64_t session, const double* x, size_t x_count,
+                               const int32_t* labels, size_t batch, const uint8_t* sealed,
+                               size_t sealed_size, veil_step_result_t* result) {
+  return on_protocol<Inference>(
+      session, "inference_train_step", kInferenceInit,
+      {{x, x_count, "x"}, {labels, batch, "labels"}, {sealed, sealed_size, "sealed"},
+       {result, 1, "result"}},
+      [&](Session& s, Inference& i) {
+        return i.train_step(s, x, x_count, labels, batch, sealed, sealed_size, result);
+      });
+}
+
+int ecall_inference_export_head(uint64_t session, uint32_t layer, double* weights, size_t count) {
+  return on_protocol<Inference>(session, "inference_export_head", kInferenceInit,
+                                {{weights, count, "weights"}}, [&](Session& s, Inference& i) {
+    return i.export_head(s, layer, weights, count);
+  });
+}
+
 // Answers after an abort too: the host reads why the session ended.
 int ecall_inference_status(uint64_t session, veil_inference_status_t* status) {
   return on_session(session, "inference_status", {{status, 1, "status"}}, [&](Session& s) {

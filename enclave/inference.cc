@@ -112,7 +112,8 @@ bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t
                    blob + kSealedHeaderBytes + cipher_len, plain->data())) {
     std::snprintf(what, what_len,
                   "the sealed U (claiming layer %u, slot %llu) failed authentication: it was "
-                  "altered, or not sealed by this session",
+                  "altered, or sealed by another session or enclave instance (a slot opens "
+                  "only in the session that sealed it, whose key never leaves it)",
                   h->layer, static_cast<unsigned long long>(h->slot));
     return false;
   }
@@ -181,10 +182,21 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
                         "MiB: narrow the layers",
                         bytes / 1048576.0, kMaxModelBytes / 1048576.0);
 
+  // Private fine-tuning: layer 0 sees the data, so it must stay frozen (masked on the device).
+  if (config.head_layers >= layer_count)
+    return session.fail(VEIL_ERR_CONFIG,
+                        "head_layers=%u of %zu layers: layer 0 would train in the enclave on the "
+                        "raw data at O(B n m) per step; freeze at least the first layer",
+                        config.head_layers, layer_count);
+  if (config.head_layers > 0 && !(config.head_lr > 0 && config.head_lr < 1e6))
+    return session.fail(VEIL_ERR_CONFIG, "head_lr=%g: the head's learning rate must be in (0, 1e6)",
+                        config.head_lr);
   std::unique_ptr<Inference> t(new Inference());
   t->config_ = config;
   t->session_id_ = session.id();
-  shape_layers(layers, layer_count, &t->layers_);
+  const size_t frozen = layer_count - config.head_layers;
+  shape_layers(layers, frozen, &t->layers_);
+  shape_layers(layers + frozen, config.head_layers, &t->head_.layers());
   t->acts_.resize(layer_count);
   t->u_.resize(layer_count);
 
@@ -199,7 +211,7 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   wipe(mask_key.bytes, sizeof mask_key.bytes);
   if (!keys) return session.fail(VEIL_ERR_INTERNAL, "the platform's random source failed");
   if (!prgs) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed to start");
-  for (uint32_t li = 0; li < layer_count; ++li) {
+  for (uint32_t li = 0; li < t->layers_.size(); ++li) {
     Layer& l = t->layers_[li];
     l.s.resize(l.m);
     if (!secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), l.m).ok())
@@ -209,12 +221,18 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   return VEIL_OK;
 }
 
-bool Inference::ready() const { return loaded_ == layers_.size(); }
+bool Inference::ready() const { return loaded_ == layer_count(); }
+
+size_t Inference::layer_count() const { return layers_.size() + head_.layers().size(); }
+
+size_t Inference::classes() const {
+  return head_.layers().empty() ? layers_.back().m : head_.layers().back().m;
+}
 
 int Inference::require_ready(Session& session, const char* call) const {
   if (ready()) return VEIL_OK;
   return session.fail(VEIL_ERR_ORDER, "%s: %zu of %zu layers are loaded; load every layer first",
-                      call, loaded_, layers_.size());
+                      call, loaded_, layer_count());
 }
 
 // The exactness budget (docs/arithmetic.md 3 and 9), from the largest column
@@ -248,31 +266,53 @@ int Inference::check_budget(Session& session, uint32_t l, double col_l1) const {
   return VEIL_OK;
 }
 
-int Inference::load_layer(Session& session, uint32_t layer, const double* weights,
-                          size_t count) {
+// The order and shape checks every layer's rows pass, frozen or not.
+int Inference::load_rows(Session& session, uint32_t layer, const double* weights, size_t count,
+                         uint32_t* rows) {
   if (ready())
     return session.fail(VEIL_ERR_ORDER, "load_layer: all %zu layers are already loaded",
-                        layers_.size());
+                        layer_count());
   if (layer != loaded_)
     return session.fail(VEIL_ERR_ORDER,
                         "load_layer: expected layer %zu, got layer %u (layers load in order, once "
                         "each)",
                         loaded_, layer);
-  Layer& l = layers_[layer];
-  const size_t total = l.n + 1, cols = l.m;
+  const bool frozen = layer < layers_.size();
+  const uint32_t n = frozen ? layers_[layer].n : head_.layers()[layer - layers_.size()].n;
+  const uint32_t m = frozen ? layers_[layer].m : head_.layers()[layer - layers_.size()].m;
+  const size_t total = n + 1, cols = m;
   const uint32_t first_row = rows_loaded_;
   if (count == 0 || count % cols != 0 || count / cols > total - first_row)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "load_layer: %zu values for layer %u, which still needs %zu rows of %zu "
                         "values ((%u + 1) x %u in all)",
-                        count, layer, total - first_row, cols, l.n, l.m);
-  const uint32_t rows = static_cast<uint32_t>(count / cols);
+                        count, layer, total - first_row, cols, n, m);
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(weights[i]))
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "load_layer: layer %u, weights[%zu, %zu] is %s; weights must be finite",
                           layer, first_row + i / cols, i % cols,
                           std::isnan(weights[i]) ? "NaN" : "infinite");
+  *rows = static_cast<uint32_t>(count / cols);
+  return VEIL_OK;
+}
+
+int Inference::load_layer(Session& session, uint32_t layer, const double* weights,
+                          size_t count) {
+  uint32_t rows = 0;
+  int rc = load_rows(session, layer, weights, count, &rows);
+  if (rc != VEIL_OK) return rc;
+  const uint32_t first_row = rows_loaded_;
+  if (layer >= layers_.size()) {  // a head layer stays in the enclave, in real units
+    Head::Layer& h = head_.layers()[layer - layers_.size()];
+    h.w.resize(static_cast<size_t>(h.n + 1) * h.m);
+    std::copy(weights, weights + count, h.w.begin() + static_cast<size_t>(first_row) * h.m);
+    rows_loaded_ += rows;
+    if (rows_loaded_ == h.n + 1) rows_loaded_ = 0, ++loaded_;
+    return VEIL_OK;
+  }
+  Layer& l = layers_[layer];
+  const size_t total = l.n + 1, cols = l.m;
   // W_q = round(W 2^f_w) for every row, the bias row too: with the input's bias
   // column at 2^f_a the bias enters Y at scale f_a + f_w like every other term.
   // The clip only keeps values exact; anything near it fails the budget below.
@@ -289,7 +329,7 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
   rows_loaded_ = 0;  // a refused layer loads again from its first row
   std::vector<double> col_sums;
   const double col_l1 = max_col_l1(l.wq.data(), total, cols, col_sums);
-  int rc = check_budget(session, layer, col_l1);
+  rc = check_budget(session, layer, col_l1);
   if (rc != VEIL_OK) {
     wipe_vector(l.wq);
     return rc;
@@ -407,7 +447,7 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
 
 int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,
                            size_t out_count) {
-  const size_t features = layers_.front().n, classes = layers_.back().m;
+  const size_t features = layers_.front().n, classes = this->classes();
   if (batch == 0) return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: the batch is empty");
   if (batch > kMaxBatch)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: a batch of %zu rows exceeds %u",
@@ -521,9 +561,13 @@ int Inference::verification_failure(Session& session, uint32_t l, const char* wh
   char slot[32] = "";
   if (is_private())
     std::snprintf(slot, sizeof slot, " (slot %llu)", static_cast<unsigned long long>(current_slot_));
+  // A fine-tuning step names its step; a prediction its batch.
+  const bool step = in_train_step_;
   return session.fail(VEIL_ERR_VERIFICATION,
-                      "integrity check failed: layer %u, phase forward, batch %llu%s: %s", l,
-                      static_cast<unsigned long long>(batches_), slot, what);
+                      "integrity check failed: layer %u, phase forward, %s %llu%s: %s", l,
+                      step ? "train step" : "batch",
+                      static_cast<unsigned long long>(step ? head_steps_ + 1 : batches_), slot,
+                      what);
 }
 
 int Inference::device_product(Session& session, uint32_t l, const double* x, size_t batch,
@@ -611,7 +655,7 @@ int Inference::checked_verify(Session& session, uint32_t l, size_t batch) {
 int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
                             uint64_t* saturated) {
   const Layer& layer = layers_[l];
-  const bool last = l + 1 == layers_.size();
+  const bool last = l + 1 == layers_.size() && head_.layers().empty();
   math::ForwardArgs f;
   f.z = y_.data();
   f.rows = batch;
@@ -651,13 +695,13 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
   return VEIL_OK;
 }
 
-int Inference::predict(Session& session, const double* x, size_t x_count, size_t batch,
-                       const uint8_t* sealed, size_t sealed_size, double* output,
-                       size_t out_count) {
-  int rc = require_ready(session, "predict");
-  if (rc == VEIL_OK) rc = check_input(session, x, x_count, batch, out_count);
-  if (rc != VEIL_OK) return rc;
+// The frozen layers on one batch: input checks, the slot (private mode), then
+// each layer's checked product and fused pass. The head's input, or the last
+// layer's z, is left in acts_ or z_.
+int Inference::run_frozen(Session& session, const double* x, size_t x_count, size_t batch,
+                          const uint8_t* sealed, size_t sealed_size, uint64_t* saturated) {
   uint64_t slot = 0;
+  int rc = VEIL_OK;
   if (is_private()) {
     if (sealed_size == 0)
       return session.fail(VEIL_ERR_ORDER,
@@ -675,29 +719,94 @@ int Inference::predict(Session& session, const double* x, size_t x_count, size_t
   ++batches_;
   const size_t n0 = layers_.front().n;
   acts_[0].resize(batch * (n0 + 1));
-  uint64_t saturated =
-      math::quantize(x, batch, n0, n0, act_format(), acts_[0].data(), n0 + 1).saturated;
+  *saturated = math::quantize(x, batch, n0, n0, act_format(), acts_[0].data(), n0 + 1).saturated;
   const double one = std::ldexp(1.0, config_.frac_act);
   for (size_t i = 0; i < batch; ++i) acts_[0][i * (n0 + 1) + n0] = one;
   for (uint32_t l = 0; l < layers_.size() && rc == VEIL_OK; ++l) {
     if (is_private()) {
       rc = checked_private(session, l, batch, slot);
-      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, nullptr, &saturated);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, nullptr, saturated);
     } else {
       rc = checked_verify(session, l, batch);
-      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, expected_.data(), &saturated);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, expected_.data(), saturated);
     }
   }
+  if (rc == VEIL_OK) session.counters().saturated += *saturated;
+  return rc;
+}
+
+int Inference::predict(Session& session, const double* x, size_t x_count, size_t batch,
+                       const uint8_t* sealed, size_t sealed_size, double* output,
+                       size_t out_count) {
+  int rc = require_ready(session, "predict");
+  if (rc == VEIL_OK) rc = check_input(session, x, x_count, batch, out_count);
+  uint64_t saturated = 0;
+  if (rc == VEIL_OK) rc = run_frozen(session, x, x_count, batch, sealed, sealed_size, &saturated);
   if (rc != VEIL_OK) return rc;
-  session.counters().saturated += saturated;
-  model_outputs(config_.loss, layers_.back().activation, z_.data(), batch, layers_.back().m,
-                output);
+  if (head_.layers().empty()) {
+    model_outputs(config_.loss, layers_.back().activation, z_.data(), batch, layers_.back().m,
+                  output);
+  } else {
+    const double* z = head_.forward(acts_[layers_.size()].data(), batch, config_.frac_act);
+    model_outputs(config_.loss, head_.layers().back().activation, z, batch, classes(), output);
+  }
+  return VEIL_OK;
+}
+
+int Inference::train_step(Session& session, const double* x, size_t x_count,
+                          const int32_t* labels, size_t batch, const uint8_t* sealed,
+                          size_t sealed_size, veil_step_result_t* result) {
+  if (head_.layers().empty())
+    return session.fail(VEIL_ERR_ORDER,
+                        "train_step: this session has no trainable head (head_layers=0)");
+  int rc = require_ready(session, "train_step");
+  if (rc == VEIL_OK) rc = check_input(session, x, x_count, batch, batch * classes());
+  if (rc != VEIL_OK) return rc;
+  for (size_t i = 0; i < batch; ++i)  // before the slot is spent
+    if (labels[i] < 0 || static_cast<size_t>(labels[i]) >= classes())
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "train_step: labels[%zu] = %d is outside [0, %zu)",
+                          i, labels[i], classes());
+  uint64_t saturated = 0;
+  in_train_step_ = true;
+  rc = run_frozen(session, x, x_count, batch, sealed, sealed_size, &saturated);
+  in_train_step_ = false;
+  if (rc != VEIL_OK) return rc;
+  head_.forward(acts_[layers_.size()].data(), batch, config_.frac_act);
+  const math::LossResult r = head_.step(config_.loss, labels, batch, config_.head_lr);
+  if (!r.status.ok())
+    return session.fail(VEIL_ERR_CONFIG,
+                        "train_step %llu: the head's loss is not finite, so its weights were left "
+                        "as they were; lower head_lr (now %g)",
+                        static_cast<unsigned long long>(head_steps_ + 1), config_.head_lr);
+  ++head_steps_;
+  result->loss = r.loss;
+  result->correct = static_cast<uint32_t>(r.correct);
+  result->saturated = static_cast<uint32_t>(std::min<uint64_t>(saturated, UINT32_MAX));
+  result->step = head_steps_;
+  result->checks_passed = session.counters().checks_passed;
+  return VEIL_OK;
+}
+
+int Inference::export_head(Session& session, uint32_t layer, double* out, size_t count) {
+  int rc = require_ready(session, "export_head");
+  if (rc != VEIL_OK) return rc;
+  if (layer < layers_.size() || layer >= layer_count())
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "export_head: layer %u is not a head layer (layers %zu to %zu train in "
+                        "the enclave)",
+                        layer, layers_.size(), layer_count() - 1);
+  const Head::Layer& h = head_.layers()[layer - layers_.size()];
+  if (count != h.w.size())
+    return session.fail(VEIL_ERR_INVALID_ARGUMENT,
+                        "export_head: the buffer holds %zu values; layer %u has (%u + 1) x %u",
+                        count, layer, h.n, h.m);
+  std::copy(h.w.begin(), h.w.end(), out);
   return VEIL_OK;
 }
 
 void Inference::status(veil_inference_status_t* out) const {
   out->mode = config_.mode;
-  out->layer_count = static_cast<uint32_t>(layers_.size());
+  out->layer_count = static_cast<uint32_t>(layer_count());
   out->layers_loaded = static_cast<uint32_t>(loaded_);
   out->batches = batches_;
   out->next_slot = next_slot_;

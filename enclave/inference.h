@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "head.h"
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/prg.h"
@@ -69,6 +70,16 @@ class Inference final : public Protocol {
   int predict(Session& session, const double* x, size_t x_count, size_t batch,
               const uint8_t* sealed, size_t sealed_size, double* output, size_t out_count);
 
+  /**
+   * Private fine-tuning: the frozen layers as in predict (private mode consumes
+   * the slot), then one SGD step of the in-enclave head (docs/design.md §4.4).
+   */
+  int train_step(Session& session, const double* x, size_t x_count, const int32_t* labels,
+                 size_t batch, const uint8_t* sealed, size_t sealed_size,
+                 veil_step_result_t* result);
+  /** A head layer's weights in real units, (inputs + 1) x outputs. */
+  int export_head(Session& session, uint32_t layer, double* out, size_t count);
+
   /** Counters and slot positions. */
   void status(veil_inference_status_t* out) const;
 
@@ -79,6 +90,12 @@ class Inference final : public Protocol {
 
   bool is_private() const { return config_.mode == VEIL_INFERENCE_MODE_PRIVATE; }
   bool ready() const;
+  size_t layer_count() const;
+  size_t classes() const;
+  int load_rows(Session& session, uint32_t layer, const double* weights, size_t count,
+                uint32_t* rows);
+  int run_frozen(Session& session, const double* x, size_t x_count, size_t batch,
+                 const uint8_t* sealed, size_t sealed_size, uint64_t* saturated);
   math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
   int require_ready(Session& session, const char* call) const;
   int check_budget(Session& session, uint32_t l, double col_l1) const;
@@ -98,7 +115,10 @@ class Inference final : public Protocol {
 
   veil_inference_config_t config_{};
   uint64_t session_id_ = 0;  // bound into every sealed blob's associated data
-  std::vector<Layer> layers_;
+  std::vector<Layer> layers_;  // the frozen layers, on the device
+  Head head_;                  // the trainable layers after them, in the enclave
+  uint64_t head_steps_ = 0;
+  bool in_train_step_ = false;  // for error messages: a train step, not a prediction
   size_t loaded_ = 0;       // layers complete
   uint32_t rows_loaded_ = 0;  // rows of layer loaded_ received so far
   math::Prg masks_;           // R = PRG(mask key, stream (layer, slot)); never stored

@@ -44,6 +44,8 @@ Inference::Inference(Enclave& enclave, Device& device, const InferenceConfig& co
     raw.frac_act = config_.frac_act;
     raw.frac_weights = config_.frac_weights;
     raw.act_clip = config_.act_clip;
+    raw.head_layers = config_.head_layers;
+    raw.head_lr = config_.head_lr;
     std::vector<veil_layer_spec_t> layers;
     for (const LayerSpec& l : config_.layers)
       layers.push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
@@ -97,6 +99,29 @@ void Inference::predict(const double* x, size_t batch, double* out, const uint8_
     return ecall_inference_predict(e, status, id(), x, batch * features, batch, sealed,
                                    sealed_size, out, batch * classes);
   });
+}
+
+HeadStep Inference::train_step(const double* x, const int32_t* labels, size_t batch,
+                               const uint8_t* sealed, size_t sealed_size) {
+  const size_t features = config_.layers.front().inputs;
+  veil_step_result_t raw{};
+  timed("ecall_inference_train_step", [&](oe_enclave_t* e, int* status) {
+    return ecall_inference_train_step(e, status, id(), x, batch * features, labels, batch, sealed,
+                                      sealed_size, &raw);
+  });
+  return HeadStep{raw.loss, raw.correct, raw.saturated, raw.step};
+}
+
+std::vector<double> Inference::export_head(uint32_t layer) {
+  if (layer >= config_.layers.size())
+    throw InputError("export_head: layer " + std::to_string(layer) + " does not exist",
+                     VEIL_ERR_INVALID_ARGUMENT, 0);
+  const LayerSpec& l = config_.layers[layer];
+  std::vector<double> w(static_cast<size_t>(l.inputs + 1) * l.outputs);
+  timed("ecall_inference_export_head", [&](oe_enclave_t* e, int* status) {
+    return ecall_inference_export_head(e, status, id(), layer, w.data(), w.size());
+  });
+  return w;
 }
 
 InferenceStatus Inference::status() const {

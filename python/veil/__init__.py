@@ -31,6 +31,7 @@ from veil._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 # Private and verify-mode inference (docs/design.md §4.1) and the auditing device.
 from veil._inference import Inference, RecordingDevice, SavedModel, load_model, save_model
 from veil._onnx import export_onnx
+from veil._weights import load_weights
 
 __version__ = "0.1.0"
 
@@ -41,5 +42,5 @@ __all__ = [
     "__version__",
     "Inference", "RecordingDevice",
     "Callback", "EarlyStopping", "History", "ModelCheckpoint", "SaturationWarning",
-    "SavedModel", "export_onnx", "load_model", "read_sealing_key", "save_model",
+    "SavedModel", "export_onnx", "load_model", "load_weights", "read_sealing_key", "save_model",
 ]

@@ -317,8 +317,9 @@ class Inference(_EnclaveSession):
             ``DIR/model.npz``) or the :class:`veil.SavedModel` read from one, whose input
             standardization predict then applies to raw inputs, or a list of float
             arrays, one per layer, of shape (inputs + 1, outputs) with the bias in the
-            last row (what ``Trainer.export_weights()`` returns); the list needs
-            ``activations``.
+            last row (what ``Trainer.export_weights()`` returns) or ``(W, b)`` pairs, or a
+            PyTorch ``state_dict`` of Linear layers (:func:`veil.load_weights`); these
+            need ``activations``.
         mode: "private" or "verify".
         device: "auto", "cpu", "cuda" or a :class:`veil.Device` instance; the session
             gets its own device (do not share one Device object between sessions).
@@ -331,6 +332,8 @@ class Inference(_EnclaveSession):
             :meth:`precompute`.
         frac_act, act_clip: fixed-point format of inputs and activations (default: the
             trainer's when the source is a Trainer, else 8 and 64.0).
+        head_layers, head_lr: private fine-tuning (use ``veil.Trainer(mode="private")``,
+            which sets them): the last ``head_layers`` layers train inside the enclave.
 
     Raises:
         veil.ConfigError: a layer outside the exactness budget (the message names the
@@ -342,7 +345,7 @@ class Inference(_EnclaveSession):
                  frac_weights: int = 10, *, activations: Optional[Sequence] = None,
                  loss: Optional[str] = None, batch_size: int = 64,
                  frac_act: Optional[int] = None, act_clip: Optional[float] = None,
-                 enclave=None) -> None:
+                 enclave=None, head_layers: int = 0, head_lr: float = 0.1) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
         # A model file's input standardization, applied by predict to raw inputs.
@@ -361,10 +364,13 @@ class Inference(_EnclaveSession):
             loss = saved.loss if loss is None else loss
             if saved.mean is not None:
                 self._standardize = (saved.mean, saved.scale)
-        elif isinstance(source, (list, tuple)):
+        elif isinstance(source, (list, tuple, dict)) or hasattr(source, "keys"):
             if activations is None:
-                raise ConfigError("a list of weight arrays needs activations=[...], one per layer")
-            weights = list(source)
+                raise ConfigError("a list of weight arrays or a state_dict needs "
+                                  "activations=[...], one per layer")
+            from veil._weights import load_weights
+
+            weights = load_weights(source)
             names = [_activation_name(a) for a in activations]
         else:
             raise ConfigError(
@@ -388,7 +394,8 @@ class Inference(_EnclaveSession):
         self.config = dict(mode=_MODES[mode], loss=_LOSSES[loss],
                            frac_act=int(8 if frac_act is None else frac_act),
                            frac_weights=int(frac_weights),
-                           act_clip=float(64.0 if act_clip is None else act_clip))
+                           act_clip=float(64.0 if act_clip is None else act_clip),
+                           head_layers=int(head_layers), head_lr=float(head_lr))
         self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
         self._native = _native.NativeInference(self._enclave, self._device, layers, self.config,

@@ -12,12 +12,20 @@ from veil._errors import ConfigError
 
 @dataclass(frozen=True)
 class Dense:
-    """A dense layer ``z = a @ W + b`` with ``inputs`` inputs and ``outputs`` outputs."""
+    """A dense layer ``z = a @ W + b`` with ``inputs`` inputs and ``outputs`` outputs.
+
+    ``trainable=False`` freezes it: private fine-tuning (``veil.Trainer(mode="private")``)
+    runs frozen layers on the device behind one-time pads and trains the rest inside the
+    enclave (docs/design.md §4.4).
+    """
 
     inputs: int
     outputs: int
+    trainable: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.trainable, bool):
+            raise ConfigError(f"Dense.trainable must be True or False, got {self.trainable!r}")
         for name in ("inputs", "outputs"):
             value = getattr(self, name)
             # Any integer type counts (numpy's too): widths often come from X.shape.
@@ -91,6 +99,23 @@ class Sequential:
     def __init__(self, layers: Iterable[object]):
         self.layers: List[object] = list(layers)
         self._specs = self._parse(self.layers)
+        self._trainable = [layer.trainable for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def trainable(self) -> List[bool]:
+        """Whether each dense layer trains (False: frozen), in order."""
+        return list(self._trainable)
+
+    def freeze(self, upto: int) -> "Sequential":
+        """Freeze the first ``upto`` dense layers (the rest stay as they are); returns the
+        model. Private fine-tuning needs at least the first layer frozen."""
+        if not isinstance(upto, numbers.Integral) or isinstance(upto, bool) or not (
+                0 <= upto <= len(self._specs)):
+            raise ConfigError(f"freeze(upto={upto!r}): give a number of dense layers in "
+                              f"[0, {len(self._specs)}]")
+        for k in range(int(upto)):
+            self._trainable[k] = False
+        return self
 
     @staticmethod
     def _parse(layers: Sequence[object]) -> List[Tuple[int, int, str]]:

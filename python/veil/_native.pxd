@@ -156,6 +156,14 @@ cdef extern from "veil/inference.h" namespace "veil":
         int32_t frac_act
         int32_t frac_weights
         double act_clip
+        uint32_t head_layers
+        double head_lr
+
+    cdef cppclass HeadStep:
+        double loss
+        uint32_t correct
+        uint32_t saturated
+        uint64_t step
 
     cdef cppclass InferenceStatus:
         uint64_t batches
@@ -172,6 +180,9 @@ cdef extern from "veil/inference.h" namespace "veil":
         vector[uint8_t] precompute(uint32_t rows) except +veil_translate_exception nogil
         void predict(const double* x, size_t batch, double* out, const uint8_t* sealed,
                      size_t sealed_size) except +veil_translate_exception nogil
+        HeadStep train_step(const double* x, const int32_t* labels, size_t batch,
+                            const uint8_t* sealed, size_t sealed_size) except +veil_translate_exception nogil
+        vector[double] export_head(uint32_t layer) except +veil_translate_exception
         InferenceStatus status() except +veil_translate_exception
         Timing timing()
         void reset_timing()

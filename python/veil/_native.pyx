@@ -385,6 +385,8 @@ cdef class NativeInference:
         c.frac_act = config["frac_act"]
         c.frac_weights = config["frac_weights"]
         c.act_clip = config["act_clip"]
+        c.head_layers = config.get("head_layers", 0)
+        c.head_lr = config.get("head_lr", 0.1)
         if len(weights) != len(layers):
             raise _errors.InputError(f"{len(weights)} weight matrices for {len(layers)} layers")
         for (inputs, outputs, _), w in zip(layers, weights):
@@ -430,6 +432,29 @@ cdef class NativeInference:
         with nogil:
             self.ptr.predict(&x[0, 0], batch, &out_view[0, 0], sealed_ptr, sealed_size)
         return out
+
+    def train_step(self, const double[:, ::1] x not None, const int32_t[::1] labels not None,
+                   const unsigned char[::1] sealed=None):
+        """One SGD step of the in-enclave head; returns (loss, correct, saturated, step)."""
+        cdef size_t batch = x.shape[0]
+        if <size_t> x.shape[1] != self.features:
+            raise _errors.InputError(f"x has {x.shape[1]} features; the model takes {self.features}")
+        if batch == 0 or <size_t> labels.shape[0] != batch:
+            raise _errors.InputError(f"{labels.shape[0]} labels for a batch of {batch} rows")
+        cdef const uint8_t* sealed_ptr = NULL
+        cdef size_t sealed_size = 0
+        if sealed is not None and sealed.shape[0] > 0:
+            sealed_ptr = &sealed[0]
+            sealed_size = sealed.shape[0]
+        cdef HeadStep r
+        with nogil:
+            r = self.ptr.train_step(&x[0, 0], &labels[0], batch, sealed_ptr, sealed_size)
+        return r.loss, r.correct, r.saturated, r.step
+
+    def export_head(self, uint32_t layer):
+        """A head layer's trained weights, flat, (inputs + 1) * outputs values."""
+        cdef vector[double] w = self.ptr.export_head(layer)
+        return np.asarray(<double[:w.size()]> w.data()).copy()
 
     def status(self):
         cdef InferenceStatus s = self.ptr.status()

@@ -190,8 +190,9 @@ class Trainer(_EnclaveSession):
 
     Args:
         model: the network.
-        mode: "verify" (docs/design.md §2). Private training of trainable layers is not
-            offered: it needs O(B·n·m) enclave work (docs/design.md §6).
+        mode: "verify" (docs/design.md §2), or "private": fine-tuning with the first
+            layers frozen (a ``veil._finetune.PrivateTrainer``, docs/design.md §4.4), which
+            takes ``weights=``.
         device: "auto", "cpu", "cuda" or a veil.Device instance.
         loss: "cross_entropy" (softmax fused; the last layer must have no
             activation) or "mse" (the seed's, on one-hot labels).
@@ -205,6 +206,14 @@ class Trainer(_EnclaveSession):
         frac_act, frac_grad: fixed-point fractional bits (docs/design.md §3).
         act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
     """
+
+    def __new__(cls, model=None, mode: str = "verify", *args, **kwargs):
+        # mode="private" is private fine-tuning (veil._finetune.PrivateTrainer).
+        if cls is Trainer and mode == "private":
+            from veil._finetune import PrivateTrainer
+
+            return super().__new__(PrivateTrainer)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -223,18 +232,18 @@ class Trainer(_EnclaveSession):
         weight_max: float = 2.0,
         enclave=None,
         *,
+        weights=None,
         _checkpoint: Optional[Tuple[bytes, list, bytes]] = None,
     ):
         if not isinstance(model, Sequential):
             raise ConfigError(f"model must be a veil.Sequential, got {type(model).__name__}")
-        if mode == "private":
-            raise ConfigError(
-                "mode='private' training is not offered: keeping trainable weights private "
-                "needs the whole layer trained inside the enclave (docs/design.md §6); use "
-                "mode='verify', or veil.Inference(mode='private') for private inference"
-            )
         if mode != "verify":
-            raise ConfigError(f"mode={mode!r}: use 'verify'")
+            raise ConfigError(f"mode={mode!r}: use 'verify' or 'private' (fine-tuning)")
+        if weights is not None:
+            raise ConfigError(
+                "weights=: verify training starts from weights the enclave derives from the "
+                "public seed (docs/design.md §4.2); to start from given weights, freeze the "
+                "first layers and fine-tune with mode='private'")
         if loss not in _LOSSES:
             raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
         # Until a batch size is given (here or by fit), fit may still choose it.

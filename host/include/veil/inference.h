@@ -28,6 +28,20 @@ struct InferenceConfig {
   int32_t frac_act = 8;       ///< f_a: fractional bits of activations and inputs
   int32_t frac_weights = 10;  ///< f_w: W_q = round(W 2^f_w), bias row included
   double act_clip = 64.0;     ///< |activation| and |input| clip in real units
+  /**
+   * Private fine-tuning (docs/design.md §4.4): the last head_layers layers train
+   * inside the enclave in float64 (SGD at head_lr); the first layer stays frozen.
+   */
+  uint32_t head_layers = 0;
+  double head_lr = 0.1;
+};
+
+/** What one fine-tuning step of the head reports. */
+struct HeadStep {
+  double loss = 0;          ///< mean loss over the batch
+  uint32_t correct = 0;     ///< argmax hits in the batch
+  uint32_t saturated = 0;   ///< values clipped while quantizing the frozen layers' inputs
+  uint64_t step = 0;        ///< head steps completed
 };
 
 /** Where an inference session stands, as the enclave reports it. */
@@ -78,6 +92,17 @@ class Inference : public Session {
    */
   void predict(const double* x, size_t batch, double* out, const uint8_t* sealed = nullptr,
                size_t sealed_size = 0);
+
+  /**
+   * Private fine-tuning: one SGD step of the head on a batch (labels: batch class
+   * ids). The frozen layers run as in predict(), consuming the next slot in
+   * private mode. @throws as predict(); ConfigError if the head's loss is not finite.
+   */
+  HeadStep train_step(const double* x, const int32_t* labels, size_t batch,
+                      const uint8_t* sealed = nullptr, size_t sealed_size = 0);
+
+  /** A head layer's trained weights, (inputs + 1) x outputs, bias last, real units. */
+  std::vector<double> export_head(uint32_t layer);
 
   /** Counters and slot positions. Works after an abort too. */
   InferenceStatus status() const;

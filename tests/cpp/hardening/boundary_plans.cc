@@ -44,8 +44,10 @@ void require(Harness& h, uint64_t session, const char* call, oe_result_t bridge,
 
 veil_train_config_t train_config() { return veil_test::small_wire_config(kBatch); }
 
-veil_inference_config_t inference_config() {
+veil_inference_config_t inference_config(uint32_t head_layers = 0) {
   veil_inference_config_t c{};
+  c.head_layers = head_layers;  // private fine-tuning: the last layers train in the enclave
+  c.head_lr = 0.125;
   c.layer_count = 2;
   c.mode = 1;  // private: precompute and sealed slots exist only there
   c.loss = 0;
@@ -97,8 +99,8 @@ void start_training(Harness& h, uint64_t session) {
   require(h, session, "ecall_train_init", bridge, status);
 }
 
-void start_inference(Harness& h, uint64_t session, bool load_layers) {
-  const veil_inference_config_t c = inference_config();
+void start_inference(Harness& h, uint64_t session, bool load_layers, uint32_t head_layers = 0) {
+  const veil_inference_config_t c = inference_config(head_layers);
   const std::vector<veil_layer_spec_t> l = model();
   int status = -1;
   const oe_result_t bridge =
@@ -298,6 +300,27 @@ Call inference_predict(Harness& h) {
   return call;
 }
 
+Call inference_train_step(Harness& h) {
+  start_inference(h, h.session(), true, 1);
+  const std::vector<uint8_t> sealed = precompute_slot(h, h.session());
+  Call call = session_call(h.session());
+  call.inputs["x"] = bytes_of(batch_x());
+  call.scalars["x_count"] = kBatch * kFeatures;
+  call.inputs["labels"] = bytes_of(batch_labels());
+  call.scalars["batch"] = kBatch;
+  call.inputs["sealed"] = sealed;
+  call.scalars["sealed_size"] = static_cast<int64_t>(sealed.size());
+  return call;
+}
+
+Call inference_export_head(Harness& h) {
+  start_inference(h, h.session(), true, 1);
+  Call call = session_call(h.session());
+  call.scalars["layer"] = 1;
+  call.scalars["count"] = static_cast<int64_t>((kHidden + 1) * kClasses);
+  return call;
+}
+
 Call inference_status(Harness& h) {
   start_inference(h, h.session(), true);
   return session_call(h.session());
@@ -326,6 +349,8 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
       {"ecall_inference_precompute", &inference_precompute},
       {"ecall_inference_slot_size", &inference_slot_size},
       {"ecall_inference_predict", &inference_predict},
+      {"ecall_inference_train_step", &inference_train_step},
+      {"ecall_inference_export_head", &inference_export_head},
       {"ecall_inference_status", &inference_status},
   };
   return table;
