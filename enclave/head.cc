@@ -6,21 +6,12 @@
 #include "veil_t.h"
 
 namespace veil::enclave {
-namespace {
-
-template <typename T>
-void wipe_all(std::vector<T>& v) {
-  if (!v.empty()) wipe(v.data(), v.size() * sizeof(T));
-}
-
-}  // namespace
-
 Head::~Head() {
-  for (Layer& l : layers_) wipe_all(l.w);
-  for (auto& a : a_) wipe_all(a);
-  for (auto& z : z_) wipe_all(z);
-  wipe_all(dz_);
-  wipe_all(da_);
+  for (Layer& l : layers_) wipe(l.w);
+  for (auto& a : a_) wipe(a);
+  for (auto& z : z_) wipe(z);
+  wipe(dz_);
+  wipe(da_);
 }
 
 const double* Head::forward(const double* xq, size_t batch, int frac_act) {

@@ -120,11 +120,6 @@ bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t
   return true;
 }
 
-template <typename T>
-void wipe_vector(std::vector<T>& v) {
-  if (!v.empty()) wipe(v.data(), v.size() * sizeof(T));
-}
-
 }  // namespace
 
 struct Inference::Layer {
@@ -139,17 +134,17 @@ struct Inference::Layer {
 
 Inference::~Inference() {
   for (Layer& l : layers_) {
-    wipe_vector(l.wq);
-    wipe_vector(l.panels);
-    wipe_vector(l.s);
-    wipe_vector(l.v);
+    wipe(l.wq);
+    wipe(l.panels);
+    wipe(l.s);
+    wipe(l.v);
   }
-  for (auto& a : acts_) wipe_vector(a);
-  for (auto& u : u_) wipe_vector(u);
-  wipe_vector(r_);
-  wipe_vector(plain_);
-  wipe_vector(y_);
-  wipe_vector(z_);
+  for (auto& a : acts_) wipe(a);
+  for (auto& u : u_) wipe(u);
+  wipe(r_);
+  wipe(plain_);
+  wipe(y_);
+  wipe(z_);
   wipe(seal_key_, sizeof seal_key_);
 }
 
@@ -331,7 +326,7 @@ int Inference::load_layer(Session& session, uint32_t layer, const double* weight
   const double col_l1 = max_col_l1(l.wq.data(), total, cols, col_sums);
   rc = check_budget(session, layer, col_l1);
   if (rc != VEIL_OK) {
-    wipe_vector(l.wq);
+    wipe(l.wq);
     return rc;
   }
   int status = VEIL_OK;
@@ -373,7 +368,7 @@ bool Inference::seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector
   const bool ok = gcm_encrypt(seal_key_, iv, ad, kAdBytes, plain_.data(), plain_.size(),
                            out + kSealedHeaderBytes,
                            out + kSealedHeaderBytes + plain_.size());
-  wipe_vector(plain_);
+  wipe(plain_);
   return ok;
 }
 
@@ -427,8 +422,8 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
     if (st.ok())
       st = math::blind_correction(r_.data(), rows, in, in, l.panels.data(), l.m, u.data(), l.m,
                                   gemm_work_.data());
-    wipe_vector(r_);
-    wipe_vector(gemm_work_);
+    wipe(r_);
+    wipe(gemm_work_);
     if (!st.ok())
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: U of layer %u failed (%s)", li,
                             math::fault_name(st.fault));
@@ -436,7 +431,7 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: sealing U of layer %u failed", li);
     off += blob_bytes(rows, l.m);
   }
-  wipe_vector(u);
+  wipe(u);
   // The slot is spent even if a layer failed: a retry must not seal (layer, slot)
   // again under the same GCM IV. Only the enclave's own crypto can fail here,
   // and then it can vouch for nothing more.

@@ -3,6 +3,7 @@
 // only two places where enclave code reaches beyond its own memory.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace veil::enclave {
 
@@ -14,5 +15,11 @@ void log_message(int level, const char* format, ...) __attribute__((format(print
 
 /** Overwrite memory that held secrets; not optimised away. */
 void wipe(void* p, size_t n);
+
+/** wipe() the elements of a vector. */
+template <typename T>
+void wipe(std::vector<T>& v) {
+  if (!v.empty()) wipe(v.data(), v.size() * sizeof(T));
+}
 
 }  // namespace veil::enclave

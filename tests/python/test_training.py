@@ -244,7 +244,7 @@ def test_lr_must_be_a_power_of_two():
         veil.Trainer(small_model(), device="cpu", lr=0.3)
 
 
-def test_private_training_is_refused_with_the_reason():
+def test_private_training_of_a_trainable_first_layer_is_refused_with_the_reason():
     with pytest.raises(veil.ConfigError, match="docs/design.md §6"):
         veil.Trainer(small_model(), mode="private", device="cpu")
 
