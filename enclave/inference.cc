@@ -12,6 +12,7 @@
 #include "math/field.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
+#include "math/parallel.h"
 #include "math/status.h"
 #include "exactness.h"
 #include "platform.h"
@@ -418,12 +419,8 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
     math::Status st =
         masks_.uniform_mod_pb(math::prg_stream(li, static_cast<uint32_t>(slot)), r_.data(), count);
     u.resize(static_cast<size_t>(rows) * l.m);
-    gemm_work_.resize(math::correction_work_doubles(rows, in));
-    if (st.ok())
-      st = math::blind_correction(r_.data(), rows, in, in, l.panels.data(), l.m, u.data(), l.m,
-                                  gemm_work_.data());
+    if (st.ok()) st = correction(l, rows, u.data());
     wipe(r_);
-    wipe(gemm_work_);
     if (!st.ok())
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: U of layer %u failed (%s)", li,
                             math::fault_name(st.fault));
@@ -438,6 +435,32 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
   ++sealed_until_;
   if (status != VEIL_OK) session.abort();
   return status;
+}
+
+// U = R W_q mod p_b for the R in r_, in blocks of R's rows run by parallel_for
+// on whatever threads the session has lent (math/parallel.h). The GEMM is exact,
+// so U is the same for every partition; blocks of at least 16 rows keep its
+// tiles full, and at most kMaxBlocks of them bound the work buffers.
+math::Status Inference::correction(const Layer& l, uint32_t rows, uint64_t* u) {
+  const size_t in = l.n + 1;
+  math::RowBlocks blocks;
+  blocks.rows = rows;
+  blocks.per_block = std::max<size_t>(16, (rows + math::kMaxBlocks - 1) / math::kMaxBlocks);
+  blocks.count = (rows + blocks.per_block - 1) / blocks.per_block;
+  gemm_work_.resize(blocks.count);
+  for (auto& work : gemm_work_) work.resize(math::correction_work_doubles(blocks.per_block, in));
+  math::Status status[math::kMaxBlocks];
+  auto block = [&](size_t b) {
+    const size_t first = blocks.begin(b);
+    status[b] = math::blind_correction(r_.data() + first * in, blocks.end(b) - first, in, in,
+                                       l.panels.data(), l.m, u + first * l.m, l.m,
+                                       gemm_work_[b].data());
+  };
+  math::parallel_for(blocks.count, block);
+  for (auto& work : gemm_work_) wipe(work);  // R's limbs
+  for (size_t b = 0; b < blocks.count; ++b)
+    if (!status[b].ok()) return status[b];
+  return math::Status::success();
 }
 
 int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,

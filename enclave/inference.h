@@ -20,6 +20,7 @@
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/prg.h"
+#include "math/status.h"
 #include "session.h"
 #include "veil_t.h"
 
@@ -110,6 +111,7 @@ class Inference final : public Protocol {
   int finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
                    uint64_t* saturated);
   int verification_failure(Session& session, uint32_t l, const char* what);
+  math::Status correction(const Layer& l, uint32_t rows, uint64_t* u);
   bool seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector<uint64_t>& u,
             uint8_t* out);
 
@@ -131,7 +133,7 @@ class Inference final : public Protocol {
   std::vector<std::vector<double>> acts_;   // X_q of layer l with its bias column
   std::vector<std::vector<uint64_t>> u_;    // opened U of each layer (secret)
   std::vector<uint64_t> r_;                 // R of the current layer (secret)
-  std::vector<double> gemm_work_;           // R's limbs and their products (secret)
+  std::vector<std::vector<double>> gemm_work_;  // per row block: R's limbs, products (secret)
   std::vector<uint8_t> plain_;              // packed U around sealing (secret)
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
   std::vector<uint64_t> expected_;

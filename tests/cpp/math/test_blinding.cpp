@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "math/blinding.h"
 #include "math/freivalds.h"
+#include "math/parallel.h"
 #include "math/prg.h"
 #include "math_test_util.h"
 
@@ -173,6 +175,41 @@ TEST_P(MathCorrection, RefusesWhatIsNotExact) {
   // R must be reduced.
   std::vector<std::uint64_t> u;
   EXPECT_EQ(correction({1, FieldPb::modulus}, 1, 2, {1, 1}, 1, &u).fault, Fault::invalid_argument);
+}
+
+// Blocks of R's rows on 0, 1 and 3 lent threads (parallel.h), as the enclave runs
+// them: the same U as one call on one thread.
+TEST(MathCorrectionThreads, SameUForEveryThreadCount) {
+  std::mt19937_64 rng(9);
+  const std::size_t rows = 64, n = 300, m = 70, per_block = 16;
+  const std::vector<double> w = random_ints(rng, n * m, 1000);
+  std::vector<std::uint64_t> r(rows * n);
+  for (auto& x : r) x = rng() % FieldPb::modulus;
+  std::vector<std::uint64_t> want;
+  ASSERT_TRUE(correction(r, rows, n, w, m, &want).ok());
+  std::vector<double> panels(correction_panel_doubles(n, m));
+  ASSERT_TRUE(pack_correction_weights(w.data(), n, m, m, panels.data()).ok());
+  for (unsigned workers : {0u, 1u, 3u}) {
+    WorkerPool pool;
+    std::vector<std::thread> lent;
+    for (unsigned t = 0; t < workers; ++t) lent.emplace_back([&pool] { pool.serve(); });
+    std::vector<std::uint64_t> u(rows * m);
+    std::vector<std::vector<double>> work(rows / per_block,
+                                          std::vector<double>(correction_work_doubles(per_block, n)));
+    std::vector<Status> status(work.size());
+    auto block = [&](std::size_t b) {
+      status[b] = blind_correction(r.data() + b * per_block * n, per_block, n, n, panels.data(), m,
+                                   u.data() + b * per_block * m, m, work[b].data());
+    };
+    {
+      UsePool use(&pool);
+      parallel_for(work.size(), block);
+    }
+    pool.stop();
+    for (auto& t : lent) t.join();
+    for (const Status& st : status) ASSERT_TRUE(st.ok());
+    EXPECT_EQ(u, want) << workers << " workers";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, MathCorrection, ::testing::ValuesIn(all_paths()), path_param_name);
