@@ -27,6 +27,11 @@ batch·(w+1)·w / precompute time; the baseline's rate is its FLOP/2 per second,
 ratio compares multiply-adds with multiply-adds (issue target: at least 30% at width
 2048, batch 64).
 
+Private fine-tuning (``--finetune-widths``, default 1024): the same w -> w -> w -> 10 model
+with its first two layers frozen and the last trained in the enclave
+(``veil.Trainer(mode="private")``), one step per batch on precomputed slots, against
+training the whole model inside the enclave (the bench image's float32 trainer).
+
     python benchmarks/private_inference.py [--quick] [--widths 256,1024] [--device auto]
     python benchmarks/private_inference.py --offline-only [--offline-widths 2048,4096]
 """
@@ -144,6 +149,50 @@ def measure_offline(width: int, batch: int, repeats: int) -> Dict[str, float]:
             "ratio": best_sgemm / best_pre}
 
 
+def measure_finetune(width: int, batch: int, repeats: int, device: str) -> Dict[str, float]:
+    """A private fine-tuning step against an all-in-enclave training step, same model."""
+    rng = np.random.default_rng(width)
+    frozen = []
+    for n in (width, width):
+        w = rng.uniform(-1.0, 1.0, (n + 1, width)) * np.sqrt(6.0 / n)
+        w[-1] = 0.0
+        frozen.append(w)
+    x, y = rng.random((batch, width)), rng.integers(0, 10, batch)
+    model = veil.Sequential([veil.Dense(width, width), veil.ReLU(), veil.Dense(width, width),
+                             veil.ReLU(), veil.Dense(width, 10)]).freeze(upto=2)
+    tuner = veil.Trainer(model, mode="private", device=device, weights=frozen, lr=0.05,
+                         batch_size=batch)
+    start = time.perf_counter()
+    tuner.precompute(repeats + 1)
+    precompute_s = (time.perf_counter() - start) / (repeats + 1)
+    tuner.train_step(x, y)  # warm-up
+    private_s = _median(lambda: tuner.train_step(x, y), repeats)
+    specs = [(width, width, 1), (width, width, 1), (width, 10, 0)]
+    config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=2, max_batch=batch, seed=0,
+                  act_clip=64.0, grad_clip=8.0, weight_max=8.0)
+    inside = enclave_only_trainer(specs, config)
+    labels = y.astype(np.int32)
+    inside.step(x, labels)
+    inside_s = _median(lambda: inside.step(x, labels), repeats)
+    return {"width": width, "device": tuner.device_name, "private_step_s": private_s,
+            "precompute_s": precompute_s, "enclave_only_step_s": inside_s}
+
+
+def format_finetune(rows: List[Dict[str, float]], batch: int) -> str:
+    lines = [f"private fine-tuning, batch {batch}, w -> w -> w -> 10, layers 0-1 frozen:",
+             f"{'width':>5} | {'private step':>12} {'precompute/slot':>15} | "
+             f"{'all-in-enclave step':>19} | {'all-in-enclave / private':>24}"]
+    for r in rows:
+        lines.append(f"{int(r['width']):>5} | {1e3 * r['private_step_s']:>9.2f} ms "
+                     f"{1e3 * r['precompute_s']:>12.1f} ms | "
+                     f"{1e3 * r['enclave_only_step_s']:>16.2f} ms | "
+                     f"{r['enclave_only_step_s'] / r['private_step_s']:>24.2f}")
+    lines.append(f"device: {rows[0]['device']}; private step: online only (slots sealed "
+                 "before), frozen layers on the device, head in the enclave; all-in-enclave: "
+                 "float32 training of every layer inside the enclave, one thread.")
+    return "\n".join(lines)
+
+
 def format_offline(rows: List[Dict[str, float]], batch: int, repeats: int) -> str:
     lines = [f"offline phase, batch {batch}, one w -> w layer, one thread, best of {repeats}:",
              f"{'width':>5} | {'precompute/slot':>15} | {'field-GEMM':>16} | "
@@ -190,6 +239,9 @@ def main() -> None:
                         help="device of private and verify-mode inference (default auto)")
     parser.add_argument("--offline-widths", default="2048",
                         help="comma-separated widths of the offline-phase rows (default 2048)")
+    parser.add_argument("--finetune-widths", default="1024",
+                        help="comma-separated widths of the fine-tuning rows (default 1024; "
+                             "'' for none)")
     parser.add_argument("--offline-only", action="store_true",
                         help="measure the offline phase only")
     args = parser.parse_args()
@@ -199,6 +251,10 @@ def main() -> None:
     print(format_offline(offline, args.batch, max(args.repeats, 5)), flush=True)
     if args.offline_only:
         return
+    tuned = [measure_finetune(int(w), args.batch, args.repeats, args.device)
+             for w in args.finetune_widths.split(",") if w]
+    if tuned:
+        print(format_finetune(tuned, args.batch), flush=True)
     widths = ([int(w) for w in args.widths.split(",")] if args.widths
               else list(QUICK_WIDTHS if args.quick else FULL_WIDTHS))
     rows = []

@@ -187,3 +187,33 @@ TEST(HostInference, RefusesALayerOutsideTheBudgetAndBadInput) {
 }
 
 }  // namespace
+
+// Private fine-tuning (docs/design.md §4.4): layer 0 frozen on the device, layer 1
+// trained in the enclave; the device gets limbs of layer 0 only, the loss falls, the
+// trained head comes back, and a model whose first layer would train is refused.
+TEST(HostInference, FineTunesTheHeadInsideTheEnclave) {
+  Model model = random_model(5);
+  Recorder device;
+  veil::InferenceConfig c = config(veil::InferenceMode::private_);
+  c.head_layers = 1;
+  c.head_lr = 0.5;
+  veil::Inference tuner(shared_enclave(), device, c, model.pointers());
+  const std::vector<double> x = random_batch(7);
+  const std::vector<int32_t> labels = {0, 1, 2, 3, 0};
+  double first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    std::vector<uint8_t> sealed = tuner.precompute(kBatch);
+    veil::HeadStep r = tuner.train_step(x.data(), labels.data(), kBatch, sealed.data(),
+                                        sealed.size());
+    (step == 0 ? first : last) = r.loss;
+    EXPECT_EQ(r.step, static_cast<uint64_t>(step + 1));
+  }
+  EXPECT_LT(last, first);
+  ASSERT_EQ(device.inputs.size(), 30u * 2);  // two limbs of layer 0 per step, nothing else
+  const std::vector<double> head = tuner.export_head(1);
+  ASSERT_EQ(head.size(), model.layers[1].size());
+  EXPECT_NE(head, model.layers[1]);
+  EXPECT_THROW(tuner.export_head(0), veil::InputError);  // frozen: the caller has it
+  c.head_layers = 2;
+  EXPECT_THROW(veil::Inference(shared_enclave(), device, c, model.pointers()), veil::ConfigError);
+}
