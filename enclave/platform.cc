@@ -25,6 +25,7 @@ void log_message(int level, const char* format, ...) {
 // memset at full speed (megabytes of masks per slot), then an empty asm that
 // claims to read the memory, so the compiler cannot drop the stores as dead.
 void wipe(void* p, size_t n) {
+  if (n == 0) return;  // p may be null then, which memset must not get
   std::memset(p, 0, n);
   __asm__ __volatile__("" : : "r"(p) : "memory");
 }

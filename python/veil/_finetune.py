@@ -4,6 +4,7 @@ head after them trains inside the enclave in float64."""
 from __future__ import annotations
 
 import numbers
+import secrets
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -70,8 +71,10 @@ class PrivateTrainer(Trainer):
         lr: the head's learning rate (any positive number).
         batch_size: rows per step and per slot (64 when None).
         frac_weights: fixed-point bits of the frozen layers' W_q.
-        Others as for verify-mode :class:`veil.Trainer`; ``halve_lr_at`` and checkpoints
-        are not offered in this mode.
+        seed: the head's initial weights and the batch order (None draws one).
+        device, loss, frac_act, act_clip, enclave: as for verify-mode
+        :class:`veil.Trainer`. frac_grad, grad_clip and weight_max do not apply (the head
+        trains in float64); ``halve_lr_at`` and checkpoints are not offered in this mode.
     """
 
     def __init__(self, model: Sequential, mode: str = "private",
@@ -99,7 +102,7 @@ class PrivateTrainer(Trainer):
         if len(given) not in (frozen, len(specs)):
             raise ConfigError(f"{len(given)} weight arrays: give the {frozen} frozen layers' "
                               f"or all {len(specs)} layers'")
-        self.seed = int(0 if seed is None else seed)
+        self.seed = secrets.randbits(63) if seed is None else int(seed)
         full = given + initial_head(specs[len(given):], self.seed)
         self.model, self.mode, self.loss = model, "private", loss
         self.lr, self.lr_exp, self.halve_lr_at = float(lr), None, ()

@@ -177,6 +177,7 @@ class Sequential:
 
     def __repr__(self) -> str:
         return "veil.Sequential([" + ", ".join(
-            f"Dense({i}, {o})" + ("" if a == "identity" else f", {ACTIVATIONS[a]()!r}")
-            for i, o, a in self._specs
+            f"Dense({i}, {o}" + ("" if trains else ", trainable=False") + ")"
+            + ("" if a == "identity" else f", {ACTIVATIONS[a]()!r}")
+            for (i, o, a), trains in zip(self._specs, self._trainable)
         ) + "])"

@@ -146,6 +146,27 @@ void dispatch_seeds(const std::string& dir) {
     save(mode == 1 ? "inference-private" : "inference-verify");
   }
 
+  {  // Private fine-tuning: layer 0 frozen, layer 1 trained in the enclave.
+    veil_inference_config_t ic{};
+    ic.layer_count = 2;
+    ic.mode = 1;
+    ic.frac_act = 8;
+    ic.frac_weights = 10;
+    ic.act_clip = 64;
+    ic.head_layers = 1;
+    ic.head_lr = 0.25;
+    ecall_inference_init(kNoEnclave, &rc, s, &ic, layers.data(), layers.size());
+    std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
+    ecall_inference_load_layer(kNoEnclave, &rc, s, 0, w0.data(), w0.size());
+    ecall_inference_load_layer(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
+    std::vector<uint8_t> sealed(24 + 6 * rows * hidden + 16);  // the frozen layer only
+    ecall_inference_precompute(kNoEnclave, &rc, s, rows, sealed.data(), sealed.size());
+    ecall_inference_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows,
+                               sealed.data(), sealed.size(), &step);
+    ecall_inference_export_head(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
+    save("inference-finetune");
+  }
+
   // NULL pointers with non-zero counts: the bridge passes them through as NULL.
   ecall_train_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
   ecall_train_init(kNoEnclave, &rc, s, &tc, nullptr, layers.size());

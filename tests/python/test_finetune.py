@@ -59,6 +59,12 @@ def test_first_layer_trainable_is_refused_saying_why_and_what_to_do():
         veil.Trainer(model().freeze(upto=1), mode="private")
     with pytest.raises(veil.ConfigError, match="mode='private'"):
         veil.Trainer(model(), mode="verify", weights=w)
+    with pytest.raises(veil.ConfigError, match="trainable"):
+        veil.Dense(4, 2, trainable="no")
+    with pytest.raises(veil.ConfigError, match="freeze"):
+        model().freeze(upto=5)
+    assert model().freeze(upto=2).trainable == [False, False, True, True]
+    assert "Dense(16, 16, trainable=False), veil.Sigmoid()" in repr(model().freeze(upto=1))
 
 
 def tuner(device, weights=None, **kw):
