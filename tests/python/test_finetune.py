@@ -254,3 +254,16 @@ def test_a_slot_kept_across_a_restart_is_refused(tmp_path):
                              text=True, timeout=120)
         assert run.returncode == 0, run.stderr
     assert "refused:" in run.stdout and "another session or enclave instance" in run.stdout
+
+
+@pytest.mark.gpu
+def test_cuda_fine_tuning_matches_cpu():
+    """The frozen products are exact integers on either device, so the head trains on the
+    same features: the same losses and the same trained head, bit for bit."""
+    runs = {}
+    for device in ("cuda", "cpu"):
+        session, data = tuner(device), batches(11)
+        losses = [session.train_step(*next(data))[0] for _ in range(5)]
+        runs[device] = losses, session.export_weights()[FROZEN]
+    assert runs["cuda"][0] == runs["cpu"][0]
+    np.testing.assert_array_equal(runs["cuda"][1], runs["cpu"][1])
