@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import secrets
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -19,10 +20,18 @@ SLOTS_PER_PRECOMPUTE = 32
 
 
 class _HeadSession:
-    """What Trainer.fit asks of ``self._native``, answered by the fine-tuning session."""
+    """What Trainer.fit asks of ``self._native``, answered by the fine-tuning session.
+
+    It holds its trainer weakly: a reference cycle would keep the enclave session (of
+    which the enclave holds a bounded number) open until the cyclic garbage collector ran.
+    """
 
     def __init__(self, trainer: "PrivateTrainer") -> None:
-        self._trainer = trainer
+        self._ref = weakref.ref(trainer)
+
+    @property
+    def _trainer(self) -> "PrivateTrainer":
+        return self._ref()
 
     def step(self, x, labels):
         return self._trainer._step(x, labels)

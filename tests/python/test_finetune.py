@@ -158,6 +158,19 @@ def test_bad_input_leaves_the_session_usable():
         session.save_checkpoint("unused")
 
 
+def test_a_dropped_trainer_closes_its_enclave_session_at_once():
+    """The enclave holds 64 sessions; a dropped trainer must not wait for the cyclic
+    garbage collector to give its session back."""
+    import gc
+
+    gc.disable()
+    try:
+        for _ in range(80):
+            tuner("cpu").train_step(*next(batches(0)))
+    finally:
+        gc.enable()
+
+
 def test_weights_from_npz_lists_pairs_and_state_dicts(tmp_path):
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=(17, 16)), rng.normal(size=(17, 4))]
