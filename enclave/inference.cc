@@ -130,6 +130,7 @@ struct Inference::Layer {
   uint32_t n = 0;  // inputs (W_q has n + 1 rows: the bias is last)
   uint32_t m = 0;  // outputs
   math::Activation activation = math::Activation::identity;
+  conv::Shape shape;
   std::vector<double> wq;   // W_q = round(W 2^f_w), (n + 1) x m; U = R W_q needs it
   std::vector<uint64_t> s;  // secret check vector (m), mod q
   std::vector<uint64_t> v;  // W_q s mod q (n + 1)
@@ -168,6 +169,10 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   model.weight_max = 1;
   int rc = validate_model(session, model, layers, layer_count);
   if (rc != VEIL_OK) return rc;
+  for (size_t i = 0; i < layer_count; ++i)
+    if (layers[i].kind != VEIL_LAYER_KIND_DENSE)
+      return session.fail(VEIL_ERR_CONFIG, "layer %zu: inference of convolutions is not offered",
+                          i);
   if (config.frac_weights < 0 || config.frac_weights > 24)
     return session.fail(VEIL_ERR_CONFIG, "frac_weights=%d is outside [0, 24]", config.frac_weights);
   double bytes = 0;

@@ -36,6 +36,12 @@ std::vector<uint8_t> associated_data(const veil_layer_spec_t* layers, size_t cou
     e.u32(layers[i].inputs);
     e.u32(layers[i].outputs);
     e.i32(layers[i].activation);
+    if (layers[i].kind == VEIL_LAYER_KIND_DENSE) continue;  // dense geometry is all 0
+    e.i32(layers[i].kind);
+    for (uint32_t field : {layers[i].channels, layers[i].height, layers[i].width,
+                           layers[i].kernel, layers[i].stride, layers[i].padding,
+                           static_cast<uint32_t>(layers[i].pool), layers[i].pool_size})
+      e.u32(field);
   }
   return ad;
 }
