@@ -148,6 +148,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
              "an .npz file (arrays X, y and optionally X_test, y_test), 'idx:IMAGES,LABELS', "
              "or a directory with the four MNIST IDX files (default: %(default)s)")
     parser.add_argument(
+        "--model", choices=("mlp", "cnn"), default="mlp",
+        help="mlp: dense layers (--layers); cnn: for image datasets (digits, IDX, CIFAR-10), "
+             "conv 16 3x3 pad 1, activation, max pool 2, conv 32 3x3 pad 1, activation, max "
+             "pool 2, flatten, dense to the classes (default: %(default)s)")
+    parser.add_argument(
         "--label-column", metavar="NAME", default=None,
         help="the label column of a CSV dataset (default: one named label, target, class or y)")
     parser.add_argument(
@@ -282,6 +287,24 @@ def _output_dir(requested: Optional[str]) -> str:
     return out
 
 
+def _cnn(data, activation: str, output_activation: str):
+    """`--model cnn`: two 3x3 convolutions (16 and 32 channels, padding 1), each followed by
+    the activation and 2x2 max pooling, then one dense layer to the classes."""
+    import veil
+
+    if data.image_shape is None:
+        raise ValueError(f"--model cnn needs an image dataset (digits, IDX images, CIFAR-10); "
+                         f"{data.name!r} has no image shape")
+    c, h, w = data.image_shape
+    act = getattr(veil, _ACTIVATION_CLASSES[activation])
+    layers: List[Any] = [veil.Conv2d(c, 16, 3, padding=1), act(), veil.MaxPool2d(2),
+                         veil.Conv2d(16, 32, 3, padding=1), act(), veil.MaxPool2d(2),
+                         veil.Flatten(), veil.Dense(32 * (h // 4) * (w // 4), data.n_classes)]
+    if output_activation != "identity":
+        layers.append(getattr(veil, _ACTIVATION_CLASSES[output_activation])())
+    return veil.Sequential(layers, input_shape=data.image_shape)
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
 
@@ -319,13 +342,18 @@ def _run_train(args: argparse.Namespace) -> int:
         X_val = None if X_val is None else (X_val - mean) / scale
 
     output_activation = args.output_activation or ("sigmoid" if loss_name == "mse" else "identity")
-    activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
-    layers: List[Any] = []
-    for (n_in, n_out), name in zip(zip(widths[:-1], widths[1:]), activation_names):
-        layers.append(veil.Dense(n_in, n_out))
-        if name != "identity":
-            layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
-    model = veil.Sequential(layers)
+    if args.model == "cnn":
+        model = _cnn(data, args.activation, output_activation)
+        widths = [model.input_size] + [o for _i, o, _a in model.layer_specs()]
+    else:
+        activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
+        layers: List[Any] = []
+        for (n_in, n_out), name in zip(zip(widths[:-1], widths[1:]), activation_names):
+            layers.append(veil.Dense(n_in, n_out))
+            if name != "identity":
+                layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
+        model = veil.Sequential(layers)
+    activation_names = [a for _i, _o, a in model.layer_specs()]
     initial_path = os.path.join(out, "initial_weights.npz")
     if args.resume:
         trainer = veil.Trainer.resume(os.path.join(out, "checkpoint"), device=args.device,
@@ -345,6 +373,7 @@ def _run_train(args: argparse.Namespace) -> int:
     float_epochs: Optional[List[Dict[str, Any]]] = None
     float_test: Optional[Dict[str, float]] = None
     if args.compare_float:
+        from ._conv import shapes
         from ._reference import FloatMLP
 
         with np.load(initial_path) as stored:
@@ -354,7 +383,8 @@ def _run_train(args: argparse.Namespace) -> int:
         # steps (this differs from the batch mean on a smaller last batch). It trains first
         # (it is fast) so that each epoch's line can show both.
         divisor = 1 << (args.batch_size - 1).bit_length()
-        reference = FloatMLP(initial, activation_names, loss_name, update_divisor=divisor)
+        reference = FloatMLP(initial, activation_names, loss_name, update_divisor=divisor,
+                             shapes=shapes(model.wire_specs()))
         float_epochs = reference.fit(X_train, data.y_train, args.epochs, args.batch_size,
                                      args.seed, args.lr_exp, halve_at, validation_data=validation)
         float_test = reference.evaluate(X_test, data.y_test)
@@ -389,7 +419,8 @@ def _run_train(args: argparse.Namespace) -> int:
         "clipped_fraction": clipped,
         "veil_version": getattr(veil, "__version__", None),
         "config": {
-            "dataset": args.dataset, "layers": widths, "activation": args.activation,
+            "dataset": args.dataset, "model": args.model, "layers": widths,
+            "activation": args.activation,
             "output_activation": output_activation,
             "loss": loss_name, "epochs": args.epochs, "batch_size": args.batch_size,
             "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
@@ -419,16 +450,20 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"wrote {history_path} and {curves_path}")
     # The one model file: checked weights, activations, loss, the standardization and the
     # split, for `veil predict --model`, veil.Inference and veil.load_model.
-    model_path = veil.save_model(
-        os.path.join(out, "model.npz"), trainer, mean=mean, scale=scale, classes=data.classes,
-        info=_jsonable({
-            "dataset": dataset_spec, "seed": args.seed, "test_fraction": args.test_fraction,
-            "val_fraction": args.val_fraction,
-            "label_column": (args.label_column if args.label_column is not None else None),
-            "feature_names": None if data.feature_names is None else list(data.feature_names),
-        }))
-    if not args.quiet:
-        print(f"wrote {model_path}")
+    if model.is_convolutional:
+        if not args.quiet:  # the model file and `veil predict` hold dense models only
+            print("model.npz not written: the model file holds dense models only")
+    else:
+        model_path = veil.save_model(
+            os.path.join(out, "model.npz"), trainer, mean=mean, scale=scale,
+            classes=data.classes, info=_jsonable({
+                "dataset": dataset_spec, "seed": args.seed, "test_fraction": args.test_fraction,
+                "val_fraction": args.val_fraction,
+                "label_column": (args.label_column if args.label_column is not None else None),
+                "feature_names": None if data.feature_names is None else list(data.feature_names),
+            }))
+        if not args.quiet:
+            print(f"wrote {model_path}")
     # The last line is a stable, machine-readable summary (scripts and CI parse it).
     print(f"test_accuracy={test_accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={checks_passed} clipped={clipped:.4f}")
