@@ -127,6 +127,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   t->batch_exp_ = ceil_log2(config.max_batch);
   t->call_name_ = "train_init";  // names the call in upload errors
   shape_layers(layers, layer_count, &t->layers_);
+  t->specs_.assign(layers, layers + layer_count);
   int status = t->check_budget(session);
   if (status != VEIL_OK) return status;
 

@@ -235,6 +235,7 @@ class Training final : public Protocol {
 
   veil_train_config_t config_{};
   std::vector<Layer> layers_;
+  std::vector<veil_layer_spec_t> specs_;  // the model as configured: checkpoints bind it
   uint64_t step_ = 0;
   int32_t lr_exp_ = 0;
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch

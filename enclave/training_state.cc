@@ -145,7 +145,6 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   e.u64(session.counters().checks_passed);
   e.u64(session.counters().products);
   e.u64(session.counters().saturated);
-  std::vector<veil_layer_spec_t> specs;
   for (const Layer& l : layers_) {
     e.f64(l.device_max);
     e.f64(l.proven_max);
@@ -153,9 +152,8 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
     e.u64s(l.t);
     e.u64s(l.v);
     e.u64s(l.w);
-    specs.push_back({l.n, l.m, static_cast<int32_t>(l.activation)});
   }
-  std::vector<uint8_t> ad = associated_data(specs.data(), specs.size());
+  std::vector<uint8_t> ad = associated_data(specs_.data(), specs_.size());
   const bool sealed = plain.size() == state_size() &&
                       seal(seal_key, ad.data(), ad.size(), plain.data(), plain.size(), blob);
   wipe(seal_key, sizeof seal_key);
@@ -176,6 +174,7 @@ bool Training::decode_state(Decoder& d, const veil_layer_spec_t* layers, size_t 
   counters->products = d.u64();
   counters->saturated = d.u64();
   shape_layers(layers, layer_count, &layers_);
+  specs_.assign(layers, layers + layer_count);
   for (Layer& l : layers_) {
     l.device_max = d.f64();
     l.proven_max = d.f64();

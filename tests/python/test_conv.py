@@ -1,0 +1,142 @@
+"""Convolutional networks in verify training (docs/design.md §4.4): the layers, the
+enclave's validation of their geometry, agreement with float64 training of the same CNN,
+checkpoints, and the digits acceptance run."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import veil
+from veil import _codes, _conv, _native
+from veil._reference import FloatMLP
+
+
+def small_cnn():
+    """Every kind of step at once: stride 2, padding, max and average pooling, a
+    non-square input, a flatten and a dense layer after it."""
+    return veil.Sequential(
+        [veil.Conv2d(2, 4, 3, padding=1), veil.ReLU(), veil.MaxPool2d(2),
+         veil.Conv2d(4, 6, 3, stride=2, padding=1), veil.Sigmoid(), veil.AvgPool2d(2),
+         veil.Flatten(), veil.Dense(6, 5), veil.ReLU(), veil.Dense(5, 3)],
+        input_shape=(2, 8, 7))
+
+
+def test_verified_cnn_training_tracks_float64_training_of_the_same_cnn(rng):
+    model = small_cnn()
+    X = rng.uniform(-1, 1, (16, 2, 8, 7))
+    y = rng.integers(0, 3, 16)
+    trainer = veil.Trainer(model, device="cpu", lr=2**-3, seed=1, batch_size=16,
+                           frac_act=12, frac_grad=16)
+    initial = trainer.export_weights()
+    assert [w.shape for w in initial] == [(19, 4), (37, 6), (7, 5), (6, 3)]
+    reference = FloatMLP(initial, [a for _i, _o, a in model.layer_specs()], "cross_entropy",
+                         update_divisor=16, shapes=_conv.shapes(model.wire_specs()))
+    flat = X.reshape(16, -1)
+    np.testing.assert_allclose(trainer.predict_proba(X), reference.predict_proba(flat), atol=1e-3)
+    for _ in range(3):
+        trainer.train_step(X, y)
+        reference.train_step(flat, y, 2**-3)
+    for got, want, start in zip(trainer.export_weights(), reference.weights, initial):
+        moved = np.abs(want - start).max()
+        assert moved > 1e-3  # every layer, the convolutions included, learned something
+        assert np.abs(got - want).max() < 0.01 * moved
+    assert trainer.checks_passed > 0
+
+
+def test_images_are_taken_as_nchw_or_flattened(rng):
+    model = small_cnn()
+    trainer = veil.Trainer(model, device="cpu", seed=0, batch_size=8)
+    X = rng.uniform(0, 1, (8, 2, 8, 7))
+    np.testing.assert_array_equal(trainer.predict_proba(X), trainer.predict_proba(X.reshape(8, -1)))
+    with pytest.raises(veil.InputError, match=r"shape \(n, 2, 8, 7\)"):
+        trainer.predict_proba(X.transpose(0, 1, 3, 2))
+
+
+@pytest.mark.parametrize("layers, shape, message", [
+    ([veil.Conv2d(1, 4, 3), veil.Flatten(), veil.Dense(4 * 36, 2)], None, "input_shape"),
+    ([veil.Conv2d(2, 4, 3), veil.Flatten(), veil.Dense(144, 2)], (1, 8, 8), "in_channels=2"),
+    ([veil.Conv2d(1, 4, 3), veil.Dense(144, 2)], (1, 8, 8), "veil.Flatten"),
+    ([veil.Conv2d(1, 4, 3), veil.Flatten(), veil.Dense(100, 2)], (1, 8, 8), "takes 100 inputs but"),
+    ([veil.Conv2d(1, 4, 9), veil.Flatten(), veil.Dense(4, 2)], (1, 8, 8), "does not fit"),
+    ([veil.Conv2d(1, 4, 3), veil.AvgPool2d(2), veil.ReLU(), veil.Flatten(), veil.Dense(36, 2)],
+     (1, 8, 8), "before AvgPool2d"),
+    ([veil.Dense(64, 8), veil.MaxPool2d(2)], None, "pooling follows a Conv2d"),
+    ([veil.Conv2d(1, 4, 3)], (1, 8, 8), "last layer must be Dense"),
+])
+def test_sequential_refuses_bad_cnns_naming_the_layer(layers, shape, message):
+    with pytest.raises(veil.ConfigError, match=message):
+        veil.Sequential(layers, input_shape=shape)
+
+
+def test_max_pooling_commutes_with_the_activation():
+    a = veil.Sequential([veil.Conv2d(1, 4, 3, padding=1), veil.ReLU(), veil.MaxPool2d(2),
+                         veil.Flatten(), veil.Dense(64, 2)], input_shape=(1, 8, 8))
+    b = veil.Sequential([veil.Conv2d(1, 4, 3, padding=1), veil.MaxPool2d(2), veil.ReLU(),
+                         veil.Flatten(), veil.Dense(64, 2)], input_shape=(1, 8, 8))
+    assert a.wire_specs() == b.wire_specs()
+
+
+CONV = _codes.LAYER_KIND["conv2d"]
+MAX = _codes.POOL["max"]
+RELU = _codes.ACTIVATION["relu"]
+GOOD = [(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 2), (64, 2, 0)]
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([(9, 4, RELU, 7, 1, 8, 8, 3, 1, 1, 0, 0), (256, 2, 0)], "layer 0: unknown kind 7"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, 9, 2), (64, 2, 0)], "layer 0: unknown pool 9"),
+    ([(8, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 2), (64, 2, 0)], "layer 0: inputs=8 but a 3 x 3"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 3, MAX, 2), (64, 2, 0)], "padding below kernel"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 0, 1, MAX, 2), (64, 2, 0)], "kernel and stride must be"),
+    ([(9, 4, RELU, CONV, 1, 0, 8, 3, 1, 1, MAX, 2), (64, 2, 0)], "height and width in"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 9), (64, 2, 0)], "pool_size=9 must be"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, 0, 2), (256, 2, 0)], "pool_size=2 without pooling"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 2), (65, 2, 0)], "layer 1: layer 0 gives 4 x 4 x 4"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 2), (64, 2, 0, 0, 0, 0, 0, 0, 0, 0, MAX, 2)],
+     "layer 1: a dense layer's pool must be 0"),
+    ([(64, 9, RELU), (9, 2, 0, CONV, 1, 3, 3, 3, 1, 1, 0, 0), (18, 2, 0)],
+     "layer 1: a convolution must"),
+    ([(9, 4, RELU, CONV, 1, 8, 8, 3, 1, 1, MAX, 2)], "the last layer must be dense"),
+])
+def test_the_enclave_validates_every_geometry_field(layers, message):
+    config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=2, max_batch=8, seed=0,
+                  act_clip=64.0, grad_clip=8.0, weight_max=2.0)
+    with pytest.raises(veil.InputError, match=message):
+        _native.NativeTrainer(veil.load_enclave(), _native.cpu_device(), layers, config)
+    # The same enclave still takes a good model afterwards.
+    _native.NativeTrainer(veil.load_enclave(), _native.cpu_device(), GOOD, config)
+
+
+def test_a_cnn_checkpoint_resumes_bit_identically(tmp_path, rng):
+    X = rng.uniform(0, 1, (16, 2, 8, 7))
+    y = rng.integers(0, 3, 16)
+    key = veil.INSECURE_TEST_SEALING_KEY
+    a = veil.Trainer(small_cnn(), device="cpu", seed=3, batch_size=8)
+    a.fit(X, y, epochs=1, batch_size=8, verbose=0, checkpoint_dir=str(tmp_path / "c"),
+          sealing_key=key)
+    b = veil.Trainer.resume(str(tmp_path / "c"), device="cpu", sealing_key=key)
+    assert b.model.wire_specs() == a.model.wire_specs()
+    a.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    b.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    for wa, wb in zip(a.export_weights(), b.export_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+SUMMARY = re.compile(r"test_accuracy=(\d\.\d{4}) float_test_accuracy=(\d\.\d{4})")
+
+
+@pytest.mark.slow
+def test_digits_cnn_acceptance_run(tmp_path, report):
+    """Issue 17's acceptance line: digits as 1x8x8 images, the small CNN, verified test
+    accuracy >= 0.98 and within 1 point of float64 training from the same weights."""
+    run = subprocess.run(
+        [sys.executable, "-m", "veil", "train", "--dataset", "digits", "--model", "cnn",
+         "--compare-float", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    verified, reference = (float(v) for v in SUMMARY.search(run.stdout).groups())
+    report(f"digits CNN: verified test accuracy {verified:.4f}, float64 {reference:.4f}")
+    assert verified >= 0.98
+    assert abs(verified - reference) <= 0.01
