@@ -140,3 +140,62 @@ def test_digits_cnn_acceptance_run(tmp_path, report):
     report(f"digits CNN: verified test accuracy {verified:.4f}, float64 {reference:.4f}")
     assert verified >= 0.98
     assert abs(verified - reference) <= 0.01
+
+
+def test_an_idx_image_dataset_trains_a_cnn_with_the_cli(tmp_path):
+    """MNIST-format IDX files (small synthetic ones) train the CNN with the same CLI."""
+    from test_datasets import write_idx
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 160).astype(np.uint8)
+    images = rng.integers(0, 60, (160, 8, 8))
+    for image, label in zip(images, labels):  # class 0 bright on top, class 1 below
+        image[(0 if label == 0 else 4):(4 if label == 0 else 8)] += 190
+    img = write_idx(tmp_path / "img-idx3-ubyte", images.astype(np.uint8))
+    lbl = write_idx(tmp_path / "lbl-idx1-ubyte", labels)
+    run = subprocess.run(
+        [sys.executable, "-m", "veil", "train", "--dataset", f"idx:{img},{lbl}", "--model", "cnn",
+         "--epochs", "3", "--batch-size", "16", "--compare-float", "--device", "cpu", "--quiet",
+         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    verified, reference = (float(v) for v in SUMMARY.search(run.stdout).groups())
+    assert verified >= 0.9 and reference >= 0.9
+
+
+def write_cifar_batch(path, images, labels):
+    records = [bytes([int(label)]) + image.astype(np.uint8).tobytes()
+               for image, label in zip(images, labels)]
+    path.write_bytes(b"".join(records))
+
+
+def test_cifar10_binary_batches_load_as_3x32x32_images(tmp_path):
+    from veil.datasets import load_dataset
+
+    rng = np.random.default_rng(6)
+    root = tmp_path / "cifar-10-batches-bin"
+    root.mkdir()
+    train = [(rng.integers(0, 256, (4, 3, 32, 32)), rng.integers(0, 10, 4)) for _ in range(5)]
+    for i, (images, labels) in enumerate(train, 1):
+        write_cifar_batch(root / f"data_batch_{i}.bin", images, labels)
+    test_images, test_labels = rng.integers(0, 256, (3, 3, 32, 32)), np.array([9, 0, 4])
+    write_cifar_batch(root / "test_batch.bin", test_images, test_labels)
+    data = load_dataset(str(tmp_path))  # the directory the archive unpacks into
+    assert data.image_shape == (3, 32, 32) and data.n_classes == 10
+    # Each record's planes are red, green, blue, row-major: (C, H, W) as the model takes.
+    np.testing.assert_array_equal(data.X_test, test_images.reshape(3, -1) / 255.0)
+    np.testing.assert_array_equal(data.y_test, test_labels)
+    np.testing.assert_array_equal(data.X_train, np.concatenate([i for i, _ in train]).reshape(20, -1) / 255.0)
+    np.testing.assert_array_equal(data.y_train, np.concatenate([l for _, l in train]))
+
+
+def test_cifar10_errors_name_the_file(tmp_path):
+    from veil.datasets import load_dataset
+
+    write_cifar_batch(tmp_path / "data_batch_1.bin", np.zeros((1, 3, 32, 32)), [0])
+    with pytest.raises(ValueError, match="missing data_batch_2.bin"):
+        load_dataset(str(tmp_path))
+    for i in range(2, 6):
+        write_cifar_batch(tmp_path / f"data_batch_{i}.bin", np.zeros((1, 3, 32, 32)), [1])
+    (tmp_path / "test_batch.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="test_batch.bin: 100 bytes is not a whole number"):
+        load_dataset(str(tmp_path))
