@@ -1,6 +1,7 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace veil::enclave::conv {
@@ -222,5 +223,50 @@ void unpool(const Shape& s, uint32_t channels, const double* d_out, const uint8_
           }
         }
 }
+
+template <typename T>
+uint64_t first_operand(const Shape& s, const double* x, size_t batch, math::FixedFormat fmt,
+                       std::vector<double>* tensor, math::OperandStats* stats, T* out) {
+  const size_t features = size_t{s.c} * s.h * s.w;
+  if (tensor->size() < batch * features) tensor->resize(batch * features);
+  const uint64_t saturated =
+      math::quantize(x, batch, features, features, fmt, tensor->data(), features, stats).saturated;
+  gather(s, true, tensor->data(), batch, static_cast<T>(std::ldexp(1.0, fmt.frac_bits)), out);
+  return saturated;
+}
+
+template <typename T>
+uint64_t next_operand(const Shape& s, const Shape& next, math::Activation act, uint32_t m,
+                      const double* z, size_t batch, math::FixedFormat fmt,
+                      std::vector<double>* real, std::vector<double>* tensor, uint8_t* arg,
+                      T* out) {
+  const size_t rows = batch * s.positions(), pooled = batch * s.pooled() * m;
+  if (real->size() < rows * m + pooled) real->resize(rows * m + pooled);
+  for (size_t i = 0; i < rows * m; ++i) (*real)[i] = math::activate(act, z[i]);
+  const double* values = real->data();
+  if (s.pool != VEIL_POOL_NONE) {
+    pool(s, m, real->data(), batch, real->data() + rows * m, arg);
+    values = real->data() + rows * m;
+  }
+  // Pooling acts on real values, so the layer above gets one rounding, as after a dense layer.
+  if (tensor->size() < pooled) tensor->resize(pooled);
+  const uint64_t saturated =
+      math::quantize(values, 1, pooled, pooled, fmt, tensor->data(), pooled).saturated;
+  gather(next, false, tensor->data(), batch, static_cast<T>(std::ldexp(1.0, fmt.frac_bits)), out);
+  return saturated;
+}
+
+template uint64_t first_operand<float>(const Shape&, const double*, size_t, math::FixedFormat,
+                                       std::vector<double>*, math::OperandStats*, float*);
+template uint64_t first_operand<double>(const Shape&, const double*, size_t, math::FixedFormat,
+                                        std::vector<double>*, math::OperandStats*, double*);
+template uint64_t next_operand<float>(const Shape&, const Shape&, math::Activation, uint32_t,
+                                      const double*, size_t, math::FixedFormat,
+                                      std::vector<double>*, std::vector<double>*, uint8_t*,
+                                      float*);
+template uint64_t next_operand<double>(const Shape&, const Shape&, math::Activation, uint32_t,
+                                       const double*, size_t, math::FixedFormat,
+                                       std::vector<double>*, std::vector<double>*, uint8_t*,
+                                       double*);
 
 }  // namespace veil::enclave::conv

@@ -8,7 +8,10 @@
 // gradients back through both. Everything here is O(B * positions * (window + C_out)).
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "math/activation.h"
+#include "math/fixed_point.h"
 #include "session.h"
 #include "veil_t.h"
 
@@ -66,5 +69,26 @@ void pool(const Shape& s, uint32_t channels, const double* in, size_t batch, dou
 /** The adjoint of pool: the gradient of the unpooled output (zeroed first). */
 void unpool(const Shape& s, uint32_t channels, const double* d_out, const uint8_t* arg,
             size_t batch, double* d_in);
+
+/**
+ * A windowed first layer's operand from the batch x (N x C H W real values):
+ * quantized into `tensor` (grown as needed), then gathered. Returns the values
+ * clipped; *stats gets quantize()'s (its col_l1 must be null).
+ */
+template <typename T>
+uint64_t first_operand(const Shape& s, const double* x, size_t batch, math::FixedFormat fmt,
+                       std::vector<double>* tensor, math::OperandStats* stats, T* out);
+
+/**
+ * The operand of the windowed layer above from a layer's checked real z (rows x
+ * m, rows = batch positions): the activation, pooling (arg: each max-pooled
+ * output's argmax), one rounding to fmt, the gather. real and tensor are work
+ * buffers, grown as needed. Returns the values clipped.
+ */
+template <typename T>
+uint64_t next_operand(const Shape& s, const Shape& next, math::Activation act, uint32_t m,
+                      const double* z, size_t batch, math::FixedFormat fmt,
+                      std::vector<double>* real, std::vector<double>* tensor, uint8_t* arg,
+                      T* out);
 
 }  // namespace veil::enclave::conv

@@ -338,12 +338,10 @@ uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite)
   const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
   const conv::Shape& first = layers_.front().shape;
   if (first.windowed) {  // quantize the (C, H, W) images, then gather A_0 from them
-    const size_t features = size_t{first.c} * first.h * first.w;
-    math::PassResult r = math::quantize(x, batch, features, features, act_format(),
-                                        conv_tensor_.data(), features, &stats);
-    conv::gather(first, true, conv_tensor_.data(), batch, one, a);
+    const uint64_t saturated =
+        conv::first_operand(first, x, batch, act_format(), &conv_tensor_, &stats, a);
     *non_finite = stats.non_finite;
-    return r.saturated;
+    return saturated;
   }
   stats.col_l1 = col_l1_.data();
   math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
@@ -596,7 +594,10 @@ template <typename T>
 uint64_t Training::finish_limbs(uint32_t l, bool fwd, size_t batch, const double* real_out) {
   Operands<T>& ops = operands_of<T>();
   const Layer& layer = layers_[l];
-  if (fwd && gathered(l + 1)) return conv_forward<T>(l, batch, real_out);
+  if (fwd && gathered(l + 1))
+    return conv::next_operand(layer.shape, layers_[l + 1].shape, layer.activation, layer.m,
+                              real_out, batch / layer.shape.positions(), act_format(), &limb_,
+                              &conv_tensor_, pool_arg_[l].data(), ops.acts[l + 1].data());
   if (!fwd && gathered(l)) return conv_backward<T>(l, batch, real_out);
   if (fwd) {
     if (l + 1 == layers_.size()) return 0;

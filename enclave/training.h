@@ -155,11 +155,8 @@ class Training final : public Protocol {
   size_t rows_of(uint32_t l, size_t batch) const { return batch * layers_[l].shape.positions(); }
   // Layer l's input is gathered (im2col or flatten) rather than written by the pass below.
   bool gathered(uint32_t l) const { return l < layers_.size() && layers_[l].shape.windowed; }
-  // The layout passes of docs/design.md §4.4 (training_conv.cc): from layer l's
-  // checked real z, A_{l+1} (activation, pooling, quantization, gather); from a
-  // gathered layer l's checked real dA, dZ_{l-1}. Both return the values clipped.
-  template <typename T>
-  uint64_t conv_forward(uint32_t l, size_t rows, const double* real_z);
+  // From a gathered layer l's checked real dA, dZ_{l-1} (docs/design.md §4.4,
+  // training_conv.cc); returns the values clipped.
   template <typename T>
   uint64_t conv_backward(uint32_t l, size_t rows, const double* real_da);
   void allocate_buffers();

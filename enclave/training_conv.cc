@@ -1,6 +1,6 @@
-// The layout passes around a convolution's checked products (docs/design.md §4.4).
-// The device's products are checked exactly as a dense layer's (training.cc); what
-// is here runs on values that passed those checks, inside the enclave.
+// The backward layout pass of a convolution (docs/design.md §4.4): the device's
+// products are checked exactly as a dense layer's (training.cc); this runs on the
+// checked dA, inside the enclave.
 #include <algorithm>
 #include <cmath>
 
@@ -10,30 +10,6 @@
 #include "training.h"
 
 namespace veil::enclave {
-
-template <typename T>
-uint64_t Training::conv_forward(uint32_t l, size_t rows, const double* real_z) {
-  const Layer& layer = layers_[l];
-  const conv::Shape& s = layer.shape;
-  const size_t m = layer.m, batch = rows / s.positions();
-  if (limb_.size() < rows * m) limb_.resize(rows * m);
-  for (size_t i = 0; i < rows * m; ++i) limb_[i] = math::activate(layer.activation, real_z[i]);
-  const double* out = limb_.data();
-  if (s.pool != VEIL_POOL_NONE) {
-    if (scratch_.size() < batch * s.pooled() * m) scratch_.resize(batch * s.pooled() * m);
-    conv::pool(s, static_cast<uint32_t>(m), limb_.data(), batch, scratch_.data(),
-               pool_arg_[l].data());
-    out = scratch_.data();
-  }
-  // Pooling acts on real values, so the layer above gets one rounding, as a dense layer's.
-  const size_t count = batch * s.pooled() * m;
-  const uint64_t saturated =
-      math::quantize(out, 1, count, count, act_format(), conv_tensor_.data(), count).saturated;
-  const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
-  conv::gather(layers_[l + 1].shape, false, conv_tensor_.data(), batch, one,
-               operands_of<T>().acts[l + 1].data());
-  return saturated;
-}
 
 template <typename T>
 uint64_t Training::conv_backward(uint32_t l, size_t rows, const double* real_da) {
@@ -56,8 +32,6 @@ uint64_t Training::conv_backward(uint32_t l, size_t rows, const double* real_da)
       .saturated;
 }
 
-template uint64_t Training::conv_forward<float>(uint32_t, size_t, const double*);
-template uint64_t Training::conv_forward<double>(uint32_t, size_t, const double*);
 template uint64_t Training::conv_backward<float>(uint32_t, size_t, const double*);
 template uint64_t Training::conv_backward<double>(uint32_t, size_t, const double*);
 
