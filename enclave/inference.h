@@ -93,6 +93,9 @@ class Inference final : public Protocol {
   int finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
                    uint64_t* saturated);
   int verification_failure(Session& session, uint32_t l, const char* what);
+  // Rows of layer l's product for a batch: one per example and output position
+  // (docs/design.md §4.4).
+  size_t rows_of(uint32_t l, size_t batch) const;
   bool seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector<uint64_t>& u,
             uint8_t* out);
 
@@ -113,6 +116,8 @@ class Inference final : public Protocol {
   std::vector<uint64_t> r_;                 // R of the current layer (secret)
   std::vector<uint8_t> plain_;              // packed U around sealing (secret)
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
+  std::vector<double> real_, tensor_;       // a convolution's activations and pooled output
+  std::vector<uint8_t> pool_arg_;
   std::vector<uint64_t> expected_;
 };
 

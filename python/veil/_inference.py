@@ -99,6 +99,9 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     import json
 
     if isinstance(source, Trainer):
+        if source.model.is_convolutional:
+            raise ConfigError("the model file holds dense models only; serve a CNN with "
+                              "veil.Inference(trainer) instead")
         weights = source.export_weights()
         names = [a for _i, _o, a in source.model.layer_specs()]
         loss = source.loss if loss is None else loss
@@ -349,8 +352,10 @@ class Inference(_EnclaveSession):
         self._standardize: Optional[Tuple[np.ndarray, np.ndarray]] = None
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        model = None  # a Trainer's Sequential: its convolutions' geometry (docs/design.md §4.4)
         if isinstance(source, Trainer):
             weights = source.export_weights()
+            model = source.model
             names = [a for _i, _o, a in source.model.layer_specs()]
             loss = source.loss if loss is None else loss
             frac_act = source.config["frac_act"] if frac_act is None else frac_act
@@ -375,12 +380,17 @@ class Inference(_EnclaveSession):
         if loss not in _LOSSES:
             raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
         names = [_activation_name(a) for a in names]
-        weights = self._check_weights(weights, names)
+        convolutional = model is not None and model.is_convolutional
+        weights = self._check_weights(weights, names, chained=not convolutional)
         layers = [(w.shape[0] - 1, w.shape[1], ACTIVATIONS[a].code) for w, a in zip(weights, names)]
+        self.input_shape = None
+        if convolutional:
+            layers = model.wire_specs()
+            self.input_shape = model.input_shape
         self.mode = mode
         self.loss = loss
         self.activations = names
-        self.layer_sizes = [(i, o) for i, o, _ in layers]
+        self.layer_sizes = [(spec[0], spec[1]) for spec in layers]
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not (
                 1 <= batch_size <= MAX_BATCH):
             raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
@@ -399,7 +409,7 @@ class Inference(_EnclaveSession):
         self._slot_rows: Optional[int] = None
 
     @staticmethod
-    def _check_weights(weights, names) -> Weights:
+    def _check_weights(weights, names, chained: bool = True) -> Weights:
         if len(weights) == 0:
             raise ConfigError("the model has no layers")
         if len(names) != len(weights):
@@ -414,7 +424,7 @@ class Inference(_EnclaveSession):
             if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
                 raise InputError(f"layer {i}: weights must have shape (inputs + 1, outputs), bias "
                                  f"last; got {arr.shape}")
-            if out and out[-1].shape[1] != arr.shape[0] - 1:
+            if chained and out and out[-1].shape[1] != arr.shape[0] - 1:
                 raise InputError(f"layer {i} takes {arr.shape[0] - 1} inputs but layer {i - 1} "
                                  f"gives {out[-1].shape[1]} outputs")
             out.append(np.ascontiguousarray(arr, dtype=np.float64))
@@ -423,6 +433,8 @@ class Inference(_EnclaveSession):
     # -- introspection -----------------------------------------------------------------------
     @property
     def input_size(self) -> int:
+        if self.input_shape is not None:
+            return int(np.prod(self.input_shape))
         return self.layer_sizes[0][0]
 
     @property
@@ -521,7 +533,7 @@ class Inference(_EnclaveSession):
                 was altered; the session is over.
             veil.InputError: bad shape or non-finite values; the session stays usable.
         """
-        X = _as_matrix(X, self.input_size, "X")
+        X = _as_matrix(X, self.input_size, "X", self.input_shape)
         if self._standardize is not None:
             X = (X - self._standardize[0]) / self._standardize[1]
         n = X.shape[0]

@@ -199,3 +199,64 @@ def test_cifar10_errors_name_the_file(tmp_path):
     (tmp_path / "test_batch.bin").write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="test_batch.bin: 100 bytes is not a whole number"):
         load_dataset(str(tmp_path))
+
+
+P_B = 2**48 - 59  # the blinding field (docs/design.md §3)
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    from veil.datasets import load_dataset
+
+    data = load_dataset("digits", seed=0)
+    model = veil.Sequential([veil.Conv2d(1, 8, 3, padding=1), veil.ReLU(), veil.MaxPool2d(2),
+                             veil.Conv2d(8, 8, 3, padding=1), veil.ReLU(), veil.AvgPool2d(2),
+                             veil.Flatten(), veil.Dense(32, 10)], input_shape=(1, 8, 8))
+    trainer = veil.Trainer(model, device="cpu", seed=0, batch_size=64)
+    trainer.fit(data.X_train, data.y_train, epochs=10, batch_size=64, verbose=0)
+    return trainer, data
+
+
+def test_private_cnn_inference_matches_verify_mode_and_the_device_sees_only_uniform_values(
+        trained_cnn):
+    from scipy import stats
+
+    trainer, data = trained_cnn
+    X = data.X_test[:4 * 32].reshape(-1, 1, 8, 8)
+    seen_private, seen_verify = veil.RecordingDevice(), veil.RecordingDevice()
+    private = veil.Inference(trainer, mode="private", device=seen_private, batch_size=32)
+    private.precompute(4, verbose=0)
+    verify = veil.Inference(trainer, mode="verify", device=seen_verify, batch_size=32)
+    p_private = private.predict_proba(X)
+    np.testing.assert_array_equal(p_private, verify.predict_proba(X))
+    # Verified training's own predictions use other formats (f_w): close, not identical.
+    assert np.mean(p_private.argmax(1) == trainer.predict(X)) >= 0.97
+    assert np.mean(p_private.argmax(1) == data.y_test[:128]) >= 0.9
+
+    # Every forward input is a 24-bit limb of X~ = im2col(X_q) + R mod p_b, R uniform.
+    limbs, plain = seen_private.received("forward"), seen_verify.received("forward")
+    assert len(limbs) == 2 * len(plain) == 2 * 4 * 3
+    assert limbs[0].shape == (32 * 64, 10)  # layer 0: one row per example and position
+    lo = np.concatenate([a.ravel() for a in limbs[0::2]]).astype(np.int64)
+    hi = np.concatenate([a.ravel() for a in limbs[1::2]]).astype(np.int64)
+    assert lo.min() >= 0 and lo.max() < 2**24 and hi.min() >= 0 and hi.max() < 2**24
+    blinded = lo + (hi << 24)
+    xq = np.concatenate([a.ravel() for a in plain])
+    assert blinded.size >= 10**5 and blinded.max() < P_B
+    assert np.count_nonzero(xq == 0) > xq.size // 10  # padding and ReLU zeros, in the clear
+    counts = np.bincount((blinded * 64) // P_B, minlength=64)
+    assert stats.chisquare(counts).pvalue > 1e-4  # fails by chance with probability 1e-4
+    assert abs(np.corrcoef(blinded.astype(np.float64), xq)[0, 1]) < 0.01
+
+
+def test_a_tampered_cnn_slot_ends_the_session(trained_cnn):
+    trainer, data = trained_cnn
+    private = veil.Inference(trainer, mode="private", device="cpu", batch_size=16)
+    private.precompute(2, verbose=0)
+    blob = bytearray(private.sealed[1])
+    blob[-40] ^= 1
+    private.sealed[1] = bytes(blob)
+    X = data.X_test[:32].reshape(-1, 1, 8, 8)
+    private.predict(X[:16])
+    with pytest.raises(veil.VerificationError, match=r"phase unseal, batch 2"):
+        private.predict(X[16:])
