@@ -489,6 +489,11 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enclave-only-max-width", type=_int_at_least(1), default=4096,
                         help="skip baseline (b) above this width (it is slow by design)")
     parser.add_argument("--out", default=None, help="write bench.json and bench.png here")
+    parser.add_argument(
+        "--conv", type=_int_list, nargs="?", const=[64, 32, 64], default=None,
+        metavar="C,S,B",
+        help="instead of the MLP sweep, the conv row: a C -> C 3x3 convolution on SxS images at "
+             "batch B (default with no value: 64,32,64; a quick one: 8,16,16)")
 
 
 def _int_list(text: str) -> List[int]:
@@ -504,6 +509,12 @@ def _int_list(text: str) -> List[int]:
 def _run_bench(args: argparse.Namespace) -> int:
     from veil import bench
 
+    if args.conv is not None:
+        if len(args.conv) != 3:
+            raise ValueError(f"--conv takes C,S,B (channels, image side, batch), got "
+                             f"{','.join(map(str, args.conv))}")
+        bench.run_conv(*args.conv, device=args.device, repeats=args.repeats, out=args.out)
+        return EXIT_OK
     bench.run(quick=args.quick, widths=args.widths, batches=args.batches, device=args.device,
               repeats=args.repeats, out=args.out,
               enclave_only_max_width=args.enclave_only_max_width)
