@@ -116,8 +116,8 @@ def unpool(xp, s: Shape, d_pooled, arg, n: int):
     if not s.pool:
         return d_pooled.reshape(n * s.oh * s.ow, c)
     if s.pool == _MAX:
-        win = xp.zeros(d_pooled.shape + (s.ps * s.ps,), dtype=d_pooled.dtype)
-        xp.put_along_axis(win, arg[..., None], d_pooled[..., None], axis=-1)
+        at_max = xp.arange(s.ps * s.ps) == arg[..., None]  # each window's first argmax
+        win = at_max * d_pooled[..., None]
     else:
         win = xp.repeat(d_pooled[..., None] / (s.ps * s.ps), s.ps * s.ps, axis=-1)
     win = win.reshape(n, s.ph, s.pw, c, s.ps, s.ps).transpose(0, 1, 4, 2, 5, 3)
