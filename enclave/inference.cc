@@ -417,7 +417,7 @@ int Inference::check_input(Session& session, const double* x, size_t x_count, si
     work += 8.0 * batch * l.shape.positions() * (l.n + 1.0 + l.m);
     widest = std::max<size_t>(widest, l.shape.positions() * std::max(l.n + 1, l.m));
   }
-  work += 8.0 * batch * widest * 6;
+  work += 8.0 * batch * (widest * 6 + features);
   if (work > kMaxWorkBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "predict: a batch of %zu rows needs %.0f MiB of enclave work memory; the "

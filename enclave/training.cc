@@ -113,8 +113,9 @@ int Training::create(Session& session, const veil_train_config_t& config,
              8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
-  // Set-up holds the largest layer's initial weights and their random bits at once.
-  bytes += 16.0 * largest;
+  // Set-up holds the largest layer's initial weights and their random bits at once;
+  // a convolution first also keeps the batch's images (docs/design.md §4.4).
+  bytes += 16.0 * largest + 8.0 * config.max_batch * conv::input_features(layers[0]);
   if (bytes > kMaxBufferBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "the model needs %.0f MiB of enclave memory at max_batch=%u; the limit is "

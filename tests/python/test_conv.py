@@ -260,3 +260,12 @@ def test_a_tampered_cnn_slot_ends_the_session(trained_cnn):
     private.predict(X[:16])
     with pytest.raises(veil.VerificationError, match=r"phase unseal, batch 2"):
         private.predict(X[16:])
+
+
+def test_a_cnn_whose_images_exceed_enclave_memory_is_refused():
+    # A strided 1x1 convolution has few operand rows; its input images are what is large.
+    config = dict(loss=0, frac_act=8, frac_grad=12, lr_exp=2, max_batch=65536, seed=0,
+                  act_clip=64.0, grad_clip=8.0, weight_max=2.0)
+    layers = [(1024, 2, RELU, CONV, 1024, 4096, 4096, 1, 64, 0, 0, 0), (2 * 64 * 64, 2, 0)]
+    with pytest.raises(veil.EnclaveError, match="enclave memory at max_batch=65536"):
+        _native.NativeTrainer(veil.load_enclave(), _native.cpu_device(), layers, config)
