@@ -108,7 +108,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    const double rows = double{config.max_batch} * conv::shape_of(layers, i).positions();
+    const double rows = static_cast<double>(config.max_batch) * conv::shape_of(layers, i).positions();
     bytes += 8.0 * rows * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 4) +
              8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
