@@ -34,6 +34,9 @@ def export_onnx(source, path: Union[str, os.PathLike], opset: int = 17) -> str:
     from veil._inference import SavedModel, load_model
     from veil._trainer import Trainer
 
+    if isinstance(source, Trainer) and source.model.is_convolutional:
+        raise ConfigError("ONNX export holds dense models only; this Trainer's model has "
+                          "convolutions")
     if isinstance(source, Trainer):
         saved = SavedModel(source.export_weights(),
                            [a for _i, _o, a in source.model.layer_specs()], source.loss)

@@ -269,3 +269,11 @@ def test_a_cnn_whose_images_exceed_enclave_memory_is_refused():
     layers = [(1024, 2, RELU, CONV, 1024, 4096, 4096, 1, 64, 0, 0, 0), (2 * 64 * 64, 2, 0)]
     with pytest.raises(veil.EnclaveError, match="enclave memory at max_batch=65536"):
         _native.NativeTrainer(veil.load_enclave(), _native.cpu_device(), layers, config)
+
+
+def test_the_dense_only_model_file_and_onnx_export_refuse_a_cnn(tmp_path):
+    trainer = veil.Trainer(small_cnn(), device="cpu", seed=0, batch_size=8)
+    with pytest.raises(veil.ConfigError, match="dense models only"):
+        veil.save_model(tmp_path / "m.npz", trainer)
+    with pytest.raises(veil.ConfigError, match="dense models only"):
+        veil.export_onnx(trainer, tmp_path / "m.onnx")
