@@ -277,3 +277,23 @@ def test_the_dense_only_model_file_and_onnx_export_refuse_a_cnn(tmp_path):
         veil.save_model(tmp_path / "m.npz", trainer)
     with pytest.raises(veil.ConfigError, match="dense models only"):
         veil.export_onnx(trainer, tmp_path / "m.onnx")
+
+
+def test_wide_operands_and_limb_split_convolutions_track_float64(rng):
+    """Large inputs (x 300) at frac_act=14: float64 operands (beyond 2^23), and products
+    that must be split into limbs, each checked on its own, around the gathers."""
+    model = small_cnn()
+    X = rng.uniform(-1, 1, (16, 2, 8, 7)) * 300
+    y = rng.integers(0, 3, 16)
+    trainer = veil.Trainer(model, device="cpu", lr=2**-3, seed=1, batch_size=16, frac_act=14,
+                           act_clip=1000.0, frac_grad=13)
+    initial = trainer.export_weights()
+    reference = FloatMLP(initial, [a for _i, _o, a in model.layer_specs()], "cross_entropy",
+                         update_divisor=16, shapes=_conv.shapes(model.wire_specs()))
+    before = trainer.stats()["products"]
+    trainer.train_step(X, y)
+    reference.train_step(X.reshape(16, -1), y, 2**-3)
+    # 4 forward, 3 backward and 4 update products, and at least one more limb.
+    assert trainer.stats()["products"] - before > 11
+    for got, want, start in zip(trainer.export_weights(), reference.weights, initial):
+        assert np.abs(got - want).max() < 0.05 * np.abs(want - start).max()
