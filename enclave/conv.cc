@@ -143,9 +143,8 @@ Shape shape_of(const veil_layer_spec_t* layers, size_t i) {
 
 template <typename T>
 void gather(const Shape& s, bool first_layer, const double* src, size_t batch, T one, T* out) {
-  // Element (b, c, y, x) of the input tensor.
+  // Element (c, y, x) of an example's input tensor is image[c sc + y sy + x sx].
   const size_t plane = size_t{s.h} * s.w;
-  const size_t sb = plane * s.c;
   const size_t sc = first_layer ? plane : 1;
   const size_t sy = first_layer ? s.w : size_t{s.w} * s.c;
   const size_t sx = first_layer ? 1 : s.c;
@@ -153,15 +152,22 @@ void gather(const Shape& s, bool first_layer, const double* src, size_t batch, T
   for (size_t b = 0; b < batch; ++b)
     for (uint32_t oy = 0; oy < s.oh; ++oy)
       for (uint32_t ox = 0; ox < s.ow; ++ox) {
+        const double* image = src + b * plane * s.c;
         T* row = out + ((b * s.oh + oy) * s.ow + ox) * (cols + 1);
+        const int64_t y0 = int64_t{oy} * s.stride - s.pad, x0 = int64_t{ox} * s.stride - s.pad;
         for (uint32_t c = 0; c < s.c; ++c)
-          for (uint32_t ky = 0; ky < s.kh; ++ky)
-            for (uint32_t kx = 0; kx < s.kw; ++kx) {
-              const int64_t y = int64_t{oy} * s.stride + ky - s.pad;
-              const int64_t x = int64_t{ox} * s.stride + kx - s.pad;
-              const bool inside = y >= 0 && y < s.h && x >= 0 && x < s.w;
-              *row++ = inside ? static_cast<T>(src[b * sb + c * sc + y * sy + x * sx]) : T(0);
+          for (uint32_t ky = 0; ky < s.kh; ++ky, row += s.kw) {
+            const int64_t y = y0 + ky;
+            if (y < 0 || y >= s.h) {
+              std::fill(row, row + s.kw, T(0));
+              continue;
             }
+            const double* line = image + c * sc + y * sy;
+            for (uint32_t kx = 0; kx < s.kw; ++kx) {
+              const int64_t x = x0 + kx;
+              row[kx] = x >= 0 && x < s.w ? static_cast<T>(line[x * sx]) : T(0);
+            }
+          }
         *row = one;
       }
 }
@@ -174,14 +180,18 @@ void scatter(const Shape& s, const double* cols, size_t ld, size_t batch, double
     for (uint32_t oy = 0; oy < s.oh; ++oy)
       for (uint32_t ox = 0; ox < s.ow; ++ox) {
         const double* row = cols + ((b * s.oh + oy) * s.ow + ox) * ld;
+        double* image = dst + b * s.h * s.w * s.c;  // (H, W, C)
+        const int64_t y0 = int64_t{oy} * s.stride - s.pad, x0 = int64_t{ox} * s.stride - s.pad;
         for (uint32_t c = 0; c < s.c; ++c)
-          for (uint32_t ky = 0; ky < s.kh; ++ky)
-            for (uint32_t kx = 0; kx < s.kw; ++kx, ++row) {
-              const int64_t y = int64_t{oy} * s.stride + ky - s.pad;
-              const int64_t x = int64_t{ox} * s.stride + kx - s.pad;
-              if (y >= 0 && y < s.h && x >= 0 && x < s.w)
-                dst[((b * s.h + y) * s.w + x) * s.c + c] += *row;
+          for (uint32_t ky = 0; ky < s.kh; ++ky, row += s.kw) {
+            const int64_t y = y0 + ky;
+            if (y < 0 || y >= s.h) continue;
+            double* line = image + y * s.w * s.c + c;
+            for (uint32_t kx = 0; kx < s.kw; ++kx) {
+              const int64_t x = x0 + kx;
+              if (x >= 0 && x < s.w) line[x * s.c] += row[kx];
             }
+          }
       }
 }
 
