@@ -12,7 +12,7 @@ from veil import _codes
 from veil._device import Device, NumpyDevice
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, InputError, ProtocolError
-from veil._model import ACTIVATIONS, _Activation
+from veil._model import ACTIVATIONS, Sequential, _Activation
 from veil._trainer import (
     MAX_BATCH,
     Trainer,
@@ -321,13 +321,15 @@ class Inference(_EnclaveSession):
             standardization predict then applies to raw inputs, or a list of float
             arrays, one per layer, of shape (inputs + 1, outputs) with the bias in the
             last row (what ``Trainer.export_weights()`` returns); the list needs
-            ``activations``.
+            ``activations``, or ``model``.
         mode: "private" or "verify".
         device: "auto", "cpu", "cuda" or a :class:`veil.Device` instance; the session
             gets its own device (do not share one Device object between sessions).
         frac_weights: fractional bits f_w of the quantized weights.
         activations: with a list source, one activation per layer: a name ("relu",
             "sigmoid", "arctan", "softplus", "identity") or a veil activation.
+        model: with a list source, the :class:`veil.Sequential` the weights belong to,
+            which gives the activations and a CNN's geometry (docs/design.md §4.4).
         loss: with a list source, "cross_entropy" (predict_proba returns the softmax; the last
             activation must be identity) or "mse" (predict_proba returns the last activation).
         batch_size: rows per enclave call in verify mode, and the default batch size of
@@ -345,14 +347,13 @@ class Inference(_EnclaveSession):
                  frac_weights: int = 10, *, activations: Optional[Sequence] = None,
                  loss: Optional[str] = None, batch_size: int = 64,
                  frac_act: Optional[int] = None, act_clip: Optional[float] = None,
-                 enclave=None) -> None:
+                 enclave=None, model: Optional[Sequential] = None) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
         # A model file's input standardization, applied by predict to raw inputs.
         self._standardize: Optional[Tuple[np.ndarray, np.ndarray]] = None
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        model = None  # a Trainer's Sequential: its convolutions' geometry (docs/design.md §4.4)
         if isinstance(source, Trainer):
             weights = source.export_weights()
             model = source.model
@@ -367,6 +368,10 @@ class Inference(_EnclaveSession):
             if saved.mean is not None:
                 self._standardize = (saved.mean, saved.scale)
         elif isinstance(source, (list, tuple)):
+            if model is not None:
+                if not isinstance(model, Sequential):
+                    raise ConfigError(f"model must be a veil.Sequential, got {type(model).__name__}")
+                activations = [a for _i, _o, a in model.layer_specs()]
             if activations is None:
                 raise ConfigError("a list of weight arrays needs activations=[...], one per layer")
             weights = list(source)

@@ -297,3 +297,12 @@ def test_wide_operands_and_limb_split_convolutions_track_float64(rng):
     assert trainer.stats()["products"] - before > 11
     for got, want, start in zip(trainer.export_weights(), reference.weights, initial):
         assert np.abs(got - want).max() < 0.05 * np.abs(want - start).max()
+
+
+def test_exported_cnn_weights_serve_privately_with_their_model(trained_cnn):
+    trainer, data = trained_cnn
+    from_list = veil.Inference(trainer.export_weights(), mode="verify", device="cpu",
+                               model=trainer.model, batch_size=32)
+    from_trainer = veil.Inference(trainer, mode="verify", device="cpu", batch_size=32)
+    X = data.X_test[:64]
+    np.testing.assert_array_equal(from_list.predict_proba(X), from_trainer.predict_proba(X))
