@@ -237,7 +237,7 @@ void unpool(const Shape& s, uint32_t channels, const double* d_out, const uint8_
 template <typename T>
 uint64_t first_operand(const Shape& s, const double* x, size_t batch, math::FixedFormat fmt,
                        std::vector<double>* tensor, math::OperandStats* stats, T* out) {
-  const size_t features = size_t{s.c} * s.h * s.w;
+  const size_t features = s.tensor_size();
   if (tensor->size() < batch * features) tensor->resize(batch * features);
   const uint64_t saturated =
       math::quantize(x, batch, features, features, fmt, tensor->data(), features, stats).saturated;

@@ -28,6 +28,7 @@ struct Shape {
   int32_t pool = VEIL_POOL_NONE;
   uint32_t ps = 1, ph = 1, pw = 1;  // pooled output: ph = oh / ps (floor)
   size_t positions() const { return size_t{oh} * ow; }
+  size_t tensor_size() const { return size_t{c} * h * w; }  // input values per example
   size_t pooled() const { return size_t{ph} * pw; }
 };
 

@@ -404,8 +404,7 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
 int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,
                            size_t out_count) {
   const conv::Shape& first = layers_.front().shape;
-  const size_t features = first.windowed ? size_t{first.c} * first.h * first.w
-                                         : layers_.front().n;
+  const size_t features = first.windowed ? first.tensor_size() : layers_.front().n;
   const size_t classes = layers_.back().m;
   if (batch == 0) return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: the batch is empty");
   if (batch > kMaxBatch)

@@ -184,7 +184,7 @@ void Training::allocate_buffers() {
   const size_t max_batch = config_.max_batch;
   const conv::Shape& first = layers_.front().shape;
   size_t widest = 0, widest_out = 0, widest_matrix = 0, most_rows = 0;
-  size_t widest_tensor = first.windowed ? size_t{first.c} * first.h * first.w : 0;
+  size_t widest_tensor = first.windowed ? first.tensor_size() : 0;
   for (const Layer& l : layers_) {
     const size_t positions = l.shape.positions();
     widest = std::max<size_t>(widest, l.n + 1);
@@ -304,7 +304,7 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
 int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                           const char* call, uint64_t* saturated) {
   const conv::Shape& first = layers_.front().shape;
-  const size_t features = first.windowed ? size_t{first.c} * first.h * first.w : layers_.front().n;
+  const size_t features = first.windowed ? first.tensor_size() : layers_.front().n;
   if (batch == 0)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: the batch is empty", call);
   if (batch > config_.max_batch)
@@ -457,7 +457,7 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
     if (keep) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
     // Nothing the device returned is used before it passes its check.
     math::OperandStats stats;
-    // Gathered operands are laid out by conv_forward and conv_backward instead.
+    // Gathered operands are laid out by conv::next_operand and conv_backward instead.
     const bool fused = plan.count == 1 && !(fwd ? gathered(l + 1) : gathered(l));
     math::PassResult pass = fwd ? forward_pass<T>(l, batch, scale, expected, fused, real_out, &stats)
                                 : backward_pass<T>(l, batch, scale, expected, fused, &stats);
