@@ -36,7 +36,8 @@ from veil._onnx import export_onnx
 __version__ = "0.1.0"
 
 __all__ = [
-    "INSECURE_TEST_SEALING_KEY", "Arctan", "AvgPool2d", "Conv2d", "Flatten", "MaxPool2d", "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
+    "INSECURE_TEST_SEALING_KEY", "Arctan", "AvgPool2d", "Conv2d", "Flatten", "MaxPool2d",
+    "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
     "Identity", "InputError", "NumpyDevice", "ProtocolError", "ReLU", "Sequential", "Sigmoid",
     "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info", "load_enclave",
     "__version__",

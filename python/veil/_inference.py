@@ -370,7 +370,8 @@ class Inference(_EnclaveSession):
         elif isinstance(source, (list, tuple)):
             if model is not None:
                 if not isinstance(model, Sequential):
-                    raise ConfigError(f"model must be a veil.Sequential, got {type(model).__name__}")
+                    raise ConfigError(
+                        f"model must be a veil.Sequential, got {type(model).__name__}")
                 activations = [a for _i, _o, a in model.layer_specs()]
             if activations is None:
                 raise ConfigError("a list of weight arrays needs activations=[...], one per layer")

@@ -158,8 +158,8 @@ class Sequential:
             where = f"layer {position} ({layer!r})"
             if isinstance(layer, Dense):
                 if not flat:
-                    raise ConfigError(f"{where}: a Dense layer takes flat inputs; put veil.Flatten() "
-                                      "after the convolutions")
+                    raise ConfigError(f"{where}: a Dense layer takes flat inputs; put "
+                                      "veil.Flatten() after the convolutions")
                 if width is not None and width != layer.inputs:
                     raise ConfigError(f"{where} takes {layer.inputs} inputs but the layer before "
                                       f"gives {width}")
@@ -292,7 +292,7 @@ class Sequential:
     def __repr__(self) -> str:
         shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
         return "veil.Sequential([" + ", ".join(
-            repr(layer) if not isinstance(layer, Dense) else f"Dense({layer.inputs}, {layer.outputs})"
+            f"Dense({layer.inputs}, {layer.outputs})" if isinstance(layer, Dense) else repr(layer)
             for layer in self.layers) + "]" + shape + ")"
 
 

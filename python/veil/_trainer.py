@@ -21,7 +21,7 @@ from veil._callbacks import History, call_each, check_callbacks, format_epoch
 from veil._device import Device
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, DeviceError, InputError, SaturationWarning
-from veil._model import ACTIVATIONS, Sequential
+from veil._model import Sequential
 
 _LOSSES = _codes.LOSS
 
@@ -75,9 +75,6 @@ def read_sealing_key(path: Union[str, os.PathLike]) -> bytes:
         return data
     raise ConfigError(f"sealing key file {shown!r} holds {len(data)} bytes: expected 64 hex "
                       f"digits or 32 raw bytes; make one with `openssl rand -hex 32 > {shown}`")
-
-
-_ACTIVATION_CODES = {name: cls.code for name, cls in ACTIVATIONS.items()}
 
 
 def _lr_exponent(lr: float) -> int:
