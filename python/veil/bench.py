@@ -17,7 +17,9 @@ Measured in one run on one machine (docs/design.md §7), for the same MLP
 The conv row (``veil bench --conv C,S,B``) measures (a) and (c) for a convolution
 C -> C channels, 3x3, padding 1, on S x S images, batch B, then ReLU, 4x4 max pooling and
 a dense layer to 10 classes: the enclave's share of a verify step of a CNN (docs/design.md
-§4.4). Baseline (b) has no convolution.
+§4.4). Its (b) is the convolution's own products in the bench enclave: float32 training of
+the (9C + 1) x C kernel matrix on the B·S² im2col rows (the same forward and update GEMMs;
+pooling and the small dense layer left out).
 
 Every time is the median over repeats. Ratios, not absolute times, are the result.
 """
@@ -191,6 +193,7 @@ class ConvRow:
     side: int
     batch: int
     insecure_s: float    # (a)
+    enclave_only_s: Optional[float]  # (b), the convolution's products only
     verify_s: float      # (c)
     verify_enclave_s: float
     verify_device_s: float
@@ -199,9 +202,27 @@ class ConvRow:
     spreads: Dict[str, float] = field(default_factory=dict)
 
 
+def _conv_enclave_only_s(model: veil.Sequential, config: dict, x: np.ndarray,
+                         repeats: int) -> Optional[float]:
+    """(b) of the conv row: the convolution's GEMMs in the bench enclave, or None where
+    the bench image is not built or the im2col rows exceed one enclave batch."""
+    from veil import _conv
+    from veil._trainer import MAX_BATCH
+
+    shape = _conv.shapes(model.wire_specs())[0]
+    cols = np.ascontiguousarray(_conv.im2col(np, shape, x, first_layer=True))
+    rows, channels = cols.shape[0], model.layer_specs()[0][1]
+    if bench_image_path() is None or rows > MAX_BATCH:
+        return None
+    baseline = enclave_only_trainer([(cols.shape[1], channels, 0)], dict(config, max_batch=rows))
+    labels = (np.arange(rows) % channels).astype(np.int32)
+    baseline.step(cols, labels)
+    return median_seconds(lambda: baseline.step(cols, labels), repeats)
+
+
 def measure_conv(channels: int, side: int, batch: int, device: str = "cpu",
                  repeats: int = 3) -> ConvRow:
-    """The conv row: (a) and (c) of conv_model on the same batch."""
+    """The conv row: (a), (b) where it can run, and (c) of conv_model on the same batch."""
     lr_exp = 6
     rng = np.random.default_rng(channels * 7919 + side * 31 + batch)
     x = rng.random((batch, channels, side, side))
@@ -230,13 +251,15 @@ def measure_conv(channels: int, side: int, batch: int, device: str = "cpu",
     insecure_spread: List[float] = []
     insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats, insecure_spread)
     split = splits[i]
+    enclave_only_s = _conv_enclave_only_s(model, trainer.config, x.reshape(batch, -1), repeats)
     row = ConvRow(channels=channels, side=side, batch=batch, insecure_s=insecure_s,
-                  verify_s=times[i], verify_enclave_s=split["enclave"],
+                  enclave_only_s=enclave_only_s, verify_s=times[i], verify_enclave_s=split["enclave"],
                   verify_device_s=split["device"] - transfers[i],
                   verify_transfer_s=transfers[i],
                   spreads={"insecure": insecure_spread[0], "verify": spread(times)})
     row.ratios = {"verify/insecure": row.verify_s / row.insecure_s,
-                  "enclave_share": row.verify_enclave_s / row.verify_s}
+                  "enclave_share": row.verify_enclave_s / row.verify_s,
+                  "enclave_only/verify": enclave_only_s / row.verify_s if enclave_only_s else None}
     return row
 
 
@@ -246,7 +269,9 @@ def run_conv(channels: int, side: int, batch: int, device: str = "cpu", repeats:
     row = measure_conv(channels, side, batch, device=device, repeats=repeats)
     echo(f"conv {channels}->{channels} channels, 3x3, {side}x{side}, batch {batch} "
          f"(then ReLU, 4x4 max pool, dense to 10); medians of {repeats} steps, device={device}")
-    echo(f"(a) insecure float32 {_fmt(row.insecure_s)} ms | (c) veil verify "
+    echo(f"(a) insecure float32 {_fmt(row.insecure_s)} ms | (b) its convolution's GEMMs in "
+         f"the enclave {_fmt(row.enclave_only_s)} ms, (b)/(c) "
+         f"{_ratio(row.ratios['enclave_only/verify'])} | (c) veil verify "
          f"{_fmt(row.verify_s)} ms: enclave {_fmt(row.verify_enclave_s)} ms, device "
          f"{_fmt(row.verify_device_s)} ms, transfer {_fmt(row.verify_transfer_s)} ms | "
          f"(c)/(a) {row.ratios['verify/insecure']:.2f} | enclave share "

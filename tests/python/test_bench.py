@@ -59,6 +59,10 @@ def test_bench_conv_row_measures_a_cnn_step(tmp_path):
     assert row["insecure_s"] > 0 and 0 < row["verify_enclave_s"] and 0 < row["verify_device_s"]
     assert row["verify_enclave_s"] + row["verify_device_s"] <= row["verify_s"]
     assert np.isclose(row["ratios"]["enclave_share"], row["verify_enclave_s"] / row["verify_s"])
+    if bench.bench_image_path() is not None:  # (b): the convolution's GEMMs in the enclave
+        assert row["enclave_only_s"] > 0
+        assert np.isclose(row["ratios"]["enclave_only/verify"],
+                          row["enclave_only_s"] / row["verify_s"])
     assert f"{100 * row['ratios']['enclave_share']:.1f}%" in "\n".join(lines)
     assert json.loads((tmp_path / "conv_bench.json").read_text())["conv"]["channels"] == 4
 
