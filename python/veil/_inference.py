@@ -46,6 +46,8 @@ class SavedModel:
             per feature, or None.
         classes: the name of each class id, or None (the ids are the names).
         info: what training recorded (dataset, seed, test_fraction, label_column, ...).
+        model: a CNN's :class:`veil.Sequential` (its geometry, docs/design.md §4.4), or
+            None for a dense model.
     """
 
     weights: Weights
@@ -55,14 +57,18 @@ class SavedModel:
     scale: Optional[np.ndarray] = None
     classes: Optional[List[str]] = None
     info: Dict[str, object] = field(default_factory=dict)
+    model: Optional[Sequential] = None
 
     @property
     def input_size(self) -> int:
+        if self.model is not None:
+            return self.model.input_size
         return int(self.weights[0].shape[0] - 1)
 
     def preprocess(self, X) -> np.ndarray:
         """The inputs as the network takes them: standardized when the model was."""
-        X = _as_matrix(X, self.input_size, "X")
+        X = _as_matrix(X, self.input_size, "X", None if self.model is None
+                       else self.model.input_shape)
         if self.mean is None:
             return X
         return (X - self.mean) / self.scale
@@ -79,8 +85,10 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     string arrays ``activations`` and ``loss`` and the same as int32 codes of the EDL,
     ``activation_codes`` and ``loss_code``, for C++ (``veil::load_model``);
     ``format`` = "veil-model-1"; optional ``mean`` and ``scale`` (the input
-    standardization), ``classes`` and ``info`` (JSON text)), all little-endian and
-    written atomically. It is not a training checkpoint: for that see
+    standardization), ``classes`` and ``info`` (JSON text); for a CNN, int32
+    ``layer_geometry`` (one row per layer: kind, channels, height, width, kernel, stride,
+    padding, pool, pool_size, as veil_layer_spec_t) and ``input_shape``), all
+    little-endian and written atomically. It is not a training checkpoint: for that see
     :meth:`veil.Trainer.save_checkpoint`.
 
     Args:
@@ -98,15 +106,14 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     """
     import json
 
+    model = None  # a CNN's geometry
     if isinstance(source, Trainer):
-        if source.model.is_convolutional:
-            raise ConfigError("the model file holds dense models only; serve a CNN with "
-                              "veil.Inference(trainer) instead")
         weights = source.export_weights()
         names = [a for _i, _o, a in source.model.layer_specs()]
         loss = source.loss if loss is None else loss
+        model = source.model if source.model.is_convolutional else None
     elif isinstance(source, SavedModel):
-        weights, names = source.weights, source.activations
+        weights, names, model = source.weights, source.activations, source.model
         loss = source.loss if loss is None else loss
         mean = source.mean if mean is None else mean
         scale = source.scale if scale is None else scale
@@ -123,10 +130,16 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     loss = "cross_entropy" if loss is None else loss
     if loss not in _LOSSES:
         raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
-    weights = Inference._check_weights(weights, names)
+    weights = Inference._check_weights(weights, names, chained=model is None)
     # Little-endian everywhere: the C++ reader (host/src/model_file.cc) reads only that.
     arrays = {f"layer_{i}": np.ascontiguousarray(w, dtype="<f8") for i, w in enumerate(weights)}
     features, outputs = weights[0].shape[0] - 1, weights[-1].shape[1]
+    if model is not None:
+        features = model.input_size
+        arrays["layer_geometry"] = np.asarray(
+            [tuple(spec[3:]) + (0,) * (12 - len(spec)) for spec in model.wire_specs()],
+            dtype="<i4")
+        arrays["input_shape"] = np.asarray(model.input_shape, dtype="<i4")
     if (mean is None) != (scale is None):
         raise ConfigError("mean and scale go together")
     if mean is not None:
@@ -181,9 +194,13 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
             fmt = str(data["format"]) if "format" in data.files else _MODEL_FORMAT
             if fmt != _MODEL_FORMAT:
                 raise ConfigError(f"{shown!r}: unknown model format {fmt!r}")
-            count = sum(1 for k in data.files if k.startswith("layer_"))
+            count = sum(1 for k in data.files if k.startswith("layer_") and k[6:].isdigit())
             weights = [np.array(data[f"layer_{i}"], dtype=np.float64) for i in range(count)]
             activations = [str(a) for a in data["activations"]]
+            model = None
+            if "layer_geometry" in data.files:  # a CNN
+                model = _cnn_of(weights, activations, data["layer_geometry"],
+                                data["input_shape"])
             loss = str(data["loss"])
             # C++ reads the codes, Python the names: they must tell the same model.
             if "activation_codes" in data.files and not (
@@ -205,8 +222,22 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise ConfigError(f"cannot read model file {shown!r}: it is damaged or not a veil "
                           f"model ({type(e).__name__}: {e})") from None
-    return SavedModel(weights, activations, loss, mean, scale, classes, info)
+    return SavedModel(weights, activations, loss, mean, scale, classes, info, model)
 
+
+def _cnn_of(weights, activations, geometry, input_shape) -> Sequential:
+    """The Sequential a model file's layer_geometry describes (ConfigError if it cannot)."""
+    from veil._model import from_wire
+
+    geometry = np.asarray(geometry)
+    if geometry.shape != (len(weights), 9):
+        raise ConfigError(f"layer_geometry has shape {geometry.shape}, not ({len(weights)}, 9)")
+    specs = [(w.shape[0] - 1, w.shape[1], ACTIVATIONS[a].code) + tuple(int(v) for v in g)
+             for w, a, g in zip(weights, activations, geometry)]
+    model = from_wire(specs, tuple(int(v) for v in np.asarray(input_shape)))
+    if model.wire_specs() != [spec if spec[3] else spec[:3] for spec in specs]:
+        raise ConfigError("layer_geometry does not describe the layers' weights")
+    return model
 
 def _activation_codes(names: Sequence[str]) -> np.ndarray:
     """The codes of veil_activation_t (edl/veil.edl) that the model file keeps for C++."""
@@ -363,7 +394,7 @@ class Inference(_EnclaveSession):
             act_clip = source.config["act_clip"] if act_clip is None else act_clip
         elif isinstance(source, (str, os.PathLike, SavedModel)):
             saved = load_model(source) if not isinstance(source, SavedModel) else source
-            weights, names = saved.weights, saved.activations
+            weights, names, model = saved.weights, saved.activations, saved.model
             loss = saved.loss if loss is None else loss
             if saved.mean is not None:
                 self._standardize = (saved.mean, saved.scale)
@@ -580,10 +611,13 @@ class Inference(_EnclaveSession):
 
 
 def float_forward(weights: Sequence[np.ndarray], activations: Sequence[str], loss: str,
-                  X) -> np.ndarray:
+                  X, model: Optional[Sequential] = None) -> np.ndarray:
     """Float64 inference of the same model in numpy: the reference private and verify
-    predictions are compared against (docs/arithmetic.md section 9)."""
+    predictions are compared against (docs/arithmetic.md section 9). A CNN needs its
+    ``model`` (the geometry)."""
+    from veil._conv import shapes
     from veil._reference import FloatMLP
 
     return FloatMLP([np.asarray(w, dtype=np.float64) for w in weights], list(activations),
-                    loss).predict_proba(np.asarray(X, dtype=np.float64))
+                    loss, shapes=None if model is None else shapes(model.wire_specs())
+                    ).predict_proba(np.asarray(X, dtype=np.float64))

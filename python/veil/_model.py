@@ -310,7 +310,7 @@ def from_wire(specs: Sequence[Sequence[int]],
             c, _h, _w, kern, stride, pad, pool, pool_size = (int(v) for v in spec[4:12])
             layers.append(Conv2d(c, o, kern, stride, pad))
         else:
-            if k > 0 and len(specs[k - 1]) > 3:
+            if k > 0 and len(specs[k - 1]) > 3 and int(specs[k - 1][3]) == _codes.LAYER_KIND["conv2d"]:
                 layers.append(Flatten())
             layers.append(Dense(i, o))
             pool = 0

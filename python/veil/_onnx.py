@@ -34,16 +34,16 @@ def export_onnx(source, path: Union[str, os.PathLike], opset: int = 17) -> str:
     from veil._inference import SavedModel, load_model
     from veil._trainer import Trainer
 
-    if isinstance(source, Trainer) and source.model.is_convolutional:
-        raise ConfigError("ONNX export holds dense models only; this Trainer's model has "
-                          "convolutions")
     if isinstance(source, Trainer):
         saved = SavedModel(source.export_weights(),
-                           [a for _i, _o, a in source.model.layer_specs()], source.loss)
+                           [a for _i, _o, a in source.model.layer_specs()], source.loss,
+                           model=source.model if source.model.is_convolutional else None)
     elif isinstance(source, SavedModel):
         saved = source
     else:
         saved = load_model(source)
+    if saved.model is not None:
+        raise ConfigError("ONNX export holds dense models only; this model has convolutions")
     nodes, inits = [], []
     current = "X"
 

@@ -450,20 +450,16 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"wrote {history_path} and {curves_path}")
     # The one model file: checked weights, activations, loss, the standardization and the
     # split, for `veil predict --model`, veil.Inference and veil.load_model.
-    if model.is_convolutional:
-        if not args.quiet:  # the model file and `veil predict` hold dense models only
-            print("model.npz not written: the model file holds dense models only")
-    else:
-        model_path = veil.save_model(
-            os.path.join(out, "model.npz"), trainer, mean=mean, scale=scale,
-            classes=data.classes, info=_jsonable({
-                "dataset": dataset_spec, "seed": args.seed, "test_fraction": args.test_fraction,
-                "val_fraction": args.val_fraction,
-                "label_column": (args.label_column if args.label_column is not None else None),
-                "feature_names": None if data.feature_names is None else list(data.feature_names),
-            }))
-        if not args.quiet:
-            print(f"wrote {model_path}")
+    model_path = veil.save_model(
+        os.path.join(out, "model.npz"), trainer, mean=mean, scale=scale, classes=data.classes,
+        info=_jsonable({
+            "dataset": dataset_spec, "seed": args.seed, "test_fraction": args.test_fraction,
+            "val_fraction": args.val_fraction,
+            "label_column": (args.label_column if args.label_column is not None else None),
+            "feature_names": None if data.feature_names is None else list(data.feature_names),
+        }))
+    if not args.quiet:
+        print(f"wrote {model_path}")
     # The last line is a stable, machine-readable summary (scripts and CI parse it).
     print(f"test_accuracy={test_accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={checks_passed} clipped={clipped:.4f}")
@@ -624,7 +620,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                          f"{probs.shape[1]} classes")
     accuracy = float(np.mean(predicted == y))
     float_probs = float_forward(saved.weights, saved.activations, saved.loss,
-                                saved.preprocess(X))
+                                saved.preprocess(X), model=saved.model)
     float_accuracy = float(np.mean(np.argmax(float_probs, axis=1) == y))
     print(f"test_accuracy={accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={infer.checks_passed} mode={args.mode}")

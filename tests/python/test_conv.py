@@ -160,6 +160,13 @@ def test_an_idx_image_dataset_trains_a_cnn_with_the_cli(tmp_path):
     assert run.returncode == 0, run.stderr
     verified, reference = (float(v) for v in SUMMARY.search(run.stdout).groups())
     assert verified >= 0.9 and reference >= 0.9
+    # The model file keeps the CNN: `veil predict` scores the same test split privately.
+    predict = subprocess.run(
+        [sys.executable, "-m", "veil", "predict", "--model", str(tmp_path / "run" / "model.npz"),
+         "--device", "cpu"], capture_output=True, text=True, timeout=600)
+    assert predict.returncode == 0, predict.stderr
+    private, float64 = (float(v) for v in SUMMARY.search(predict.stdout).groups())
+    assert private >= 0.9 and float64 >= 0.9 and "mode=private" in predict.stdout
 
 
 def write_cifar_batch(path, images, labels):
@@ -271,10 +278,19 @@ def test_a_cnn_whose_images_exceed_enclave_memory_is_refused():
         _native.NativeTrainer(veil.load_enclave(), _native.cpu_device(), layers, config)
 
 
-def test_the_dense_only_model_file_and_onnx_export_refuse_a_cnn(tmp_path):
-    trainer = veil.Trainer(small_cnn(), device="cpu", seed=0, batch_size=8)
+def test_a_cnn_model_file_serves_privately_and_onnx_export_refuses_it(tmp_path, trained_cnn):
+    trainer, data = trained_cnn
+    path = veil.save_model(tmp_path / "cnn.npz", trainer)
+    saved = veil.load_model(path)
+    assert saved.model.wire_specs() == trainer.model.wire_specs()
+    assert saved.input_size == 64
+    X = data.X_test[:64]
+    from_file = veil.Inference(path, mode="private", device="cpu", batch_size=32)
+    from_file.precompute(2, verbose=0)
+    from_trainer = veil.Inference(trainer, mode="verify", device="cpu", batch_size=32)
+    np.testing.assert_array_equal(from_file.predict_proba(X), from_trainer.predict_proba(X))
     with pytest.raises(veil.ConfigError, match="dense models only"):
-        veil.save_model(tmp_path / "m.npz", trainer)
+        veil.export_onnx(path, tmp_path / "m.onnx")
     with pytest.raises(veil.ConfigError, match="dense models only"):
         veil.export_onnx(trainer, tmp_path / "m.onnx")
 
