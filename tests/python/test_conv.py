@@ -322,3 +322,13 @@ def test_exported_cnn_weights_serve_privately_with_their_model(trained_cnn):
     from_trainer = veil.Inference(trainer, mode="verify", device="cpu", batch_size=32)
     X = data.X_test[:64]
     np.testing.assert_array_equal(from_list.predict_proba(X), from_trainer.predict_proba(X))
+
+
+def test_bench_conv_takes_channels_side_and_batch():
+    run = subprocess.run([sys.executable, "-m", "veil", "bench", "--conv", "8,16"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "--conv takes C,S,B" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "veil", "bench", "--conv", "2,8,2", "--repeats",
+                          "1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"enclave share \d+\.\d%", run.stdout)
