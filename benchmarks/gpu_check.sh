@@ -100,6 +100,8 @@ widths=${VEIL_GPU_WIDTHS:-1024,2048,4096,8192}
 batches=${VEIL_GPU_BATCHES:-256,1024}
 timeout 270 $PY benchmarks/gpu_bench.py "$out" --widths "$widths" --batches "$batches" --repeats 3
 bench_rc=$?
+step "the conv row (issue 17): 64 -> 64 channels, 3x3, 32x32, batch 64"
+timeout 120 $PY -m veil bench --conv --device cuda --repeats 5 --out "$out"
 step "where a CUDA device call's time goes"
 timeout 60 $PY benchmarks/gpu_device_ops.py --widths 1024,4096 --batch 256
 step "done: tests rc=$tests_rc, benchmark rc=$bench_rc"

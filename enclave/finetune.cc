@@ -1,4 +1,4 @@
-// Private fine-tuning (docs/design.md §4.4): the two calls an inference session
+// Private fine-tuning (docs/design.md §4.5): the two calls an inference session
 // with a head adds. The frozen layers run through run_frozen, as predict runs
 // them; the head trains in enclave/head.cc.
 #include <algorithm>

@@ -1,5 +1,5 @@
 #pragma once
-// The trainable head of private fine-tuning (docs/design.md §4.4): the dense
+// The trainable head of private fine-tuning (docs/design.md §4.5): the dense
 // layers after a frozen prefix, trained inside the enclave in float64 with
 // plain SGD. Their inputs, weights and gradients never leave the enclave, so
 // the device sees nothing of them, and nothing of them needs a check.

@@ -84,8 +84,9 @@ void make_iv(uint32_t layer, uint64_t slot, uint8_t* iv) {
 // Parse and authenticate the sealed blob at the front of `left` bytes: its
 // header, its size and its plaintext. False with `what` said when the host
 // altered it (truncated, bad magic or version, impossible shape, bad tag).
-bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t left, Header* h,
-               size_t* bytes, std::vector<uint8_t>* plain, char* what, size_t what_len) {
+bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t left,
+               uint64_t max_rows, Header* h, size_t* bytes, std::vector<uint8_t>* plain,
+               char* what, size_t what_len) {
   if (left < kSealedHeaderBytes + kSealedTagBytes) {
     std::snprintf(what, what_len, "the sealed U is truncated to %zu bytes", left);
     return false;
@@ -95,7 +96,7 @@ bool open_blob(const uint8_t* key, uint64_t session, const uint8_t* blob, size_t
     return false;
   }
   *h = read_header(blob);
-  if (h->rows == 0 || h->rows > kMaxBatch || h->cols == 0 || h->cols > kMaxWidth) {
+  if (h->rows == 0 || h->rows > max_rows || h->cols == 0 || h->cols > kMaxWidth) {
     std::snprintf(what, what_len, "the sealed U's header claims a %u x %u matrix", h->rows, h->cols);
     return false;
   }
@@ -127,6 +128,7 @@ struct Inference::Layer {
   uint32_t n = 0;  // inputs (W_q has n + 1 rows: the bias is last)
   uint32_t m = 0;  // outputs
   math::Activation activation = math::Activation::identity;
+  conv::Shape shape;
   std::vector<double> wq;      // W_q = round(W 2^f_w), (n + 1) x m, while it loads
   std::vector<double> panels;  // W_q packed for U = R W_q (private mode)
   std::vector<uint64_t> s;  // secret check vector (m), mod q
@@ -187,12 +189,20 @@ int Inference::create(Session& session, const veil_inference_config_t& config,
   if (config.head_layers > 0 && !(config.head_lr > 0 && config.head_lr < 1e6))
     return session.fail(VEIL_ERR_CONFIG, "head_lr=%g: the head's learning rate must be in (0, 1e6)",
                         config.head_lr);
+  const size_t frozen = layer_count - config.head_layers;
+  for (size_t i = config.head_layers > 0 ? frozen - 1 : layer_count; i < layer_count; ++i)
+    if (layers[i].kind != VEIL_LAYER_KIND_DENSE)
+      return session.fail(VEIL_ERR_CONFIG,
+                          "layer %zu is a convolution: the trained head and the frozen layer "
+                          "before it must be dense",
+                          i);
   std::unique_ptr<Inference> t(new Inference());
   t->config_ = config;
   t->session_id_ = session.id();
-  const size_t frozen = layer_count - config.head_layers;
   shape_layers(layers, frozen, &t->layers_);
-  shape_layers(layers + frozen, config.head_layers, &t->head_.layers());
+  for (size_t i = frozen; i < layer_count; ++i)
+    t->head_.layers().push_back({layers[i].inputs, layers[i].outputs,
+                                 static_cast<math::Activation>(layers[i].activation), {}});
   t->acts_.resize(layer_count);
   t->u_.resize(layer_count);
 
@@ -223,6 +233,10 @@ size_t Inference::layer_count() const { return layers_.size() + head_.layers().s
 
 size_t Inference::classes() const {
   return head_.layers().empty() ? layers_.back().m : head_.layers().back().m;
+}
+
+size_t Inference::rows_of(uint32_t l, size_t batch) const {
+  return batch * layers_[l].shape.positions();
 }
 
 int Inference::require_ready(Session& session, const char* call) const {
@@ -378,7 +392,7 @@ int Inference::slot_size(Session& session, uint32_t rows, uint64_t* size) {
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "slot size: rows=%u is outside [1, %u]", rows,
                         kMaxBatch);
   *size = 0;
-  for (const Layer& l : layers_) *size += blob_bytes(rows, l.m);
+  for (const Layer& l : layers_) *size += blob_bytes(rows * l.shape.positions(), l.m);
   return VEIL_OK;
 }
 
@@ -392,8 +406,9 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
   rc = slot_size(session, rows, &needed);
   if (rc != VEIL_OK) return rc;
   size_t widest = 0;
-  for (const Layer& l : layers_) widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
-  if (8.0 * rows * widest * 2 > kMaxWorkBytes)
+  for (const Layer& l : layers_)
+    widest = std::max<size_t>(widest, l.shape.positions() * std::max(l.n + 1, l.m));
+  if (16.0 * rows * widest > kMaxWorkBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "precompute: a slot of %u rows needs %.0f MiB of enclave work memory; the "
                         "limit is %.0f MiB: lower batch_size",
@@ -413,20 +428,20 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
   int status = VEIL_OK;
   for (uint32_t li = 0; li < layers_.size() && status == VEIL_OK; ++li) {
     const Layer& l = layers_[li];
-    const size_t in = l.n + 1, count = static_cast<size_t>(rows) * in;
+    const size_t in = l.n + 1, u_rows = rows_of(li, rows), count = u_rows * in;
     // R = PRG(mask key, (layer, slot)): regenerated online, never stored or sealed.
     r_.resize(count);
     math::Status st =
         masks_.uniform_mod_pb(math::prg_stream(li, static_cast<uint32_t>(slot)), r_.data(), count);
-    u.resize(static_cast<size_t>(rows) * l.m);
-    if (st.ok()) st = correction(l, rows, u.data());
+    u.resize(u_rows * l.m);
+    if (st.ok()) st = correction(l, u_rows, u.data());
     wipe(r_);
     if (!st.ok())
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: U of layer %u failed (%s)", li,
                             math::fault_name(st.fault));
-    else if (!seal(li, slot, rows, u, sealed + off))
+    else if (!seal(li, slot, static_cast<uint32_t>(u_rows), u, sealed + off))
       status = session.fail(VEIL_ERR_INTERNAL, "precompute: sealing U of layer %u failed", li);
-    off += blob_bytes(rows, l.m);
+    off += blob_bytes(u_rows, l.m);
   }
   wipe(u);
   // The slot is spent even if a layer failed: a retry must not seal (layer, slot)
@@ -441,7 +456,7 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
 // on whatever threads the session has lent (math/parallel.h). The GEMM is exact,
 // so U is the same for every partition; blocks of at least 32 rows keep its
 // tiles full, and at most kMaxBlocks of them bound the work buffers.
-math::Status Inference::correction(const Layer& l, uint32_t rows, uint64_t* u) {
+math::Status Inference::correction(const Layer& l, size_t rows, uint64_t* u) {
   const size_t in = l.n + 1;
   math::RowBlocks blocks;
   blocks.rows = rows;
@@ -465,7 +480,9 @@ math::Status Inference::correction(const Layer& l, uint32_t rows, uint64_t* u) {
 
 int Inference::check_input(Session& session, const double* x, size_t x_count, size_t batch,
                            size_t out_count) {
-  const size_t features = layers_.front().n, classes = this->classes();
+  const conv::Shape& first = layers_.front().shape;
+  const size_t features = first.windowed ? first.tensor_size() : layers_.front().n;
+  const size_t classes = this->classes();
   if (batch == 0) return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: the batch is empty");
   if (batch > kMaxBatch)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "predict: a batch of %zu rows exceeds %u",
@@ -473,10 +490,10 @@ int Inference::check_input(Session& session, const double* x, size_t x_count, si
   double work = 0;
   size_t widest = 0;
   for (const Layer& l : layers_) {
-    work += 8.0 * batch * (l.n + 1.0 + l.m);
-    widest = std::max<size_t>(widest, std::max(l.n + 1, l.m));
+    work += 8.0 * batch * l.shape.positions() * (l.n + 1.0 + l.m);
+    widest = std::max<size_t>(widest, l.shape.positions() * std::max(l.n + 1, l.m));
   }
-  work += 8.0 * batch * widest * 6;
+  work += 8.0 * batch * (widest * 6 + features);
   if (work > kMaxWorkBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "predict: a batch of %zu rows needs %.0f MiB of enclave work memory; the "
@@ -524,8 +541,9 @@ int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, s
                           li, layers_.size(), li);
     Header h;
     size_t bytes = 0;
-    if (!open_blob(seal_key_, session_id_, sealed + off, size - off, &h, &bytes, &plain_, what,
-                   sizeof what))
+    const size_t positions = layers_[li].shape.positions();
+    if (!open_blob(seal_key_, session_id_, sealed + off, size - off, kMaxBatch * positions, &h,
+                   &bytes, &plain_, what, sizeof what))
       return tampered(session, li, what);
     // From here on the header is the enclave's own.
     int refusal = VEIL_OK;
@@ -538,12 +556,13 @@ int Inference::open_slot(Session& session, const uint8_t* sealed, size_t size, s
                              "(layer %u)",
                              static_cast<unsigned long long>(slot),
                              static_cast<unsigned long long>(h.slot), li);
-    else if (h.cols != layers_[li].m || (li > 0 && h.rows != rows))
+    else if (h.cols != layers_[li].m || h.rows % positions != 0 ||
+             (li > 0 && h.rows / positions != rows))
       refusal = session.fail(VEIL_ERR_INTERNAL, "predict: an authentic sealed U has the wrong shape");
     if (refusal != VEIL_OK) return refusal;
     slot = h.slot;
-    rows = h.rows;
-    const size_t used = std::min<size_t>(batch, h.rows) * h.cols;
+    rows = static_cast<uint32_t>(h.rows / positions);  // the slot's batch rows
+    const size_t used = std::min<size_t>(batch, rows) * positions * h.cols;
     u_[li].resize(used);
     for (size_t i = 0; i < used; ++i)
       u_[li][i] = get_le(plain_.data() + i * kSealedElementBytes, kSealedElementBytes);
@@ -674,6 +693,7 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
                             uint64_t* saturated) {
   const Layer& layer = layers_[l];
   const bool last = l + 1 == layers_.size() && head_.layers().empty();
+  const bool gathered = l + 1 < layers_.size() && layers_[l + 1].shape.windowed;
   math::ForwardArgs f;
   f.z = y_.data();
   f.rows = batch;
@@ -683,7 +703,7 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
   f.s = layer.s.data();
   f.expected = expected;
   f.act = layer.activation;
-  if (last) {
+  if (last || gathered) {  // real z: the loss's, or the convolution layout's (conv.h)
     z_.resize(batch * layer.m);
     f.z_real = z_.data();
     f.ld_z_real = layer.m;
@@ -705,7 +725,15 @@ int Inference::finish_layer(Session& session, uint32_t l, size_t batch, const ui
   }
   if (expected != nullptr) session.counters().checks_passed++;
   *saturated += pass.saturated;
-  if (!last) {
+  if (gathered) {
+    const Layer& next = layers_[l + 1];
+    const size_t examples = batch / layer.shape.positions();
+    acts_[l + 1].resize(rows_of(l + 1, examples) * (next.n + 1));
+    pool_arg_.resize(examples * layer.shape.pooled() * layer.m);
+    *saturated += conv::next_operand(layer.shape, next.shape, layer.activation, layer.m,
+                                     z_.data(), examples, act_format(), &real_, &tensor_,
+                                     pool_arg_.data(), acts_[l + 1].data());
+  } else if (!last) {
     const double one = std::ldexp(1.0, config_.frac_act);
     double* next = acts_[l + 1].data();
     for (size_t i = 0; i < batch; ++i) next[i * (layer.m + 1) + layer.m] = one;  // bias column
@@ -736,17 +764,23 @@ int Inference::run_frozen(Session& session, const double* x, size_t x_count, siz
   current_slot_ = slot;
   ++batches_;
   const size_t n0 = layers_.front().n;
-  acts_[0].resize(batch * (n0 + 1));
-  *saturated = math::quantize(x, batch, n0, n0, act_format(), acts_[0].data(), n0 + 1).saturated;
-  const double one = std::ldexp(1.0, config_.frac_act);
-  for (size_t i = 0; i < batch; ++i) acts_[0][i * (n0 + 1) + n0] = one;
+  acts_[0].resize(rows_of(0, batch) * (n0 + 1));
+  if (layers_.front().shape.windowed) {
+    *saturated = conv::first_operand(layers_.front().shape, x, batch, act_format(), &tensor_,
+                                     nullptr, acts_[0].data());
+  } else {
+    *saturated = math::quantize(x, batch, n0, n0, act_format(), acts_[0].data(), n0 + 1).saturated;
+    const double one = std::ldexp(1.0, config_.frac_act);
+    for (size_t i = 0; i < batch; ++i) acts_[0][i * (n0 + 1) + n0] = one;
+  }
   for (uint32_t l = 0; l < layers_.size() && rc == VEIL_OK; ++l) {
+    const size_t rows = rows_of(l, batch);
     if (is_private()) {
-      rc = checked_private(session, l, batch, slot);
-      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, nullptr, saturated);
+      rc = checked_private(session, l, rows, slot);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, rows, nullptr, saturated);
     } else {
-      rc = checked_verify(session, l, batch);
-      if (rc == VEIL_OK) rc = finish_layer(session, l, batch, expected_.data(), saturated);
+      rc = checked_verify(session, l, rows);
+      if (rc == VEIL_OK) rc = finish_layer(session, l, rows, expected_.data(), saturated);
     }
   }
   if (rc == VEIL_OK) session.counters().saturated += *saturated;

@@ -73,7 +73,7 @@ class Inference final : public Protocol {
 
   /**
    * Private fine-tuning: the frozen layers as in predict (private mode consumes
-   * the slot), then one SGD step of the in-enclave head (docs/design.md §4.4).
+   * the slot), then one SGD step of the in-enclave head (docs/design.md §4.5).
    */
   int train_step(Session& session, const double* x, size_t x_count, const int32_t* labels,
                  size_t batch, const uint8_t* sealed, size_t sealed_size,
@@ -111,7 +111,10 @@ class Inference final : public Protocol {
   int finish_layer(Session& session, uint32_t l, size_t batch, const uint64_t* expected,
                    uint64_t* saturated);
   int verification_failure(Session& session, uint32_t l, const char* what);
-  math::Status correction(const Layer& l, uint32_t rows, uint64_t* u);
+  math::Status correction(const Layer& l, size_t rows, uint64_t* u);
+  // Rows of layer l's product for a batch: one per example and output position
+  // (docs/design.md §4.4).
+  size_t rows_of(uint32_t l, size_t batch) const;
   bool seal(uint32_t l, uint64_t slot, uint32_t rows, const std::vector<uint64_t>& u,
             uint8_t* out);
 
@@ -136,6 +139,8 @@ class Inference final : public Protocol {
   std::vector<std::vector<double>> gemm_work_;  // per row block: R's limbs, products (secret)
   std::vector<uint8_t> plain_;              // packed U around sealing (secret)
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
+  std::vector<double> real_, tensor_;       // a convolution's activations and pooled output
+  std::vector<uint8_t> pool_arg_;
   std::vector<uint64_t> expected_;
 };
 

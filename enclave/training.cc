@@ -108,12 +108,14 @@ int Training::create(Session& session, const veil_train_config_t& config,
   // Work buffers: refuse a configuration that would exhaust enclave memory.
   double bytes = 0, largest = 0;
   for (size_t i = 0; i < layer_count; ++i) {
-    bytes += 8.0 * config.max_batch * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 4) +
+    const double rows = static_cast<double>(config.max_batch) * conv::shape_of(layers, i).positions();
+    bytes += 8.0 * rows * (2.0 * (layers[i].inputs + 1) + 3.0 * layers[i].outputs + 4) +
              8.0 * 5 * (layers[i].inputs + 1 + layers[i].outputs);
     largest = std::max(largest, (layers[i].inputs + 1.0) * layers[i].outputs);
   }
-  // Set-up holds the largest layer's initial weights and their random bits at once.
-  bytes += 16.0 * largest;
+  // Set-up holds the largest layer's initial weights and their random bits at once;
+  // a convolution first also keeps the batch's images (docs/design.md §4.4).
+  bytes += 16.0 * largest + 8.0 * config.max_batch * conv::input_features(layers[0]);
   if (bytes > kMaxBufferBytes)
     return session.fail(VEIL_ERR_RESOURCE,
                         "the model needs %.0f MiB of enclave memory at max_batch=%u; the limit is "
@@ -126,6 +128,7 @@ int Training::create(Session& session, const veil_train_config_t& config,
   t->batch_exp_ = ceil_log2(config.max_batch);
   t->call_name_ = "train_init";  // names the call in upload errors
   shape_layers(layers, layer_count, &t->layers_);
+  t->specs_.assign(layers, layers + layer_count);
   int status = t->check_budget(session);
   if (status != VEIL_OK) return status;
 
@@ -167,14 +170,6 @@ int Training::create(Session& session, const veil_train_config_t& config,
   return VEIL_OK;
 }
 
-template <typename T>
-Training::Operands<T>& Training::operands_of() {
-  if constexpr (kNarrow<T>)
-    return narrow_ops_;
-  else
-    return wide_ops_;
-}
-
 void Training::allocate_buffers() {
   narrow_ = math::fixed_limit(act_format()) < math::kNarrowLimit &&
             math::fixed_limit(grad_format()) < math::kNarrowLimit &&
@@ -185,32 +180,40 @@ void Training::allocate_buffers() {
     allocate_operands(wide_ops_);
   pre_.resize(layers_.size());
   relu_mask_.resize(layers_.size());
-  size_t widest = 0, widest_out = 0;
+  pool_arg_.resize(layers_.size());
+  const size_t max_batch = config_.max_batch;
+  const conv::Shape& first = layers_.front().shape;
+  size_t widest = 0, widest_out = 0, widest_matrix = 0, most_rows = 0;
+  size_t widest_tensor = first.windowed ? first.tensor_size() : 0;
   for (const Layer& l : layers_) {
+    const size_t positions = l.shape.positions();
     widest = std::max<size_t>(widest, l.n + 1);
     widest_out = std::max<size_t>(widest_out, l.m);
+    widest_matrix = std::max(widest_matrix, positions * std::max<size_t>(l.n + 1, l.m));
+    most_rows = std::max(most_rows, positions);
+    widest_tensor = std::max(widest_tensor, positions * l.m);
   }
-  const size_t max_batch = config_.max_batch;
   col_l1_.resize(widest);
   next_scratch_.resize(6 * widest);
   // Sized once for the largest layer: a vector that shrank for the narrow
   // output layer would zero megabytes again each time it grew back.
-  const size_t widest_matrix = max_batch * std::max(widest, widest_out);
-  for (std::vector<double>* buffer : {&device_out_, &grad_real_}) buffer->resize(widest_matrix);
-  expected_.resize(max_batch);
-  row_mod_.resize(max_batch);
+  for (std::vector<double>* buffer : {&device_out_, &grad_real_})
+    buffer->resize(max_batch * widest_matrix);
+  conv_tensor_.resize(max_batch * widest_tensor);
+  expected_.resize(max_batch * most_rows);
+  row_mod_.resize(max_batch * most_rows);
   delta_.resize(widest);
   delta_w_.resize(widest_out);
   scratch_growth_.resize(layers_.size());
-  for (size_t li = 0; li < layers_.size(); ++li) {
-    if (layers_[li].activation == math::Activation::relu && li + 1 < layers_.size())
-      relu_mask_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
-    pre_[li].resize(static_cast<size_t>(config_.max_batch) * layers_[li].m);
-    layers_[li].av.resize(config_.max_batch);
-    layers_[li].at.resize(config_.max_batch);
-    layers_[li].dzw.resize(config_.max_batch);
-    layers_[li].dzs.resize(config_.max_batch);
-    layers_[li].dw.resize(layers_[li].m);
+  for (uint32_t li = 0; li < layers_.size(); ++li) {
+    Layer& l = layers_[li];
+    const size_t rows = rows_of(li, max_batch);
+    if (l.activation == math::Activation::relu && li + 1 < layers_.size())
+      relu_mask_[li].resize(rows * l.m);
+    if (l.shape.pool == VEIL_POOL_MAX) pool_arg_[li].resize(max_batch * l.shape.pooled() * l.m);
+    pre_[li].resize(rows * l.m);
+    for (std::vector<uint64_t>* v : {&l.av, &l.at, &l.dzw, &l.dzs}) v->resize(rows);
+    l.dw.resize(l.m);
   }
 }
 
@@ -220,9 +223,9 @@ void Training::allocate_operands(Operands<T>& ops) {
   // Every layer keeps its dZ until the step's updates, which all come after
   // its last backward product (all or nothing: see step_with).
   ops.grads.resize(layers_.size());
-  for (size_t li = 0; li < layers_.size(); ++li) {
-    ops.acts[li].resize(size_t{config_.max_batch} * (layers_[li].n + 1));
-    ops.grads[li].resize(size_t{config_.max_batch} * layers_[li].m);
+  for (uint32_t li = 0; li < layers_.size(); ++li) {
+    ops.acts[li].resize(rows_of(li, config_.max_batch) * (layers_[li].n + 1));
+    ops.grads[li].resize(rows_of(li, config_.max_batch) * layers_[li].m);
   }
 }
 
@@ -250,7 +253,9 @@ int Training::check_budget(Session& session) const {
       if (bwd.count == 0 || bwd.count > kMaxLimbs)
         return exactness_refusal(session, li, "backward", grad_row * weight_int);
     }
-    const double update = static_cast<double>(config_.max_batch) * act_max * grad_clip_int();
+    // A convolution's update sums over every output position of the batch.
+    const double update = static_cast<double>(rows_of(li, config_.max_batch)) * act_max *
+                          grad_clip_int();
     if (weight_int + update >= kExact)
       return exactness_refusal(session, li, "update", weight_int + update);
   }
@@ -298,7 +303,8 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
 // how many values saturated in *saturated.
 int Training::check_batch(Session& session, const double* x, size_t x_count, size_t batch,
                           const char* call, uint64_t* saturated) {
-  const size_t features = layers_.front().n;
+  const conv::Shape& first = layers_.front().shape;
+  const size_t features = first.windowed ? first.tensor_size() : layers_.front().n;
   if (batch == 0)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: the batch is empty", call);
   if (batch > config_.max_batch)
@@ -330,9 +336,16 @@ uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite)
   const size_t n = layers_.front().n;
   T* a = operands_of<T>().acts[0].data();
   math::OperandStats stats;
+  const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
+  const conv::Shape& first = layers_.front().shape;
+  if (first.windowed) {  // quantize the (C, H, W) images, then gather A_0 from them
+    const uint64_t saturated =
+        conv::first_operand(first, x, batch, act_format(), &conv_tensor_, &stats, a);
+    *non_finite = stats.non_finite;
+    return saturated;
+  }
   stats.col_l1 = col_l1_.data();
   math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
-  const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
   note_act_stats(0, stats, batch);
   *non_finite = stats.non_finite;
@@ -444,7 +457,8 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
     if (keep) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
     // Nothing the device returned is used before it passes its check.
     math::OperandStats stats;
-    const bool fused = plan.count == 1;
+    // Gathered operands are laid out by conv::next_operand and conv_backward instead.
+    const bool fused = plan.count == 1 && !(fwd ? gathered(l + 1) : gathered(l));
     math::PassResult pass = fwd ? forward_pass<T>(l, batch, scale, expected, fused, real_out, &stats)
                                 : backward_pass<T>(l, batch, scale, expected, fused, &stats);
     if (!pass.status.ok()) return check_failure(session, l, phase, pass.status);
@@ -581,6 +595,11 @@ template <typename T>
 uint64_t Training::finish_limbs(uint32_t l, bool fwd, size_t batch, const double* real_out) {
   Operands<T>& ops = operands_of<T>();
   const Layer& layer = layers_[l];
+  if (fwd && gathered(l + 1))
+    return conv::next_operand(layer.shape, layers_[l + 1].shape, layer.activation, layer.m,
+                              real_out, batch / layer.shape.positions(), act_format(), &limb_,
+                              &conv_tensor_, pool_arg_[l].data(), ops.acts[l + 1].data());
+  if (!fwd && gathered(l)) return conv_backward<T>(l, batch, real_out);
   if (fwd) {
     if (l + 1 == layers_.size()) return 0;
     const size_t m = layer.m;
@@ -659,13 +678,14 @@ int Training::run_forward(Session& session, size_t batch, uint64_t* saturated) {
   const int scale = config_.frac_act + weight_scale();
   const T one = static_cast<T>(std::ldexp(1.0, config_.frac_act));
   for (uint32_t l = 0; l < layers_.size(); ++l) {
-    int rc = checked_layer(session, l, Phase::forward, ops.acts[l].data(), batch, scale,
+    const size_t rows = rows_of(l, batch);
+    int rc = checked_layer(session, l, Phase::forward, ops.acts[l].data(), rows, scale,
                            pre_[l].data(), saturated);
     if (rc != VEIL_OK) return rc;
-    if (l + 1 < layers_.size()) {
+    if (l + 1 < layers_.size() && !gathered(l + 1)) {
       const size_t m = layers_[l].m;
       T* next = ops.acts[l + 1].data();
-      for (size_t i = 0; i < batch; ++i) next[i * (m + 1) + m] = one;  // the bias column
+      for (size_t i = 0; i < rows; ++i) next[i * (m + 1) + m] = one;  // the bias column
     }
   }
   return VEIL_OK;
@@ -776,13 +796,13 @@ int Training::step_with(Session& session, const int32_t* labels, size_t batch, u
   if (rc == VEIL_OK) rc = run_loss<T>(session, labels, batch, &saturated, &loss);
   if (rc == VEIL_OK) rc = run_backward<T>(session, batch, &saturated);
   for (uint32_t l = 0; rc == VEIL_OK && l < layers_.size(); ++l)
-    rc = update_growth<T>(session, l, batch, &growth[l]);
+    rc = update_growth<T>(session, l, rows_of(l, batch), &growth[l]);
   if (rc != VEIL_OK) {
     if (!session.aborted()) session.counters() = before;
     return rc;
   }
   for (uint32_t l = static_cast<uint32_t>(layers_.size()); l-- > 0;) {
-    rc = apply_update<T>(session, l, batch, growth[l]);
+    rc = apply_update<T>(session, l, rows_of(l, batch), growth[l]);
     if (rc != VEIL_OK) {
       session.abort();
       return rc;
@@ -837,10 +857,10 @@ int Training::run_backward(Session& session, size_t batch, uint64_t* saturated) 
   Operands<T>& ops = operands_of<T>();
   const int scale = config_.frac_grad + weight_scale();
   for (uint32_t l = static_cast<uint32_t>(layers_.size() - 1); l > 0; --l) {
-    int rc = checked_layer(session, l, Phase::backward, ops.grads[l].data(), batch, scale,
-                           grad_real_.data(), saturated);
+    int rc = checked_layer(session, l, Phase::backward, ops.grads[l].data(), rows_of(l, batch),
+                           scale, grad_real_.data(), saturated);
     if (rc != VEIL_OK) return rc;
-    prepare_grad(l - 1, ops.grads[l - 1].data(), batch);
+    prepare_grad(l - 1, ops.grads[l - 1].data(), rows_of(l - 1, batch));
   }
   return VEIL_OK;
 }

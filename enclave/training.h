@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
+#include "conv.h"
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/fused.h"
@@ -37,6 +39,7 @@ void shape_layers(const veil_layer_spec_t* specs, size_t count, std::vector<Laye
     (*out)[i].n = specs[i].inputs;
     (*out)[i].m = specs[i].outputs;
     (*out)[i].activation = static_cast<math::Activation>(specs[i].activation);
+    (*out)[i].shape = conv::shape_of(specs, i);
   }
 }
 
@@ -107,6 +110,7 @@ class Training final : public Protocol {
     uint32_t n = 0;  // inputs (the weight matrix has n + 1 rows: the bias is last)
     uint32_t m = 0;  // outputs
     math::Activation activation = math::Activation::identity;
+    conv::Shape shape;           // a convolution's geometry (docs/design.md §4.4)
     std::vector<uint64_t> s, t;  // secret check vectors, length m and n + 1
     std::vector<uint64_t> v, w;  // fingerprints M s (n + 1) and M^T t (m), mod q
     double device_max = 0;       // max |M| as the device reports it: decides limbs
@@ -147,6 +151,14 @@ class Training final : public Protocol {
   static const char* phase_name(Phase p);
 
   int weight_scale() const;  // S = f_a + f_g + k + beta
+  // Rows of layer l's products in a batch: one per example and output position.
+  size_t rows_of(uint32_t l, size_t batch) const { return batch * layers_[l].shape.positions(); }
+  // Layer l's input is gathered (im2col or flatten) rather than written by the pass below.
+  bool gathered(uint32_t l) const { return l < layers_.size() && layers_[l].shape.windowed; }
+  // From a gathered layer l's checked real dA, dZ_{l-1} (docs/design.md §4.4,
+  // training_conv.cc); returns the values clipped.
+  template <typename T>
+  uint64_t conv_backward(uint32_t l, size_t rows, const double* real_da);
   void allocate_buffers();
   template <typename T>
   void allocate_operands(Operands<T>& ops);
@@ -220,6 +232,7 @@ class Training final : public Protocol {
 
   veil_train_config_t config_{};
   std::vector<Layer> layers_;
+  std::vector<veil_layer_spec_t> specs_;  // the model as configured: checkpoints bind it
   uint64_t step_ = 0;
   int32_t lr_exp_ = 0;
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
@@ -227,7 +240,12 @@ class Training final : public Protocol {
   double act_clip_int() const { return std::ldexp(config_.act_clip, config_.frac_act); }
   double grad_clip_int() const { return std::ldexp(config_.grad_clip, config_.frac_grad); }
   template <typename T>
-  Operands<T>& operands_of();
+  Operands<T>& operands_of() {
+    if constexpr (std::is_same_v<T, float>)
+      return narrow_ops_;
+    else
+      return wide_ops_;
+  }
   // Narrow operands (float32) halve the bytes of every pass over them and of
   // every copy across the boundary; exact while the formats' limits (and the
   // bias entry 2^f_a) stay below 2^23.
@@ -242,6 +260,8 @@ class Training final : public Protocol {
   std::vector<double> limb_;                // real values of the rare paths
   std::vector<double> scratch_;
   std::vector<double> scratch_growth_;      // each layer's update growth, in a step
+  std::vector<double> conv_tensor_;         // a pooled (or input) tensor, quantized or real
+  std::vector<std::vector<uint8_t>> pool_arg_;  // each max-pooled output's argmax, in a step
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
   std::vector<double> next_scratch_;        // a fused pass's split check vectors
   std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "conv.h"
 #include "math/loss.h"
 #include "math/prg.h"
 #include "training.h"
@@ -38,14 +39,12 @@ int validate_model(Session& session, const veil_train_config_t& config,
       return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                           "layer %zu is %u -> %u; widths must be in [1, %u]", i, l.inputs,
                           l.outputs, kMaxWidth);
-    if (i > 0 && layers[i - 1].outputs != l.inputs)
-      return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                          "layer %zu takes %u inputs but layer %zu gives %u outputs", i, l.inputs,
-                          i - 1, layers[i - 1].outputs);
     if (l.activation < VEIL_ACTIVATION_IDENTITY || l.activation > VEIL_ACTIVATION_SOFTPLUS)
       return session.fail(VEIL_ERR_INVALID_ARGUMENT, "layer %zu: unknown activation %d", i,
                           l.activation);
   }
+  int rc = conv::validate(session, layers, layer_count);  // kinds, geometry, chaining
+  if (rc != VEIL_OK) return rc;
   if (config.loss != VEIL_LOSS_CROSS_ENTROPY && config.loss != VEIL_LOSS_MSE)
     return session.fail(VEIL_ERR_INVALID_ARGUMENT, "unknown loss %d (0 cross-entropy, 1 mse)",
                         config.loss);

@@ -36,6 +36,12 @@ std::vector<uint8_t> associated_data(const veil_layer_spec_t* layers, size_t cou
     e.u32(layers[i].inputs);
     e.u32(layers[i].outputs);
     e.i32(layers[i].activation);
+    if (layers[i].kind == VEIL_LAYER_KIND_DENSE) continue;  // dense geometry is all 0
+    e.i32(layers[i].kind);
+    for (uint32_t field : {layers[i].channels, layers[i].height, layers[i].width,
+                           layers[i].kernel, layers[i].stride, layers[i].padding,
+                           static_cast<uint32_t>(layers[i].pool), layers[i].pool_size})
+      e.u32(field);
   }
   return ad;
 }
@@ -139,7 +145,6 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
   e.u64(session.counters().checks_passed);
   e.u64(session.counters().products);
   e.u64(session.counters().saturated);
-  std::vector<veil_layer_spec_t> specs;
   for (const Layer& l : layers_) {
     e.f64(l.device_max);
     e.f64(l.proven_max);
@@ -147,9 +152,8 @@ int Training::checkpoint(Session& session, const uint8_t* key, size_t key_len, u
     e.u64s(l.t);
     e.u64s(l.v);
     e.u64s(l.w);
-    specs.push_back({l.n, l.m, static_cast<int32_t>(l.activation)});
   }
-  std::vector<uint8_t> ad = associated_data(specs.data(), specs.size());
+  std::vector<uint8_t> ad = associated_data(specs_.data(), specs_.size());
   const bool sealed = plain.size() == state_size() &&
                       seal(seal_key, ad.data(), ad.size(), plain.data(), plain.size(), blob);
   wipe(seal_key, sizeof seal_key);
@@ -170,6 +174,7 @@ bool Training::decode_state(Decoder& d, const veil_layer_spec_t* layers, size_t 
   counters->products = d.u64();
   counters->saturated = d.u64();
   shape_layers(layers, layer_count, &layers_);
+  specs_.assign(layers, layers + layer_count);
   for (Layer& l : layers_) {
     l.device_max = d.f64();
     l.proven_max = d.f64();

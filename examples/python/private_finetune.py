@@ -1,4 +1,4 @@
-"""Private fine-tuning on digits (docs/design.md §4.4).
+"""Private fine-tuning on digits (docs/design.md §4.5).
 
 1. Train a 64-64-64-10 model on one half of digits' training split (verify mode).
 2. Keep its first two layers, freeze them, and fine-tune a fresh head on the other half in

@@ -13,6 +13,10 @@ struct veil_layer_spec_t;
 namespace veil {
 
 struct TrainConfig;
+struct LayerSpec;
+
+/** The wire form of one layer (shared by training and inference). */
+void to_wire(const LayerSpec& layer, veil_layer_spec_t* raw);
 
 /** The wire form of a training configuration (shared by every trainer). */
 void to_wire(const TrainConfig& config, veil_train_config_t* raw,

@@ -46,9 +46,8 @@ Inference::Inference(Enclave& enclave, Device& device, const InferenceConfig& co
     raw.act_clip = config_.act_clip;
     raw.head_layers = config_.head_layers;
     raw.head_lr = config_.head_lr;
-    std::vector<veil_layer_spec_t> layers;
-    for (const LayerSpec& l : config_.layers)
-      layers.push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
+    std::vector<veil_layer_spec_t> layers(config_.layers.size());
+    for (size_t i = 0; i < layers.size(); ++i) to_wire(config_.layers[i], &layers[i]);
     timed("ecall_inference_init", [&](oe_enclave_t* e, int* status) {
       return ecall_inference_init(e, status, id(), &raw, layers.data(), layers.size());
     });
@@ -93,7 +92,7 @@ std::vector<uint8_t> Inference::precompute(uint32_t rows) {
 
 void Inference::predict(const double* x, size_t batch, double* out, const uint8_t* sealed,
                         size_t sealed_size) {
-  const size_t features = config_.layers.front().inputs;
+  const size_t features = config_.layers.front().input_features();
   const size_t classes = config_.layers.back().outputs;
   timed("ecall_inference_predict", [&](oe_enclave_t* e, int* status) {
     return ecall_inference_predict(e, status, id(), x, batch * features, batch, sealed,

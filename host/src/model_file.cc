@@ -371,6 +371,11 @@ SavedModel load_model(const std::string& path) {
     const std::string format = text(f, read_array(f, archive, "format"));
     if (format != kFormat) fail(path, "an unknown model format '" + format + "'");
   }
+  // Python writes a CNN's geometry beside its weights (docs/design.md §4.4); this reader
+  // builds dense layers only, so it refuses one rather than misread it.
+  if (archive.count("layer_geometry.npy"))
+    fail(path, "a convolutional model (it has layer_geometry): veil::load_model reads dense "
+               "models only; Python's veil.load_model reads it");
   size_t layer_count = 0;
   while (archive.count("layer_" + std::to_string(layer_count) + ".npy")) ++layer_count;
   if (layer_count == 0)

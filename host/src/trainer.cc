@@ -39,9 +39,14 @@ void to_wire(const TrainConfig& config, veil_train_config_t* raw,
   raw->act_clip = config.act_clip;
   raw->grad_clip = config.grad_clip;
   raw->weight_max = config.weight_max;
-  layers->clear();
-  for (const LayerSpec& l : config.layers)
-    layers->push_back({l.inputs, l.outputs, static_cast<int32_t>(l.activation)});
+  layers->assign(config.layers.size(), veil_layer_spec_t{});
+  for (size_t i = 0; i < config.layers.size(); ++i) to_wire(config.layers[i], &(*layers)[i]);
+}
+
+void to_wire(const LayerSpec& l, veil_layer_spec_t* raw) {
+  *raw = {l.inputs, l.outputs, static_cast<int32_t>(l.activation), static_cast<int32_t>(l.kind),
+          l.channels, l.height, l.width, l.kernel, l.stride, l.padding,
+          static_cast<int32_t>(l.pool), l.pool_size};
 }
 
 Trainer::Trainer(Enclave& enclave, Device& device, const TrainConfig& config)
@@ -142,7 +147,7 @@ Checkpoint Trainer::checkpoint(const std::vector<uint8_t>& key) {
 }
 
 StepResult Trainer::step(const double* x, const int32_t* labels, size_t batch) {
-  size_t features = config_.layers.front().inputs;
+  size_t features = config_.layers.front().input_features();
   veil_step_result_t raw{};
   int status = VEIL_OK;
   oe_result_t result;
@@ -156,7 +161,7 @@ StepResult Trainer::step(const double* x, const int32_t* labels, size_t batch) {
 }
 
 void Trainer::predict(const double* x, size_t batch, double* out) {
-  size_t features = config_.layers.front().inputs;
+  size_t features = config_.layers.front().input_features();
   size_t classes = config_.layers.back().outputs;
   int status = VEIL_OK;
   oe_result_t result;

@@ -23,7 +23,8 @@ from veil._errors import (
     SaturationWarning,
     VerificationError,
 )
-from veil._model import Arctan, Dense, Identity, ReLU, Sequential, Sigmoid, Softplus
+from veil._model import (Arctan, AvgPool2d, Conv2d, Dense, Flatten, Identity, MaxPool2d, ReLU,
+                         Sequential, Sigmoid, Softplus)
 from veil._device import Device, NumpyDevice
 from veil._enclave import enclave_backend, enclave_info, load_enclave
 from veil._trainer import INSECURE_TEST_SEALING_KEY, Trainer, read_sealing_key
@@ -36,7 +37,8 @@ from veil._weights import load_weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "INSECURE_TEST_SEALING_KEY", "Arctan", "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
+    "INSECURE_TEST_SEALING_KEY", "Arctan", "AvgPool2d", "Conv2d", "Flatten", "MaxPool2d",
+    "ConfigError", "Dense", "Device", "DeviceError", "EnclaveError", "Error",
     "Identity", "InputError", "NumpyDevice", "ProtocolError", "ReLU", "Sequential", "Sigmoid",
     "Softplus", "Trainer", "VerificationError", "enclave_backend", "enclave_info", "load_enclave",
     "__version__",

@@ -1,4 +1,4 @@
-"""Private fine-tuning (docs/design.md §4.4): the frozen layers run on the device as in
+"""Private fine-tuning (docs/design.md §4.5): the frozen layers run on the device as in
 private inference, behind one-time pads and with every product checked; the trainable
 head after them trains inside the enclave in float64."""
 from __future__ import annotations

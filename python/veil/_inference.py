@@ -12,7 +12,7 @@ from veil import _codes
 from veil._device import Device, NumpyDevice
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, InputError, ProtocolError
-from veil._model import ACTIVATIONS, _Activation
+from veil._model import ACTIVATIONS, Sequential, _Activation
 from veil._trainer import (
     MAX_BATCH,
     Trainer,
@@ -46,6 +46,8 @@ class SavedModel:
             per feature, or None.
         classes: the name of each class id, or None (the ids are the names).
         info: what training recorded (dataset, seed, test_fraction, label_column, ...).
+        model: a CNN's :class:`veil.Sequential` (its geometry, docs/design.md §4.4), or
+            None for a dense model.
     """
 
     weights: Weights
@@ -55,14 +57,18 @@ class SavedModel:
     scale: Optional[np.ndarray] = None
     classes: Optional[List[str]] = None
     info: Dict[str, object] = field(default_factory=dict)
+    model: Optional[Sequential] = None
 
     @property
     def input_size(self) -> int:
+        if self.model is not None:
+            return self.model.input_size
         return int(self.weights[0].shape[0] - 1)
 
     def preprocess(self, X) -> np.ndarray:
         """The inputs as the network takes them: standardized when the model was."""
-        X = _as_matrix(X, self.input_size, "X")
+        X = _as_matrix(X, self.input_size, "X", None if self.model is None
+                       else self.model.input_shape)
         if self.mean is None:
             return X
         return (X - self.mean) / self.scale
@@ -79,8 +85,10 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     string arrays ``activations`` and ``loss`` and the same as int32 codes of the EDL,
     ``activation_codes`` and ``loss_code``, for C++ (``veil::load_model``);
     ``format`` = "veil-model-1"; optional ``mean`` and ``scale`` (the input
-    standardization), ``classes`` and ``info`` (JSON text)), all little-endian and
-    written atomically. It is not a training checkpoint: for that see
+    standardization), ``classes`` and ``info`` (JSON text); for a CNN, int32
+    ``layer_geometry`` (one row per layer: kind, channels, height, width, kernel, stride,
+    padding, pool, pool_size, as veil_layer_spec_t) and ``input_shape``), all
+    little-endian and written atomically. It is not a training checkpoint: for that see
     :meth:`veil.Trainer.save_checkpoint`.
 
     Args:
@@ -98,12 +106,14 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     """
     import json
 
+    model = None  # a CNN's geometry
     if isinstance(source, Trainer):
         weights = source.export_weights()
         names = [a for _i, _o, a in source.model.layer_specs()]
         loss = source.loss if loss is None else loss
+        model = source.model if source.model.is_convolutional else None
     elif isinstance(source, SavedModel):
-        weights, names = source.weights, source.activations
+        weights, names, model = source.weights, source.activations, source.model
         loss = source.loss if loss is None else loss
         mean = source.mean if mean is None else mean
         scale = source.scale if scale is None else scale
@@ -120,10 +130,16 @@ def save_model(path: Union[str, os.PathLike], source, *, activations: Optional[S
     loss = "cross_entropy" if loss is None else loss
     if loss not in _LOSSES:
         raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
-    weights = Inference._check_weights(weights, names)
+    weights = Inference._check_weights(weights, names, chained=model is None)
     # Little-endian everywhere: the C++ reader (host/src/model_file.cc) reads only that.
     arrays = {f"layer_{i}": np.ascontiguousarray(w, dtype="<f8") for i, w in enumerate(weights)}
     features, outputs = weights[0].shape[0] - 1, weights[-1].shape[1]
+    if model is not None:
+        features = model.input_size
+        arrays["layer_geometry"] = np.asarray(
+            [tuple(spec[3:]) + (0,) * (12 - len(spec)) for spec in model.wire_specs()],
+            dtype="<i4")
+        arrays["input_shape"] = np.asarray(model.input_shape, dtype="<i4")
     if (mean is None) != (scale is None):
         raise ConfigError("mean and scale go together")
     if mean is not None:
@@ -178,9 +194,13 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
             fmt = str(data["format"]) if "format" in data.files else _MODEL_FORMAT
             if fmt != _MODEL_FORMAT:
                 raise ConfigError(f"{shown!r}: unknown model format {fmt!r}")
-            count = sum(1 for k in data.files if k.startswith("layer_"))
+            count = sum(1 for k in data.files if k.startswith("layer_") and k[6:].isdigit())
             weights = [np.array(data[f"layer_{i}"], dtype=np.float64) for i in range(count)]
             activations = [str(a) for a in data["activations"]]
+            model = None
+            if "layer_geometry" in data.files:  # a CNN
+                model = _cnn_of(weights, activations, data["layer_geometry"],
+                                data["input_shape"])
             loss = str(data["loss"])
             # C++ reads the codes, Python the names: they must tell the same model.
             if "activation_codes" in data.files and not (
@@ -202,8 +222,22 @@ def load_model(path: Union[str, os.PathLike]) -> SavedModel:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise ConfigError(f"cannot read model file {shown!r}: it is damaged or not a veil "
                           f"model ({type(e).__name__}: {e})") from None
-    return SavedModel(weights, activations, loss, mean, scale, classes, info)
+    return SavedModel(weights, activations, loss, mean, scale, classes, info, model)
 
+
+def _cnn_of(weights, activations, geometry, input_shape) -> Sequential:
+    """The Sequential a model file's layer_geometry describes (ConfigError if it cannot)."""
+    from veil._model import from_wire
+
+    geometry = np.asarray(geometry)
+    if geometry.shape != (len(weights), 9):
+        raise ConfigError(f"layer_geometry has shape {geometry.shape}, not ({len(weights)}, 9)")
+    specs = [(w.shape[0] - 1, w.shape[1], ACTIVATIONS[a].code) + tuple(int(v) for v in g)
+             for w, a, g in zip(weights, activations, geometry)]
+    model = from_wire(specs, tuple(int(v) for v in np.asarray(input_shape)))
+    if model.wire_specs() != [spec if spec[3] else spec[:3] for spec in specs]:
+        raise ConfigError("layer_geometry does not describe the layers' weights")
+    return model
 
 def _activation_codes(names: Sequence[str]) -> np.ndarray:
     """The codes of veil_activation_t (edl/veil.edl) that the model file keeps for C++."""
@@ -319,13 +353,15 @@ class Inference(_EnclaveSession):
             arrays, one per layer, of shape (inputs + 1, outputs) with the bias in the
             last row (what ``Trainer.export_weights()`` returns) or ``(W, b)`` pairs, or a
             PyTorch ``state_dict`` of Linear layers (:func:`veil.load_weights`); these
-            need ``activations``.
+            need ``activations``, or ``model``.
         mode: "private" or "verify".
         device: "auto", "cpu", "cuda" or a :class:`veil.Device` instance; the session
             gets its own device (do not share one Device object between sessions).
         frac_weights: fractional bits f_w of the quantized weights.
         activations: with a list source, one activation per layer: a name ("relu",
             "sigmoid", "arctan", "softplus", "identity") or a veil activation.
+        model: with a list source, the :class:`veil.Sequential` the weights belong to,
+            which gives the activations and a CNN's geometry (docs/design.md §4.4).
         loss: with a list source, "cross_entropy" (predict_proba returns the softmax; the last
             activation must be identity) or "mse" (predict_proba returns the last activation).
         batch_size: rows per enclave call in verify mode, and the default batch size of
@@ -345,7 +381,8 @@ class Inference(_EnclaveSession):
                  frac_weights: int = 10, *, activations: Optional[Sequence] = None,
                  loss: Optional[str] = None, batch_size: int = 64,
                  frac_act: Optional[int] = None, act_clip: Optional[float] = None,
-                 enclave=None, head_layers: int = 0, head_lr: float = 0.1) -> None:
+                 enclave=None, model: Optional[Sequential] = None, head_layers: int = 0,
+                 head_lr: float = 0.1) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
         # A model file's input standardization, applied by predict to raw inputs.
@@ -354,17 +391,23 @@ class Inference(_EnclaveSession):
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(source, Trainer):
             weights = source.export_weights()
+            model = source.model
             names = [a for _i, _o, a in source.model.layer_specs()]
             loss = source.loss if loss is None else loss
             frac_act = source.config["frac_act"] if frac_act is None else frac_act
             act_clip = source.config["act_clip"] if act_clip is None else act_clip
         elif isinstance(source, (str, os.PathLike, SavedModel)):
             saved = load_model(source) if not isinstance(source, SavedModel) else source
-            weights, names = saved.weights, saved.activations
+            weights, names, model = saved.weights, saved.activations, saved.model
             loss = saved.loss if loss is None else loss
             if saved.mean is not None:
                 self._standardize = (saved.mean, saved.scale)
         elif isinstance(source, (list, tuple, dict)) or hasattr(source, "keys"):
+            if model is not None:
+                if not isinstance(model, Sequential):
+                    raise ConfigError(
+                        f"model must be a veil.Sequential, got {type(model).__name__}")
+                activations = [a for _i, _o, a in model.layer_specs()]
             if activations is None:
                 raise ConfigError("a list of weight arrays or a state_dict needs "
                                   "activations=[...], one per layer")
@@ -381,12 +424,17 @@ class Inference(_EnclaveSession):
         if loss not in _LOSSES:
             raise ConfigError(f"loss={loss!r}: use 'cross_entropy' or 'mse'")
         names = [_activation_name(a) for a in names]
-        weights = self._check_weights(weights, names)
+        convolutional = model is not None and model.is_convolutional
+        weights = self._check_weights(weights, names, chained=not convolutional)
         layers = [(w.shape[0] - 1, w.shape[1], ACTIVATIONS[a].code) for w, a in zip(weights, names)]
+        self.input_shape = None
+        if convolutional:
+            layers = model.wire_specs()
+            self.input_shape = model.input_shape
         self.mode = mode
         self.loss = loss
         self.activations = names
-        self.layer_sizes = [(i, o) for i, o, _ in layers]
+        self.layer_sizes = [(spec[0], spec[1]) for spec in layers]
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not (
                 1 <= batch_size <= MAX_BATCH):
             raise ConfigError(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
@@ -406,7 +454,7 @@ class Inference(_EnclaveSession):
         self._slot_rows: Optional[int] = None
 
     @staticmethod
-    def _check_weights(weights, names) -> Weights:
+    def _check_weights(weights, names, chained: bool = True) -> Weights:
         if len(weights) == 0:
             raise ConfigError("the model has no layers")
         if len(names) != len(weights):
@@ -421,7 +469,7 @@ class Inference(_EnclaveSession):
             if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
                 raise InputError(f"layer {i}: weights must have shape (inputs + 1, outputs), bias "
                                  f"last; got {arr.shape}")
-            if out and out[-1].shape[1] != arr.shape[0] - 1:
+            if chained and out and out[-1].shape[1] != arr.shape[0] - 1:
                 raise InputError(f"layer {i} takes {arr.shape[0] - 1} inputs but layer {i - 1} "
                                  f"gives {out[-1].shape[1]} outputs")
             out.append(np.ascontiguousarray(arr, dtype=np.float64))
@@ -430,6 +478,8 @@ class Inference(_EnclaveSession):
     # -- introspection -----------------------------------------------------------------------
     @property
     def input_size(self) -> int:
+        if self.input_shape is not None:
+            return int(np.prod(self.input_shape))
         return self.layer_sizes[0][0]
 
     @property
@@ -528,7 +578,7 @@ class Inference(_EnclaveSession):
                 was altered; the session is over.
             veil.InputError: bad shape or non-finite values; the session stays usable.
         """
-        X = _as_matrix(X, self.input_size, "X")
+        X = _as_matrix(X, self.input_size, "X", self.input_shape)
         if self._standardize is not None:
             X = (X - self._standardize[0]) / self._standardize[1]
         n = X.shape[0]
@@ -569,10 +619,13 @@ class Inference(_EnclaveSession):
 
 
 def float_forward(weights: Sequence[np.ndarray], activations: Sequence[str], loss: str,
-                  X) -> np.ndarray:
+                  X, model: Optional[Sequential] = None) -> np.ndarray:
     """Float64 inference of the same model in numpy: the reference private and verify
-    predictions are compared against (docs/arithmetic.md section 9)."""
+    predictions are compared against (docs/arithmetic.md section 9). A CNN needs its
+    ``model`` (the geometry)."""
+    from veil._conv import shapes
     from veil._reference import FloatMLP
 
     return FloatMLP([np.asarray(w, dtype=np.float64) for w in weights], list(activations),
-                    loss).predict_proba(np.asarray(X, dtype=np.float64))
+                    loss, shapes=None if model is None else shapes(model.wire_specs())
+                    ).predict_proba(np.asarray(X, dtype=np.float64))

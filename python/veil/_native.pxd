@@ -93,11 +93,21 @@ cdef extern from "veil/codes.h" namespace "veil":
     cdef enum class InferenceMode(int32_t):
         pass
 
+    cdef enum class LayerKind(int32_t):
+        pass
+
+    cdef enum class Pool(int32_t):
+        pass
+
 cdef extern from "veil/trainer.h" namespace "veil":
     cdef cppclass LayerSpec:
         uint32_t inputs
         uint32_t outputs
         Activation activation
+        LayerKind kind
+        uint32_t channels, height, width, kernel, stride, padding
+        Pool pool
+        uint32_t pool_size
 
     cdef cppclass TrainConfig:
         vector[LayerSpec] layers

@@ -14,7 +14,7 @@ from cpython.ref cimport PyObject
 import numpy as np
 cimport numpy as cnp
 
-from veil import _errors
+from veil import _codes, _errors
 
 cnp.import_array()
 
@@ -241,14 +241,32 @@ cdef dict _timing_dict(Timing t):
             "bytes_from_device": t.bytes_from_device}
 
 
+cdef LayerSpec _layer_spec(object layer) except *:
+    """A layer's wire tuple: (inputs, outputs, activation) for a dense layer, then for a
+    convolution (kind, channels, height, width, kernel, stride, padding, pool, pool_size)."""
+    cdef LayerSpec spec
+    fields = tuple(layer) + (0,) * (12 - len(layer))
+    spec.inputs, spec.outputs = fields[0], fields[1]
+    spec.activation = <Activation> <int32_t> fields[2]
+    spec.kind = <LayerKind> <int32_t> fields[3]
+    spec.channels, spec.height, spec.width = fields[4], fields[5], fields[6]
+    spec.kernel, spec.stride, spec.padding = fields[7], fields[8], fields[9]
+    spec.pool = <Pool> <int32_t> fields[10]
+    spec.pool_size = fields[11]
+    return spec
+
+
+def _input_features(layer) -> int:
+    """Values per example a first layer takes: C·H·W for a convolution."""
+    if len(layer) > 3 and layer[3] == _codes.LAYER_KIND["conv2d"]:
+        return layer[4] * layer[5] * layer[6]
+    return layer[0]
+
+
 cdef TrainConfig _train_config(list layers, dict config) except *:
     cdef TrainConfig c
-    cdef LayerSpec spec
-    for inputs, outputs, activation in layers:
-        spec.inputs = inputs
-        spec.outputs = outputs
-        spec.activation = <Activation> <int32_t> activation
-        c.layers.push_back(spec)
+    for layer in layers:
+        c.layers.push_back(_layer_spec(layer))
     c.loss = <Loss> <int32_t> config["loss"]
     c.frac_act = config["frac_act"]
     c.frac_grad = config["frac_grad"]
@@ -280,7 +298,7 @@ cdef class NativeTrainer:
         cdef vector[vector[double]] stored
         self.enclave = enclave
         self.device = device
-        self.features = layers[0][0]
+        self.features = _input_features(layers[0])
         self.classes = layers[len(layers) - 1][1]
         self.max_batch = config["max_batch"]
         if checkpoint is None:
@@ -372,14 +390,10 @@ cdef class NativeInference:
     def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config,
                   list weights):
         cdef InferenceConfig c
-        cdef LayerSpec spec
         cdef vector[const double*] pointers
         cdef const double[:, ::1] view
-        for inputs, outputs, activation in layers:
-            spec.inputs = inputs
-            spec.outputs = outputs
-            spec.activation = <Activation> <int32_t> activation
-            c.layers.push_back(spec)
+        for layer in layers:
+            c.layers.push_back(_layer_spec(layer))
         c.loss = <Loss> <int32_t> config["loss"]
         c.mode = <InferenceMode> <int32_t> config["mode"]
         c.frac_act = config["frac_act"]
@@ -389,7 +403,8 @@ cdef class NativeInference:
         c.head_lr = config.get("head_lr", 0.1)
         if len(weights) != len(layers):
             raise _errors.InputError(f"{len(weights)} weight matrices for {len(layers)} layers")
-        for (inputs, outputs, _), w in zip(layers, weights):
+        for layer, w in zip(layers, weights):
+            inputs, outputs = layer[0], layer[1]
             if w.shape != (inputs + 1, outputs):
                 raise _errors.InputError(
                     f"a weight matrix has shape {w.shape}; the layer needs {(inputs + 1, outputs)}")
@@ -397,7 +412,7 @@ cdef class NativeInference:
             pointers.push_back(&view[0, 0])
         self.enclave = enclave
         self.device = device
-        self.features = layers[0][0]
+        self.features = _input_features(layers[0])
         self.classes = layers[len(layers) - 1][1]
         self.ptr = new Inference(enclave.ptr[0], device.ptr[0], c, pointers)
 

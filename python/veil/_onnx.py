@@ -36,11 +36,14 @@ def export_onnx(source, path: Union[str, os.PathLike], opset: int = 17) -> str:
 
     if isinstance(source, Trainer):
         saved = SavedModel(source.export_weights(),
-                           [a for _i, _o, a in source.model.layer_specs()], source.loss)
+                           [a for _i, _o, a in source.model.layer_specs()], source.loss,
+                           model=source.model if source.model.is_convolutional else None)
     elif isinstance(source, SavedModel):
         saved = source
     else:
         saved = load_model(source)
+    if saved.model is not None:
+        raise ConfigError("ONNX export holds dense models only; this model has convolutions")
     nodes, inits = [], []
     current = "X"
 

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _conv
 from ._batching import epoch_batches, lr_exponent_at
 
 __all__ = ["ACTIVATIONS", "LOSSES", "FloatMLP"]
@@ -71,6 +72,9 @@ class FloatMLP:
         activations: One name per layer from :data:`ACTIVATIONS`.
         loss: ``"cross_entropy"`` (softmax fused with the last layer, whose activation must
             then be ``"identity"``) or ``"mse"``. Both average over the batch.
+        shapes: Per layer, a convolution's geometry (``veil._conv.shapes`` of the model's
+            ``wire_specs()``) or None for a dense layer: a convolutional network, laid out
+            and pooled exactly as the enclave lays it out (docs/design.md §4.4).
         update_divisor: When given, an SGD step divides the batch's summed gradient by this
             constant instead of by the batch size, i.e. ``W <- W - lr * (B / D) * dC/dW``.
             veil's verifiable trainer divides by ``2^ceil(log2(max batch size))`` so that the
@@ -89,6 +93,7 @@ class FloatMLP:
         loss: str,
         *,
         update_divisor: Optional[int] = None,
+        shapes: Optional[Sequence[Optional["_conv.Shape"]]] = None,
     ):
         if len(weights) == 0:
             raise ValueError("FloatMLP needs at least one layer")
@@ -106,7 +111,7 @@ class FloatMLP:
                 )
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"layer {index}: weights hold NaN or Inf")
-            if self._weights and self._weights[-1].shape[1] != w.shape[0] - 1:
+            if shapes is None and self._weights and self._weights[-1].shape[1] != w.shape[0] - 1:
                 raise ValueError(
                     f"layer {index}: expects {w.shape[0] - 1} inputs but layer {index - 1} "
                     f"has {self._weights[-1].shape[1]} outputs"
@@ -131,6 +136,7 @@ class FloatMLP:
             or update_divisor < 1
         ):
             raise ValueError(f"update_divisor must be a positive integer, got {update_divisor!r}")
+        self._shapes = list(shapes) if shapes is not None else [None] * len(self._weights)
         self._activations: Tuple[str, ...] = tuple(activations)
         self._loss = loss
         self._update_divisor = None if update_divisor is None else int(update_divisor)
@@ -157,7 +163,10 @@ class FloatMLP:
 
     @property
     def n_features(self) -> int:
-        """Number of inputs of the first layer."""
+        """Number of inputs of the first layer (C·H·W for a convolution)."""
+        first = self._shapes[0]
+        if first is not None:
+            return first.c * first.h * first.w
         return self._weights[0].shape[0] - 1
 
     @property
@@ -187,15 +196,26 @@ class FloatMLP:
         return X, y.astype(np.int64)
 
     def _forward(self, X: np.ndarray) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """Returns (inputs of each layer, pre-activations of each layer)."""
+        """Returns (operands of each layer without the bias column, pre-activations of
+        each layer); a convolution's operand is im2col of its input."""
         inputs: List[np.ndarray] = []
         pre: List[np.ndarray] = []
-        a = X
-        for w, name in zip(self._weights, self._activations):
+        self._pool_args: List[Optional[np.ndarray]] = []
+        a, n = X, len(X)
+        for layer, (w, name) in enumerate(zip(self._weights, self._activations)):
+            shape = self._shapes[layer]
+            if shape is not None:
+                a = _conv.im2col(np, shape, a, first_layer=layer == 0)
             inputs.append(a)
             z = _with_ones(a) @ w
             pre.append(z)
             a = _ACTIVATION_FNS[name][0](z)
+            arg = None
+            if shape is not None:
+                a, arg = _conv.pool(np, shape, a, n)
+                if layer + 1 < len(self._shapes) and self._shapes[layer + 1] is None:
+                    a = a.reshape(n, -1)
+            self._pool_args.append(arg)
         return inputs, pre
 
     def _output(self, z_last: np.ndarray) -> np.ndarray:
@@ -231,6 +251,11 @@ class FloatMLP:
             if layer > 0:
                 # The bias row does not feed back into the previous layer.
                 da = dz @ self._weights[layer][:-1].T
+                shape, below = self._shapes[layer], self._shapes[layer - 1]
+                if shape is not None:
+                    n = len(pre[-1])
+                    da = _conv.unpool(np, below, _conv.col2im(np, shape, da, n),
+                                      self._pool_args[layer - 1], n)
                 dz = _ACTIVATION_FNS[self._activations[layer - 1]][1](pre[layer - 1]) * da
         return grads
 

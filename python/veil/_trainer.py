@@ -21,7 +21,7 @@ from veil._callbacks import History, call_each, check_callbacks, format_epoch
 from veil._device import Device
 from veil._enclave import default_enclave
 from veil._errors import ConfigError, DeviceError, InputError, SaturationWarning
-from veil._model import ACTIVATIONS, Sequential
+from veil._model import Sequential
 
 _LOSSES = _codes.LOSS
 
@@ -77,9 +77,6 @@ def read_sealing_key(path: Union[str, os.PathLike]) -> bytes:
                       f"digits or 32 raw bytes; make one with `openssl rand -hex 32 > {shown}`")
 
 
-_ACTIVATION_CODES = {name: cls.code for name, cls in ACTIVATIONS.items()}
-
-
 def _lr_exponent(lr: float) -> int:
     """The k of lr = 2^-k; veil's SGD step is exact only for powers of two."""
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -126,10 +123,16 @@ def _on_host(x):
     return x
 
 
-def _as_matrix(x, features: int, what: str) -> np.ndarray:
+def _as_matrix(x, features: int, what: str, image_shape=None) -> np.ndarray:
     arr = np.asarray(_on_host(x))
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if image_shape is not None and arr.ndim == 4:
+        # (N, C, H, W) images: the enclave takes each as its C·H·W values in that order.
+        if tuple(arr.shape[1:]) != tuple(image_shape):
+            raise InputError(f"{what} must have shape (n, {', '.join(map(str, image_shape))}), "
+                             f"got {arr.shape}")
+        arr = arr.reshape(arr.shape[0], -1)
     if arr.ndim != 2 or arr.shape[1] != features:
         raise InputError(f"{what} must have shape (n, {features}), got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -191,7 +194,7 @@ class Trainer(_EnclaveSession):
     Args:
         model: the network.
         mode: "verify" (docs/design.md §2), or "private": fine-tuning with the first
-            layers frozen (a ``veil._finetune.PrivateTrainer``, docs/design.md §4.4), which
+            layers frozen (a ``veil._finetune.PrivateTrainer``, docs/design.md §4.5), which
             takes ``weights=``.
         device: "auto", "cpu", "cuda" or a veil.Device instance.
         loss: "cross_entropy" (softmax fused; the last layer must have no
@@ -265,7 +268,7 @@ class Trainer(_EnclaveSession):
         self.halve_lr_at = tuple(int(e) for e in halve_lr_at)
         self.batch_size = batch_size
         specs = model.layer_specs()
-        layers = [(i, o, _ACTIVATION_CODES[a]) for i, o, a in specs]
+        layers = model.wire_specs()
         config = dict(
             loss=_LOSSES[loss], frac_act=int(frac_act), frac_grad=int(frac_grad),
             lr_exp=self.lr_exp, max_batch=batch_size, seed=self.seed & (2**64 - 1),
@@ -284,8 +287,8 @@ class Trainer(_EnclaveSession):
         self.stop_training = False
         # Values the enclave quantizes per training sample: the input, each hidden
         # activation, and the gradient of every layer's output.
-        hidden = sum(o for _i, o, _a in specs[:-1])
-        self._values_per_sample = specs[0][0] + 2 * hidden + specs[-1][1]
+        hidden = sum(p * o for p, (_i, o, _a) in zip(model.positions()[:-1], specs[:-1]))
+        self._values_per_sample = model.input_size + 2 * hidden + specs[-1][1]
 
     # -- introspection ---------------------------------------------------------
     @property
@@ -302,7 +305,7 @@ class Trainer(_EnclaveSession):
     def train_step(self, x, y) -> Tuple[float, int]:
         """One checked SGD step on a batch; returns (mean loss, correct)."""
         features, classes = self.model.input_size, self.model.output_size
-        x = _as_matrix(x, features, "x")
+        x = _as_matrix(x, features, "x", self.model.input_shape)
         labels = _as_labels(y, x.shape[0], classes, "y")
         loss, correct, _saturated, _step, _checks = self._call(self._native.step, x, labels)
         return loss, correct
@@ -358,7 +361,7 @@ class Trainer(_EnclaveSession):
         """
         batch_size = self._fit_batch_size(batch_size)
         features, classes = self.model.input_size, self.model.output_size
-        X = _as_matrix(X, features, "X")
+        X = _as_matrix(X, features, "X", self.model.input_shape)
         labels = _as_labels(y, X.shape[0], classes, "y")
         if X.shape[0] == 0:
             raise InputError("X is empty")
@@ -374,7 +377,7 @@ class Trainer(_EnclaveSession):
             validation_data = (X[cut:], labels[cut:])
             X, labels = X[:cut], labels[:cut]
         if validation_data is not None:
-            Xv = _as_matrix(validation_data[0], features, "validation X")
+            Xv = _as_matrix(validation_data[0], features, "validation X", self.model.input_shape)
             yv = _as_labels(validation_data[1], Xv.shape[0], classes, "validation y")
         if verbose not in (0, 1, 2):
             raise ConfigError(f"verbose={verbose!r}: use 0, 1 or 2")
@@ -501,11 +504,12 @@ class Trainer(_EnclaveSession):
         # it seals; what is stored is what it checked (a lying device fails here,
         # and the previous checkpoint stays).
         blob, checked = self._native.checkpoint(key)
-        weights = {f"layer{l}": w.reshape(i + 1, o)
-                   for l, ((i, o, _a), w) in enumerate(zip(self._layers, checked))}
+        weights = {f"layer{l}": w.reshape(spec[0] + 1, spec[1])
+                   for l, (spec, w) in enumerate(zip(self._layers, checked))}
         meta = {
             "format": _CHECKPOINT_FORMAT,
             "layers": [list(spec) for spec in self._layers],
+            "input_shape": None if self.model.input_shape is None else list(self.model.input_shape),
             "config": self.config,
             "loss": self.loss,
             "seed": self.seed,
@@ -564,17 +568,12 @@ class Trainer(_EnclaveSession):
             raise InputError(f"{path} is not a veil checkpoint: {e}") from e
         if meta.get("format") != _CHECKPOINT_FORMAT:
             raise InputError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
-        names = {code: name for name, code in _ACTIVATION_CODES.items()}
-        from veil._model import ACTIVATIONS, Dense
+        from veil._model import from_wire
 
-        layers = []
-        for i, o, a in meta["layers"]:
-            layers.append(Dense(int(i), int(o)))
-            if names.get(a, "identity") != "identity":
-                layers.append(ACTIVATIONS[names[a]]())
+        model = from_wire(meta["layers"], meta.get("input_shape"))
         config = meta["config"]
         self = cls(
-            Sequential(layers), mode="verify", device=device, loss=meta["loss"],
+            model, mode="verify", device=device, loss=meta["loss"],
             lr=2.0 ** -config["lr_exp"], seed=meta["seed"], halve_lr_at=meta["halve_lr_at"],
             batch_size=meta["batch_size"], frac_act=config["frac_act"],
             frac_grad=config["frac_grad"], act_clip=config["act_clip"],
@@ -594,7 +593,7 @@ class Trainer(_EnclaveSession):
     def predict_proba(self, X) -> np.ndarray:
         """Verify-mode inference: class probabilities (softmax for cross-entropy,
         the last activation for MSE), every product checked."""
-        X = _as_matrix(X, self.model.input_size, "X")
+        X = _as_matrix(X, self.model.input_size, "X", self.model.input_shape)
         if X.shape[0] == 0:
             return np.empty((0, self.model.output_size))
         parts = [self._call(self._native.predict, X[i:i + self.batch_size])

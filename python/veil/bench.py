@@ -14,6 +14,13 @@ Measured in one run on one machine (docs/design.md §7), for the same MLP
     on one batch of 64 rows (widths up to 2048: sealing the unblinding
     factors costs O(B n m) per slot inside the enclave).
 
+The conv row (``veil bench --conv C,S,B``) measures (a) and (c) for a convolution
+C -> C channels, 3x3, padding 1, on S x S images, batch B, then ReLU, 4x4 max pooling and
+a dense layer to 10 classes: the enclave's share of a verify step of a CNN (docs/design.md
+§4.4). Its (b) is the convolution's own products in the bench enclave: float32 training of
+the (9C + 1) x C kernel matrix on the B·S² im2col rows (the same forward and update GEMMs;
+pooling and the small dense layer left out).
+
 Every time is the median over repeats. Ratios, not absolute times, are the result.
 """
 from __future__ import annotations
@@ -135,6 +142,148 @@ class NumpyFloat32MLP:
                 g = g_prev
         if xp is not np:
             xp.cuda.Stream.null.synchronize()
+
+
+def conv_model(channels: int, side: int, classes: int = 10) -> veil.Sequential:
+    """The conv row's network: one C -> C 3x3 convolution, then a small classifier."""
+    pooled = side // 4
+    return veil.Sequential([veil.Conv2d(channels, channels, 3, padding=1), veil.ReLU(),
+                            veil.MaxPool2d(4), veil.Flatten(),
+                            veil.Dense(channels * pooled * pooled, classes)],
+                           input_shape=(channels, side, side))
+
+
+class Float32CNN:
+    """Baseline (a) for the conv row: float32 SGD of the same network with numpy or CuPy
+    (``xp``), laid out by the same im2col code as the float64 reference (veil._conv)."""
+
+    def __init__(self, model: veil.Sequential, weights: Sequence[np.ndarray], lr: float, xp=np):
+        from veil import _conv
+
+        self.xp, self.conv = xp, _conv
+        self.shapes = _conv.shapes(model.wire_specs())
+        self.w = [xp.asarray(w, dtype=xp.float32) for w in weights]
+        self.lr = xp.float32(lr)
+
+    def step(self, x, labels) -> None:
+        xp, conv = self.xp, self.conv
+        n = x.shape[0]
+        c0, c1 = self.shapes
+        a0 = conv.im2col(xp, c0, x, first_layer=True)
+        a0 = xp.concatenate([a0, xp.ones((a0.shape[0], 1), xp.float32)], axis=1)
+        z0 = a0 @ self.w[0]
+        pooled, arg = conv.pool(xp, c0, xp.maximum(z0, 0), n)
+        a1 = conv.im2col(xp, c1, pooled, first_layer=False)
+        a1 = xp.concatenate([a1, xp.ones((n, 1), xp.float32)], axis=1)
+        z = a1 @ self.w[1]
+        p = xp.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[xp.arange(n), labels] -= 1
+        d_pooled = conv.col2im(xp, c1, p @ self.w[1][:-1].T, n)
+        dz0 = conv.unpool(xp, c0, d_pooled, arg, n) * (z0 > 0)
+        self.w[1] -= self.lr * (a1.T @ p)
+        self.w[0] -= self.lr * (a0.T @ dz0)
+        if xp is not np:
+            xp.cuda.Stream.null.synchronize()
+
+
+@dataclass
+class ConvRow:
+    channels: int
+    side: int
+    batch: int
+    insecure_s: float    # (a)
+    enclave_only_s: Optional[float]  # (b), the convolution's products only
+    verify_s: float      # (c)
+    verify_enclave_s: float
+    verify_device_s: float
+    verify_transfer_s: float
+    ratios: Dict[str, float] = field(default_factory=dict)
+    spreads: Dict[str, float] = field(default_factory=dict)
+
+
+def _conv_enclave_only_s(model: veil.Sequential, config: dict, x: np.ndarray,
+                         repeats: int) -> Optional[float]:
+    """(b) of the conv row: the convolution's GEMMs in the bench enclave, or None where
+    the bench image is not built or the im2col rows exceed one enclave batch."""
+    from veil import _conv
+    from veil._trainer import MAX_BATCH
+
+    shape = _conv.shapes(model.wire_specs())[0]
+    cols = np.ascontiguousarray(_conv.im2col(np, shape, x, first_layer=True))
+    rows, channels = cols.shape[0], model.layer_specs()[0][1]
+    if bench_image_path() is None or rows > MAX_BATCH:
+        return None
+    baseline = enclave_only_trainer([(cols.shape[1], channels, 0)], dict(config, max_batch=rows))
+    labels = (np.arange(rows) % channels).astype(np.int32)
+    baseline.step(cols, labels)
+    return median_seconds(lambda: baseline.step(cols, labels), repeats)
+
+
+def measure_conv(channels: int, side: int, batch: int, device: str = "cpu",
+                 repeats: int = 3) -> ConvRow:
+    """The conv row: (a), (b) where it can run, and (c) of conv_model on the same batch."""
+    lr_exp = 6
+    rng = np.random.default_rng(channels * 7919 + side * 31 + batch)
+    x = rng.random((batch, channels, side, side))
+    y = rng.integers(0, 10, batch)
+    model = conv_model(channels, side)
+    trainer = veil.Trainer(model, device=device, lr=2.0 ** -lr_exp, seed=0, batch_size=batch)
+    weights = trainer.export_weights()
+    trainer.train_step(x, y)  # warm-up
+    times, splits, transfers = [], [], []
+    device_object = trainer.python_device
+    for _ in range(repeats):
+        trainer.reset_timing()
+        moved = getattr(device_object, "transfer_seconds", 0.0)
+        start = time.perf_counter()
+        trainer.train_step(x, y)
+        times.append(time.perf_counter() - start)
+        splits.append(trainer.timing())
+        transfers.append(getattr(device_object, "transfer_seconds", 0.0) - moved)
+    i = int(np.argsort(times)[len(times) // 2])
+    xp = np
+    if trainer.device_name == "cuda":
+        import cupy as xp  # noqa: F811
+    insecure = Float32CNN(model, weights, 2.0 ** -(lr_exp + int(np.ceil(np.log2(batch)))), xp=xp)
+    xf, yl = xp.asarray(x.reshape(batch, -1), dtype=xp.float32), xp.asarray(y)
+    insecure.step(xf, yl)
+    insecure_spread: List[float] = []
+    insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats, insecure_spread)
+    split = splits[i]
+    enclave_only_s = _conv_enclave_only_s(model, trainer.config, x.reshape(batch, -1), repeats)
+    row = ConvRow(channels=channels, side=side, batch=batch, insecure_s=insecure_s,
+                  enclave_only_s=enclave_only_s, verify_s=times[i], verify_enclave_s=split["enclave"],
+                  verify_device_s=split["device"] - transfers[i],
+                  verify_transfer_s=transfers[i],
+                  spreads={"insecure": insecure_spread[0], "verify": spread(times)})
+    row.ratios = {"verify/insecure": row.verify_s / row.insecure_s,
+                  "enclave_share": row.verify_enclave_s / row.verify_s,
+                  "enclave_only/verify": enclave_only_s / row.verify_s if enclave_only_s else None}
+    return row
+
+
+def run_conv(channels: int, side: int, batch: int, device: str = "cpu", repeats: int = 3,
+             out: Optional[str] = None, echo=print) -> dict:
+    """Measure and print the conv row; write conv_bench.json into out."""
+    row = measure_conv(channels, side, batch, device=device, repeats=repeats)
+    echo(f"conv {channels}->{channels} channels, 3x3, {side}x{side}, batch {batch} "
+         f"(then ReLU, 4x4 max pool, dense to 10); medians of {repeats} steps, device={device}")
+    echo(f"(a) insecure float32 {_fmt(row.insecure_s)} ms | (b) its convolution's GEMMs in "
+         f"the enclave {_fmt(row.enclave_only_s)} ms, (b)/(c) "
+         f"{_ratio(row.ratios['enclave_only/verify'])} | (c) veil verify "
+         f"{_fmt(row.verify_s)} ms: enclave {_fmt(row.verify_enclave_s)} ms, device "
+         f"{_fmt(row.verify_device_s)} ms, transfer {_fmt(row.verify_transfer_s)} ms | "
+         f"(c)/(a) {row.ratios['verify/insecure']:.2f} | enclave share "
+         f"{100 * row.ratios['enclave_share']:.1f}% | spread +-"
+         f"{50 * max(row.spreads.values()):.0f}%")
+    result = {"device": device, "conv": asdict(row), "repeats": repeats,
+              "cpu_count": os.cpu_count()}
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "conv_bench.json"), "w") as f:
+            json.dump(result, f, indent=2)
+    return result
 
 
 @dataclass

@@ -148,6 +148,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
              "an .npz file (arrays X, y and optionally X_test, y_test), 'idx:IMAGES,LABELS', "
              "or a directory with the four MNIST IDX files (default: %(default)s)")
     parser.add_argument(
+        "--model", choices=("mlp", "cnn"), default="mlp",
+        help="mlp: dense layers (--layers); cnn: for image datasets (digits, IDX, CIFAR-10), "
+             "conv 16 3x3 pad 1, activation, max pool 2, conv 32 3x3 pad 1, activation, max "
+             "pool 2, flatten, dense to the classes (default: %(default)s)")
+    parser.add_argument(
         "--label-column", metavar="NAME", default=None,
         help="the label column of a CSV dataset (default: one named label, target, class or y)")
     parser.add_argument(
@@ -282,6 +287,24 @@ def _output_dir(requested: Optional[str]) -> str:
     return out
 
 
+def _cnn(data, activation: str, output_activation: str):
+    """`--model cnn`: two 3x3 convolutions (16 and 32 channels, padding 1), each followed by
+    the activation and 2x2 max pooling, then one dense layer to the classes."""
+    import veil
+
+    if data.image_shape is None:
+        raise ValueError(f"--model cnn needs an image dataset (digits, IDX images, CIFAR-10); "
+                         f"{data.name!r} has no image shape")
+    c, h, w = data.image_shape
+    act = getattr(veil, _ACTIVATION_CLASSES[activation])
+    layers: List[Any] = [veil.Conv2d(c, 16, 3, padding=1), act(), veil.MaxPool2d(2),
+                         veil.Conv2d(16, 32, 3, padding=1), act(), veil.MaxPool2d(2),
+                         veil.Flatten(), veil.Dense(32 * (h // 4) * (w // 4), data.n_classes)]
+    if output_activation != "identity":
+        layers.append(getattr(veil, _ACTIVATION_CLASSES[output_activation])())
+    return veil.Sequential(layers, input_shape=data.image_shape)
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
 
@@ -319,13 +342,18 @@ def _run_train(args: argparse.Namespace) -> int:
         X_val = None if X_val is None else (X_val - mean) / scale
 
     output_activation = args.output_activation or ("sigmoid" if loss_name == "mse" else "identity")
-    activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
-    layers: List[Any] = []
-    for (n_in, n_out), name in zip(zip(widths[:-1], widths[1:]), activation_names):
-        layers.append(veil.Dense(n_in, n_out))
-        if name != "identity":
-            layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
-    model = veil.Sequential(layers)
+    if args.model == "cnn":
+        model = _cnn(data, args.activation, output_activation)
+        widths = [model.input_size] + [o for _i, o, _a in model.layer_specs()]
+    else:
+        activation_names = [args.activation] * (len(widths) - 2) + [output_activation]
+        layers: List[Any] = []
+        for (n_in, n_out), name in zip(zip(widths[:-1], widths[1:]), activation_names):
+            layers.append(veil.Dense(n_in, n_out))
+            if name != "identity":
+                layers.append(getattr(veil, _ACTIVATION_CLASSES[name])())
+        model = veil.Sequential(layers)
+    activation_names = [a for _i, _o, a in model.layer_specs()]
     initial_path = os.path.join(out, "initial_weights.npz")
     if args.resume:
         trainer = veil.Trainer.resume(os.path.join(out, "checkpoint"), device=args.device,
@@ -345,6 +373,7 @@ def _run_train(args: argparse.Namespace) -> int:
     float_epochs: Optional[List[Dict[str, Any]]] = None
     float_test: Optional[Dict[str, float]] = None
     if args.compare_float:
+        from ._conv import shapes
         from ._reference import FloatMLP
 
         with np.load(initial_path) as stored:
@@ -354,7 +383,8 @@ def _run_train(args: argparse.Namespace) -> int:
         # steps (this differs from the batch mean on a smaller last batch). It trains first
         # (it is fast) so that each epoch's line can show both.
         divisor = 1 << (args.batch_size - 1).bit_length()
-        reference = FloatMLP(initial, activation_names, loss_name, update_divisor=divisor)
+        reference = FloatMLP(initial, activation_names, loss_name, update_divisor=divisor,
+                             shapes=shapes(model.wire_specs()))
         float_epochs = reference.fit(X_train, data.y_train, args.epochs, args.batch_size,
                                      args.seed, args.lr_exp, halve_at, validation_data=validation)
         float_test = reference.evaluate(X_test, data.y_test)
@@ -389,7 +419,8 @@ def _run_train(args: argparse.Namespace) -> int:
         "clipped_fraction": clipped,
         "veil_version": getattr(veil, "__version__", None),
         "config": {
-            "dataset": args.dataset, "layers": widths, "activation": args.activation,
+            "dataset": args.dataset, "model": args.model, "layers": widths,
+            "activation": args.activation,
             "output_activation": output_activation,
             "loss": loss_name, "epochs": args.epochs, "batch_size": args.batch_size,
             "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
@@ -454,6 +485,11 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enclave-only-max-width", type=_int_at_least(1), default=4096,
                         help="skip baseline (b) above this width (it is slow by design)")
     parser.add_argument("--out", default=None, help="write bench.json and bench.png here")
+    parser.add_argument(
+        "--conv", type=_int_list, nargs="?", const=[64, 32, 64], default=None,
+        metavar="C,S,B",
+        help="instead of the MLP sweep, the conv row: a C -> C 3x3 convolution on SxS images at "
+             "batch B (default with no value: 64,32,64; a quick one: 8,16,16)")
 
 
 def _int_list(text: str) -> List[int]:
@@ -469,6 +505,12 @@ def _int_list(text: str) -> List[int]:
 def _run_bench(args: argparse.Namespace) -> int:
     from veil import bench
 
+    if args.conv is not None:
+        if len(args.conv) != 3:
+            raise ValueError(f"--conv takes C,S,B (channels, image side, batch), got "
+                             f"{','.join(map(str, args.conv))}")
+        bench.run_conv(*args.conv, device=args.device, repeats=args.repeats, out=args.out)
+        return EXIT_OK
     bench.run(quick=args.quick, widths=args.widths, batches=args.batches, device=args.device,
               repeats=args.repeats, out=args.out,
               enclave_only_max_width=args.enclave_only_max_width)
@@ -578,7 +620,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                          f"{probs.shape[1]} classes")
     accuracy = float(np.mean(predicted == y))
     float_probs = float_forward(saved.weights, saved.activations, saved.loss,
-                                saved.preprocess(X))
+                                saved.preprocess(X), model=saved.model)
     float_accuracy = float(np.mean(np.argmax(float_probs, axis=1) == y))
     print(f"test_accuracy={accuracy:.4f} float_test_accuracy={float_accuracy:.4f} "
           f"checks_passed={infer.checks_passed} mode={args.mode}")

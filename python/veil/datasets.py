@@ -10,7 +10,13 @@ and int64 labels, split into train, optional validation, and test parts:
 * ``PATH.csv`` -- a CSV file with a header row: numeric feature columns and one label
   column (``label_column``), whose values are class ids or class names.
 * ``idx:IMAGES,LABELS`` -- one pair of MNIST-format IDX files.
-* ``DIR`` -- a directory holding the four standard MNIST files (optionally gzipped).
+* ``DIR`` -- a directory holding the four standard MNIST files (optionally gzipped), or
+  CIFAR-10's binary batches (``data_batch_1.bin`` ... ``data_batch_5.bin`` and
+  ``test_batch.bin``, as the "binary version" a user downloads unpacks them; never
+  downloaded here).
+
+Image sources (digits, IDX, CIFAR-10) record their ``image_shape`` (C, H, W), which a
+convolutional model takes; features are always the flattened images, in that order.
 
 Splits are stratified and depend only on ``seed``, so a run can be repeated exactly.
 """
@@ -46,6 +52,7 @@ class Dataset:
         name: Short human-readable name of the source.
         classes: The name of each class id when the labels were names (CSV), else None.
         feature_names: The feature columns' names (CSV), else None.
+        image_shape: (channels, height, width) of each sample for an image source, else None.
     """
 
     X_train: np.ndarray
@@ -59,6 +66,7 @@ class Dataset:
     name: str
     classes: Optional[Tuple[str, ...]] = None
     feature_names: Optional[Tuple[str, ...]] = None
+    image_shape: Optional[Tuple[int, int, int]] = None
 
     def __repr__(self) -> str:
         # The default dataclass repr would print every array in full.
@@ -72,7 +80,8 @@ class Dataset:
 
 _SPEC_FORMS = (
     "'digits', a path to an .npz file with arrays X and y, a .csv file with a header row, "
-    "'idx:IMAGES_PATH,LABELS_PATH', or a directory holding the MNIST IDX files"
+    "'idx:IMAGES_PATH,LABELS_PATH', or a directory holding the MNIST IDX files or "
+    "CIFAR-10's binary batches"
 )
 
 
@@ -118,7 +127,8 @@ def load_dataset(
     spec = spec.strip()
     if spec == "digits":
         X, y = _load_digits()
-        return _assemble("digits", X, y, None, None, test_fraction, validation_fraction, seed)
+        data = _assemble("digits", X, y, None, None, test_fraction, validation_fraction, seed)
+        return _with_image_shape(data, (1, 8, 8))
     if spec.startswith("idx:"):
         parts = spec[len("idx:"):].split(",")
         if len(parts) != 2 or not all(p.strip() for p in parts):
@@ -127,15 +137,22 @@ def load_dataset(
                 "(two paths separated by one comma)"
             )
         images_path, labels_path = (os.path.expanduser(p.strip()) for p in parts)
-        X, y = _load_idx_pair(images_path, labels_path)
+        X, y, shape = _load_idx_pair(images_path, labels_path)
         name = "idx:" + os.path.basename(images_path)
-        return _assemble(name, X, y, None, None, test_fraction, validation_fraction, seed)
+        data = _assemble(name, X, y, None, None, test_fraction, validation_fraction, seed)
+        return _with_image_shape(data, shape)
 
     path = os.path.expanduser(spec)
     if os.path.isdir(path):
-        X, y, X_test, y_test = _load_mnist_dir(path)
+        cifar = _cifar_dir(path)
+        if cifar is not None:
+            X, y, X_test, y_test = _load_cifar10(cifar)
+            shape: Optional[Tuple[int, int, int]] = _CIFAR_SHAPE
+        else:
+            X, y, X_test, y_test, shape = _load_mnist_dir(path)
         name = os.path.basename(os.path.normpath(path)) or path
-        return _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
+        data = _assemble(name, X, y, X_test, y_test, test_fraction, validation_fraction, seed)
+        return _with_image_shape(data, shape)
     if path.lower().endswith(".csv"):
         X, names, columns = read_csv(path, label_column, require_label=True)
         y, classes = _class_ids(names, f"{path}: column {columns[1]!r}")
@@ -252,16 +269,16 @@ def _find_mnist_file(directory: str, stem: str) -> str:
 
 def _load_mnist_dir(
     directory: str,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[Tuple[int, int, int]]]:
     paths = {key: _find_mnist_file(directory, stem) for key, stem in _MNIST_FILES.items()}
-    X, y = _load_idx_pair(paths["train_images"], paths["train_labels"])
-    X_test, y_test = _load_idx_pair(paths["test_images"], paths["test_labels"])
+    X, y, shape = _load_idx_pair(paths["train_images"], paths["train_labels"])
+    X_test, y_test, _ = _load_idx_pair(paths["test_images"], paths["test_labels"])
     if X_test.shape[1] != X.shape[1]:
         raise ValueError(
             f"{paths['test_images']}: images have {X_test.shape[1]} pixels but the training "
             f"images in {paths['train_images']} have {X.shape[1]}"
         )
-    return X, y, X_test, y_test
+    return X, y, X_test, y_test, shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,7 +480,8 @@ def read_idx(path: str) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def _load_idx_pair(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndarray]:
+def _load_idx_pair(images_path: str, labels_path: str):
+    """(X, y, image shape): (1, H, W) for (count, H, W) images, else None."""
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.dtype != np.uint8:
@@ -489,7 +507,60 @@ def _load_idx_pair(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.n
         )
     X = _features(images.reshape(len(images), -1) / 255.0, images_path)
     y = _labels(labels, labels_path)
-    return X, y
+    shape = (1,) + tuple(int(v) for v in images.shape[1:]) if images.ndim == 3 else None
+    return X, y, shape
+
+
+_CIFAR_SHAPE = (3, 32, 32)
+_CIFAR_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+_CIFAR_TEST = "test_batch.bin"
+
+
+def _cifar_dir(path: str) -> Optional[str]:
+    """The directory holding CIFAR-10's binary batches: path or its
+    cifar-10-batches-bin subdirectory (the archive's layout); None if neither does."""
+    for directory in (path, os.path.join(path, "cifar-10-batches-bin")):
+        if os.path.isfile(os.path.join(directory, _CIFAR_TEST)) or os.path.isfile(
+                os.path.join(directory, _CIFAR_TRAIN[0])):
+            return directory
+    return None
+
+
+def read_cifar10_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 binary batch: records of a label byte and 3072 pixel bytes (the red,
+    green and blue 32x32 planes, row-major). Returns (pixels as (n, 3·32·32) uint8 in
+    (C, H, W) order, labels)."""
+    record = 1 + int(np.prod(_CIFAR_SHAPE))
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from exc
+    if raw.size == 0 or raw.size % record:
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {record}-byte "
+                         "CIFAR-10 records (a label byte and 3072 pixels)")
+    raw = raw.reshape(-1, record)
+    labels = raw[:, 0]
+    if labels.max() > 9:
+        raise ValueError(f"{path}: label {int(labels.max())} is outside CIFAR-10's 0-9")
+    return raw[:, 1:], labels
+
+
+def _load_cifar10(directory: str):
+    missing = [name for name in _CIFAR_TRAIN + (_CIFAR_TEST,)
+               if not os.path.isfile(os.path.join(directory, name))]
+    if missing:
+        raise ValueError(f"{directory}: a CIFAR-10 directory must hold "
+                         f"{', '.join(_CIFAR_TRAIN + (_CIFAR_TEST,))}; missing "
+                         f"{', '.join(missing)}")
+    parts = [read_cifar10_batch(os.path.join(directory, name)) for name in _CIFAR_TRAIN]
+    X = np.concatenate([p[0] for p in parts]) / 255.0
+    y = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    X_test, y_test = read_cifar10_batch(os.path.join(directory, _CIFAR_TEST))
+    return X, y, X_test / 255.0, y_test.astype(np.int64)
+
+
+def _with_image_shape(data: Dataset, shape: Optional[Tuple[int, int, int]]) -> Dataset:
+    return Dataset(**{**data.__dict__, "image_shape": shape})
 
 
 # ---------------------------------------------------------------------------------------------

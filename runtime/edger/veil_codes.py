@@ -27,6 +27,8 @@ EXPORTS = {
     "veil_activation_t": ("Activation", "enum"),
     "veil_loss_t": ("Loss", "enum"),
     "veil_inference_mode_t": ("InferenceMode", "enum"),
+    "veil_layer_kind_t": ("LayerKind", "enum"),
+    "veil_pool_t": ("Pool", "enum"),
     "veil_limit_t": ("limits", "limits"),
 }
 edl_path = ""  # for error messages

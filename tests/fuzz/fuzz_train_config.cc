@@ -12,6 +12,7 @@
 //   layer_count x veil_layer_spec_t, raw bytes (zero-padded)
 //   the rest: bytes for the batch (its size, x values, labels)
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -49,12 +50,23 @@ constexpr size_t kMaxStepRows = 4;
 // of 2 GiB of buffers: seconds each, which would starve a short run. The harness
 // leaves out descriptions whose estimated buffers fall between 8 MiB and 4 GiB;
 // smaller ones are trained, larger ones are refused (cheaply) by the enclave.
+// Rows per example of a layer's products: a convolution's output positions
+// (docs/design.md §4.4), 1 for a dense layer or a geometry the enclave refuses.
+double positions(const veil_layer_spec_t& l) {
+  if (l.kind != VEIL_LAYER_KIND_CONV2D || l.stride == 0 || l.kernel == 0) return 1;
+  const double h = l.height + 2.0 * l.padding - l.kernel, w = l.width + 2.0 * l.padding - l.kernel;
+  if (h < 0 || w < 0) return 1;
+  return (std::floor(h / l.stride) + 1) * (std::floor(w / l.stride) + 1);
+}
+
 bool expensive(const veil_train_config_t& config, const std::vector<veil_layer_spec_t>& layers) {
   double bytes = 0, largest = 0;
   for (const veil_layer_spec_t& l : layers) {
     if (l.inputs == 0 || l.outputs == 0 || l.inputs > 65536 || l.outputs > 65536)
       return false;  // refused at once
-    bytes += 8.0 * config.max_batch * (2.0 * (l.inputs + 1) + 3.0 * l.outputs);
+    bytes += 8.0 * config.max_batch * positions(l) * (2.0 * (l.inputs + 1) + 3.0 * l.outputs);
+    if (l.kind == VEIL_LAYER_KIND_CONV2D)  // the input tensor
+      bytes += 8.0 * config.max_batch * l.channels * l.height * l.width;
     largest = std::max(largest, (l.inputs + 1.0) * l.outputs);
   }
   bytes += 16.0 * largest;
@@ -87,7 +99,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // Accepted: the enclave checked these, so the harness may rely on them.
-  const size_t features = layers.front().inputs;
+  const veil_layer_spec_t& first = layers.front();
+  const size_t features = first.kind == VEIL_LAYER_KIND_CONV2D
+                              ? size_t{first.channels} * first.height * first.width
+                              : first.inputs;
   const size_t classes = layers.back().outputs;
   const size_t rows = 1 + in.byte() % std::min<size_t>(config.max_batch, kMaxStepRows);
   std::vector<double> x(rows * features);

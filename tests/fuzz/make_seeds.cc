@@ -272,6 +272,10 @@ void config_seeds(const std::string& dir) {
   narrow.act_clip = 0x1p-18;
   narrow.grad_clip = 2;
   config_seed(dir + "/5-sub-unit-act-clip", 0, narrow, {{1, 2, 0}});
+  // A convolution (1 x 4 x 4 input, 3x3, padding 1, ReLU, 2x2 max pooling) and the
+  // dense layer that flattens its 2 x 2 x 2 output (docs/design.md §4.4).
+  config_seed(dir + "/6-conv-pool", 0, train_config(2, 0, 4),
+              {{9, 2, 1, VEIL_LAYER_KIND_CONV2D, 1, 4, 4, 3, 1, 1, VEIL_POOL_MAX, 2}, {8, 3, 0}});
 }
 
 // fuzz_checkpoint's input layout (see fuzz_checkpoint.cc): an untouched round

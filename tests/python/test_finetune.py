@@ -1,4 +1,4 @@
-"""Private fine-tuning (docs/design.md §4.4): frozen layers masked on the device, the head
+"""Private fine-tuning (docs/design.md §4.5): frozen layers masked on the device, the head
 trained in the enclave; accuracy against float64 fine-tuning, what the device sees, lying
 devices, configurations refused, weights from elsewhere, and slots bound to the session
 and enclave instance that sealed them."""

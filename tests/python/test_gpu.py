@@ -137,3 +137,45 @@ def test_cheating_cuda_device_is_caught(operation):
             if step == 1:
                 t.halve_lr()
         t.export_weights()
+
+
+def cnn():
+    return veil.Sequential([veil.Conv2d(1, 8, 3, padding=1), veil.ReLU(), veil.MaxPool2d(2),
+                            veil.Conv2d(8, 8, 3, padding=1), veil.ReLU(), veil.MaxPool2d(2),
+                            veil.Flatten(), veil.Dense(32, 10)], input_shape=(1, 8, 8))
+
+
+def test_cuda_trains_a_cnn_bit_identically_to_cpu_and_serves_it_privately(digits):
+    """docs/design.md §4.4: a convolution reaches the device as a dense product on im2col
+    rows, so the CUDA device needs nothing new; this checks it on a GPU."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        t = veil.Trainer(cnn(), device=device, lr=2**-2, seed=0, batch_size=64)
+        history = t.fit(digits.X_train, digits.y_train, epochs=2, verbose=0)
+        infer = veil.Inference(t, mode="private", device=device, batch_size=64)
+        infer.precompute(2, verbose=0)
+        results[device] = (t.export_weights(), history.history["loss"],
+                           infer.predict_proba(digits.X_test[:128]))
+    for a, b in zip(results["cpu"][0], results["cuda"][0]):
+        np.testing.assert_array_equal(a, b)
+    assert results["cpu"][1] == results["cuda"][1]
+    np.testing.assert_array_equal(results["cpu"][2], results["cuda"][2])
+
+
+def test_the_float32_cnn_baseline_runs_the_same_im2col_on_cupy():
+    """veil._conv serves numpy and CuPy alike (xp): the bench's baseline (a) on the GPU
+    takes the step it takes with numpy."""
+    import cupy
+
+    from veil import bench
+
+    model = bench.conv_model(4, 8)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(0, 0.3, (i + 1, o)) for i, o, _a in model.layer_specs()]
+    x, y = rng.random((4, 4 * 8 * 8)).astype(np.float32), rng.integers(0, 10, 4)
+    on_cpu = bench.Float32CNN(model, weights, lr=0.5)
+    on_gpu = bench.Float32CNN(model, weights, lr=0.5, xp=cupy)
+    on_cpu.step(x, y)
+    on_gpu.step(cupy.asarray(x), cupy.asarray(y))
+    for a, b in zip(on_cpu.w, on_gpu.w):
+        np.testing.assert_allclose(a, b.get(), rtol=1e-5, atol=1e-6)

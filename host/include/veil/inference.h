@@ -29,7 +29,7 @@ struct InferenceConfig {
   int32_t frac_weights = 10;  ///< f_w: W_q = round(W 2^f_w), bias row included
   double act_clip = 64.0;     ///< |activation| and |input| clip in real units
   /**
-   * Private fine-tuning (docs/design.md §4.4): the last head_layers layers train
+   * Private fine-tuning (docs/design.md §4.5): the last head_layers layers train
    * inside the enclave in float64 (SGD at head_lr); the first layer stays frozen.
    */
   uint32_t head_layers = 0;

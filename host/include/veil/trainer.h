@@ -20,11 +20,43 @@ class Device;
 // the EDL. Cross-entropy fuses a softmax over the last layer's outputs; MSE is on
 // one-hot labels.
 
-/** One dense layer: inputs -> outputs, then activation. */
+/**
+ * One layer: inputs -> outputs, then activation. A dense layer leaves the
+ * geometry 0; after a convolution it takes the flattened (channels, height,
+ * width) output. A convolution (kind conv2d, docs/design.md §4.4) over a
+ * channels x height x width input has inputs = kernel^2 channels and outputs =
+ * output channels, and may pool after its activation; conv2d() fills it in.
+ */
 struct LayerSpec {
   uint32_t inputs = 0;
   uint32_t outputs = 0;
   Activation activation = Activation::identity;
+  LayerKind kind = LayerKind::dense;
+  uint32_t channels = 0, height = 0, width = 0;  ///< conv: the input tensor
+  uint32_t kernel = 0, stride = 0, padding = 0;  ///< conv: square window
+  Pool pool = Pool::none;                        ///< after the activation
+  uint32_t pool_size = 0;                        ///< pooling window and stride
+
+  /** Values per example this layer takes as a model's first layer: C H W for a conv. */
+  size_t input_features() const {
+    return kind == LayerKind::conv2d ? size_t{channels} * height * width : inputs;
+  }
+
+  /** A convolution of a channels x height x width input, PyTorch's Conv2d shapes. */
+  static LayerSpec conv2d(uint32_t in_channels, uint32_t out_channels, uint32_t height,
+                          uint32_t width, uint32_t kernel, uint32_t stride = 1,
+                          uint32_t padding = 0, Activation activation = Activation::identity,
+                          Pool pool = Pool::none, uint32_t pool_size = 0) {
+    LayerSpec l;
+    l.inputs = kernel * kernel * in_channels;
+    l.outputs = out_channels;
+    l.activation = activation;
+    l.kind = LayerKind::conv2d;
+    l.channels = in_channels, l.height = height, l.width = width;
+    l.kernel = kernel, l.stride = stride, l.padding = padding;
+    l.pool = pool, l.pool_size = pool_size;
+    return l;
+  }
 };
 
 /** Verify-mode training configuration. The defaults train digits to ~97%. */

@@ -188,7 +188,7 @@ TEST(HostInference, RefusesALayerOutsideTheBudgetAndBadInput) {
 
 }  // namespace
 
-// Private fine-tuning (docs/design.md §4.4): layer 0 frozen on the device, layer 1
+// Private fine-tuning (docs/design.md §4.5): layer 0 frozen on the device, layer 1
 // trained in the enclave; the device gets limbs of layer 0 only, the loss falls, the
 // trained head comes back, and a model whose first layer would train is refused.
 TEST(HostInference, FineTunesTheHeadInsideTheEnclave) {

@@ -152,6 +152,7 @@ TEST(ModelFile, EachWayAFileCanBeWrongIsANamedInputError) {
       {"gap_in_layers.npz", "'layer_7.npy' is not one of layer_0 to layer_4"},
       {"mean_only.npz", "one of mean and scale without the other"},
       {"other_format.npz", "unknown model format 'veil-model-9'"},
+      {"convolutional.npz", "a convolutional model (it has layer_geometry)"},
   };
   for (const auto& c : cases) {
     const std::string path = model_dir() + "/" + c.file;

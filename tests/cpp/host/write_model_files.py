@@ -62,6 +62,9 @@ def write_damaged(out_dir, model_path):
     variant("gap_in_layers", layer_7=good["layer_0"])
     variant("mean_only", scale=None)
     variant("other_format", format=np.asarray("veil-model-9"))
+    # What Python writes for a CNN: veil::load_model reads dense models only.
+    variant("convolutional", layer_geometry=np.zeros((5, 9), dtype="<i4"),
+            input_shape=np.asarray([3, 2, 2], dtype="<i4"))
 
 
 def main(argv):
