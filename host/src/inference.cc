@@ -102,7 +102,7 @@ void Inference::predict(const double* x, size_t batch, double* out, const uint8_
 
 HeadStep Inference::train_step(const double* x, const int32_t* labels, size_t batch,
                                const uint8_t* sealed, size_t sealed_size) {
-  const size_t features = config_.layers.front().inputs;
+  const size_t features = config_.layers.front().input_features();
   veil_step_result_t raw{};
   timed("ecall_inference_train_step", [&](oe_enclave_t* e, int* status) {
     return ecall_inference_train_step(e, status, id(), x, batch * features, labels, batch, sealed,

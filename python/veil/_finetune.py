@@ -119,8 +119,7 @@ class PrivateTrainer(Trainer):
         self.frozen_layers = frozen
         #: The weights fine-tuning started from (float64 copies).
         self.initial_weights = [np.array(w, dtype=np.float64) for w in full]
-        self.inference = Inference(full, mode="private", device=device,
-                                   activations=[a for _i, _o, a in specs], loss=loss,
+        self.inference = Inference(full, mode="private", device=device, model=model, loss=loss,
                                    batch_size=self.batch_size, frac_act=frac_act,
                                    act_clip=act_clip, frac_weights=frac_weights,
                                    enclave=enclave, head_layers=len(specs) - frozen, head_lr=lr)

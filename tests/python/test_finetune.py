@@ -280,3 +280,28 @@ def test_cuda_fine_tuning_matches_cpu():
         runs[device] = losses, session.export_weights()[FROZEN]
     assert runs["cuda"][0] == runs["cpu"][0]
     np.testing.assert_array_equal(runs["cuda"][1], runs["cpu"][1])
+
+
+def test_a_frozen_convolution_feeds_a_dense_head(digits):
+    """A CNN's convolution runs frozen on the device, masked like any layer; the head is
+    dense, and a head right after a convolution is refused by name."""
+    def cnn():
+        return veil.Sequential([veil.Conv2d(1, 4, 3, 1, 1), veil.ReLU(), veil.MaxPool2d(2),
+                                veil.Flatten(), veil.Dense(64, 32), veil.ReLU(),
+                                veil.Dense(32, 10)], input_shape=(1, 8, 8))
+    pre = veil.Trainer(cnn(), device="cpu", lr=2**-2, seed=0, batch_size=64)
+    pre.fit(digits.X_train[:700], digits.y_train[:700], epochs=8, verbose=0)
+    weights = pre.export_weights()
+    device = veil.RecordingDevice()
+    tuned = veil.Trainer(cnn().freeze(upto=2), mode="private", device=device,
+                         weights=weights[:2], lr=0.1, seed=2, batch_size=32)
+    tuned.fit(digits.X_train[700:], digits.y_train[700:], epochs=8, verbose=0)
+    before = pre.evaluate(digits.X_test, digits.y_test)["accuracy"]
+    after = tuned.evaluate(digits.X_test, digits.y_test)["accuracy"]
+    print(f"CNN: pretrained {before:.4f}, head fine-tuned privately {after:.4f}")
+    assert after >= 0.8 and after >= before - 0.02
+    assert len(device.received("upload")) == 2  # the frozen layers only
+    for limb in device.received("forward"):
+        assert limb.min() >= 0 and limb.max() < 2**24 and np.all(limb == np.floor(limb))
+    with pytest.raises(veil.ConfigError, match="layer 0 is a convolution: the trained head"):
+        veil.Trainer(cnn().freeze(upto=1), mode="private", device="cpu", weights=weights[:1])
