@@ -19,6 +19,7 @@
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/prg.h"
+#include "platform.h"
 #include "session.h"
 #include "veil_t.h"
 
@@ -113,6 +114,7 @@ class Inference final : public Protocol {
   std::vector<uint64_t> r_;                 // R of the current layer (secret)
   std::vector<uint8_t> plain_;              // packed U around sealing (secret)
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
+  HostBuffer sent_, result_;  // host memory the operands go out in, the products land in
   std::vector<uint64_t> expected_;
 };
 

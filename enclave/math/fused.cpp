@@ -1,7 +1,9 @@
 #include "math/fused.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "math/detail/blocked.h"
 #include "math/detail/kernels.h"
 
 namespace veil {
@@ -9,6 +11,8 @@ namespace math {
 
 namespace {
 
+using detail::BackwardPlan;
+using detail::ForwardPlan;
 using detail::matrix_ok;
 using detail::vector_ok;
 
@@ -33,6 +37,51 @@ bool output_ok(const double* wide, const float* narrow, FixedFormat fmt, std::si
   if (!fixed_format_valid(fmt)) return false;
   if (narrow != nullptr && !(fixed_limit(fmt) < kNarrowLimit)) return false;
   return matrix_ok(wide != nullptr ? static_cast<const void*>(wide) : narrow, rows, cols, ld);
+}
+
+// The plans of rows [r0, r1) of a pass: every per-row pointer moved to row r0.
+ForwardPlan block_of(ForwardPlan p, std::size_t r0, std::size_t r1, OperandStats* st) noexcept {
+  using detail::shifted;
+  ForwardArgs& a = p.args;
+  a.z += r0 * a.ld_z;
+  a.rows = r1 - r0;
+  a.expected = shifted(a.expected, r0);
+  a.row_sums = shifted(a.row_sums, r0);
+  a.z_real = shifted(a.z_real, r0 * a.ld_z_real);
+  a.relu_mask = shifted(a.relu_mask, r0 * a.ld_relu_mask);
+  a.a_next = shifted(a.a_next, r0 * a.ld_a_next);
+  a.a_next_narrow = shifted(a.a_next_narrow, r0 * a.ld_a_next);
+  a.a_stats = st;
+  for (int r = 0; r < 2; ++r) a.next_dots[r] = shifted(a.next_dots[r], r0);
+  return p;
+}
+
+BackwardPlan block_of(BackwardPlan p, std::size_t r0, std::size_t r1, OperandStats* st) noexcept {
+  using detail::shifted;
+  BackwardArgs& a = p.args;
+  a.da += r0 * a.ld_da;
+  a.rows = r1 - r0;
+  a.expected = shifted(a.expected, r0);
+  a.row_sums = shifted(a.row_sums, r0);
+  a.z_prev = shifted(a.z_prev, r0 * a.ld_z_prev);
+  a.relu_mask_prev = shifted(a.relu_mask_prev, r0 * a.ld_relu_mask_prev);
+  a.dz_prev = shifted(a.dz_prev, r0 * a.ld_dz_prev);
+  a.dz_prev_narrow = shifted(a.dz_prev_narrow, r0 * a.ld_dz_prev);
+  a.dz_stats = st;
+  return p;
+}
+
+// A pass over the row blocks of parallel.h, combined in block order.
+template <class Plan>
+PassResult run_blocked(const Plan& plan, std::size_t cols, OperandStats* stats,
+                       std::size_t stat_cols) noexcept {
+  const detail::Kernels& k = detail::active_kernels();
+  return detail::run_row_blocks(
+      plan.args.rows, cols, stats, stat_cols,
+      [&](std::size_t r0, std::size_t r1, OperandStats* st) {
+        if constexpr (std::is_same_v<Plan, ForwardPlan>) return k.forward(block_of(plan, r0, r1, st));
+        else return k.backward(block_of(plan, r0, r1, st));
+      });
 }
 
 PassResult invalid() noexcept {
@@ -67,7 +116,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (a.rows == 0) return PassResult{};
-  detail::ForwardPlan plan = plan_of<detail::ForwardPlan>(a, quantizes, a.a_format);
+  ForwardPlan plan = plan_of<ForwardPlan>(a, quantizes, a.a_format);
   // Quantized outputs below 2^23 let the vector kernels take the row sums in
   // float64 (docs/arithmetic.md section 2); split the vectors once here.
   // A narrow a_next always qualifies, so its kernels need no other way.
@@ -83,7 +132,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     }
     plan.next_limbs = a.next_scratch;
   }
-  return detail::active_kernels().forward(plan);
+  return run_blocked(plan, a.cols, quantizes ? a.a_stats : nullptr, a.cols);
 }
 
 PassResult fused_backward(const BackwardArgs& args) noexcept {
@@ -107,7 +156,8 @@ PassResult fused_backward(const BackwardArgs& args) noexcept {
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   if (a.rows == 0) return PassResult{};
-  return detail::active_kernels().backward(plan_of<detail::BackwardPlan>(a, quantizes, a.g_format));
+  return run_blocked(plan_of<BackwardPlan>(a, quantizes, a.g_format), a.cols,
+                     quantizes ? a.dz_stats : nullptr, a.out_cols);
 }
 
 }  // namespace math

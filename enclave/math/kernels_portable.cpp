@@ -94,10 +94,11 @@ std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::s
     TOut* orow = out + i * ldo;
     double row = 0;
     for (std::size_t j = 0; j < cols; ++j) {
-      const double q = quantize_input(xr[j], two_f, qz, &sat);
+      const double xv = xr[j];  // one load: x may be host memory (docs/design.md §5)
+      const double q = quantize_input(xv, two_f, qz, &sat);
       orow[j] = static_cast<TOut>(q);
       note(stats, j, q, &row);
-      if (stats != nullptr) stats->non_finite += !is_finite(xr[j]);
+      if (stats != nullptr) stats->non_finite += !is_finite(xv);
     }
     if (stats != nullptr) stats->row_l1_max = vmax(row, stats->row_l1_max);
   }

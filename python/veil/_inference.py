@@ -19,6 +19,7 @@ from veil._trainer import (
     _as_labels,
     _as_matrix,
     _EnclaveSession,
+    resolve_threads,
     resolve_device,
     score,
 )
@@ -331,6 +332,8 @@ class Inference(_EnclaveSession):
             :meth:`precompute`.
         frac_act, act_clip: fixed-point format of inputs and activations (default: the
             trainer's when the source is a Trainer, else 8 and 64.0).
+        threads: threads the enclave's passes run on (None: the cores available, at
+            most 16); the predictions are bit-identical for any count.
 
     Raises:
         veil.ConfigError: a layer outside the exactness budget (the message names the
@@ -342,7 +345,7 @@ class Inference(_EnclaveSession):
                  frac_weights: int = 10, *, activations: Optional[Sequence] = None,
                  loss: Optional[str] = None, batch_size: int = 64,
                  frac_act: Optional[int] = None, act_clip: Optional[float] = None,
-                 enclave=None) -> None:
+                 enclave=None, threads: Optional[int] = None) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
         # A model file's input standardization, applied by predict to raw inputs.
@@ -389,10 +392,11 @@ class Inference(_EnclaveSession):
                            frac_act=int(8 if frac_act is None else frac_act),
                            frac_weights=int(frac_weights),
                            act_clip=float(64.0 if act_clip is None else act_clip))
+        self.threads = resolve_threads(threads)
         self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
-        self._native = _native.NativeInference(self._enclave, self._device, layers, self.config,
-                                               weights)
+        self._start_session(_native.NativeInference(self._enclave, self._device, layers,
+                                                    self.config, weights))
         #: The host's store of sealed slots: slot number -> the blobs of every layer.
         #: The enclave authenticates them; altering this is what a malicious host does.
         self.sealed: Dict[int, bytes] = {}
@@ -447,6 +451,10 @@ class Inference(_EnclaveSession):
     def status(self) -> dict:
         """The enclave's view: batches, next_slot, slots_sealed, checks_passed, saturated, aborted."""
         return self._native.status()
+
+    def stats(self) -> dict:
+        """The session's counters, threads among them (Trainer.stats)."""
+        return self._native.stats()
 
 
     # -- private mode: slots -----------------------------------------------------------------

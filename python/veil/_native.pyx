@@ -261,6 +261,14 @@ cdef TrainConfig _train_config(list layers, dict config) except *:
     return c
 
 
+cdef dict _stats_dict(SessionStats s):
+    return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
+            "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False,
+            "threads": s.threads, "limb_splits": s.limb_splits,
+            "max_abs_refreshes": s.max_abs_refreshes, "update_operands_sent": s.update_operands_sent,
+            "audits": s.audits}
+
+
 cdef class NativeTrainer:
     """A verify-mode training session (veil::Trainer)."""
     cdef Trainer* ptr
@@ -340,9 +348,12 @@ cdef class NativeTrainer:
         return np.asarray(<double[:w.size()]> w.data()).copy()
 
     def stats(self):
-        cdef SessionStats s = self.ptr.stats()
-        return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
-                "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False}
+        return _stats_dict(self.ptr.stats())
+
+    def use_threads(self, unsigned threads):
+        """Run the session's passes on `threads` threads (veil::Session::use_threads)."""
+        with nogil:
+            self.ptr.use_threads(threads)
 
     def timing(self):
         return _timing_dict(self.ptr.timing())
@@ -430,6 +441,14 @@ cdef class NativeInference:
         with nogil:
             self.ptr.predict(&x[0, 0], batch, &out_view[0, 0], sealed_ptr, sealed_size)
         return out
+
+    def use_threads(self, unsigned threads):
+        """Run the session's passes on `threads` threads (veil::Session::use_threads)."""
+        with nogil:
+            self.ptr.use_threads(threads)
+
+    def stats(self):
+        return _stats_dict(self.ptr.stats())
 
     def status(self):
         cdef InferenceStatus s = self.ptr.status()

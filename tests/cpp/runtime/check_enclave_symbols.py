@@ -77,7 +77,7 @@ ALLOW = [
     r"pthread_mutex_\w+|pthread_mutexattr_\w+|pthread_once|__pthread_key_create|"
     r"pthread_key_create|pthread_key_delete|pthread_getspecific|pthread_setspecific|"
     r"pthread_cond_\w+|pthread_rwlock_\w+|pthread_spin_\w+|pthread_self|pthread_equal|"
-    r"sched_yield",
+    r"sched_yield|_ZNSt18condition_variable\w+",
     # libcrypto: pure cryptography
     r"EVP_\w+|HMAC\w*|CMAC_\w+|CRYPTO_memcmp|CRYPTO_malloc|CRYPTO_zalloc|CRYPTO_free|"
     r"CRYPTO_clear_free|CRYPTO_realloc|OPENSSL_cleanse|OPENSSL_init_crypto|RAND_bytes|"
