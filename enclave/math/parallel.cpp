@@ -6,15 +6,11 @@ namespace math {
 namespace {
 
 constexpr std::size_t kMinBlockElements = std::size_t{1} << 14;
-// How long an idle worker watches for the next job before it sleeps: about
-// 0.1 ms, longer than a wake-up takes and far shorter than a device product.
-constexpr unsigned kSpins = 2000;
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+// How long an idle worker watches for the next job before it sleeps: some
+// tens of microseconds, longer than a wake-up takes and far shorter than a
+// device product. No pause instruction: in a virtual machine a pause loop
+// makes the hypervisor take the CPU away.
+constexpr unsigned kSpins = 1u << 15;
 
 // The pool parallel_for uses on this thread; null inside a block, so that a
 // nested call runs in order instead of waiting on its own pool.
@@ -49,8 +45,8 @@ bool WorkerPool::serve() noexcept {
     if (!take(&b)) {
       const std::uint64_t seen = jobs_.load();
       lock.unlock();
-      for (unsigned i = 0; i < kSpins && jobs_.load(std::memory_order_relaxed) == seen; ++i)
-        cpu_relax();
+      for (unsigned i = 0; i < kSpins && jobs_.load(std::memory_order_relaxed) == seen; ++i) {
+      }
       lock.lock();
       if (jobs_.load() == seen && !stopped_) wake_.wait(lock);
       continue;
