@@ -160,6 +160,8 @@ class Row:
     enclave_by_threads: Dict[int, float] = field(default_factory=dict)
     # What a step cost beyond its passes (Trainer.stats' trace), per step of (c).
     trace: Dict[str, float] = field(default_factory=dict)
+    # (b) by enclave thread count (its GEMM runs on the threads lent to its session).
+    enclave_only_by_threads: Dict[int, float] = field(default_factory=dict)
 
 
 #: Trainer.stats counters that trace a step (docs/design.md §7).
@@ -295,9 +297,13 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
         # The same configuration as (c): model, schedule, seed and clips.
-        baseline = enclave_only_trainer(specs, trainer.config)
-        baseline.step(x, labels)
-        row.enclave_only_s = median_seconds(lambda: baseline.step(x, labels), repeats)
+        for t in dict.fromkeys([1] + threads):
+            baseline = enclave_only_trainer(specs, trainer.config)
+            baseline.use_threads(t)
+            baseline.step(x, labels)
+            row.enclave_only_by_threads[t] = median_seconds(lambda: baseline.step(x, labels),
+                                                            repeats)
+        row.enclave_only_s = row.enclave_only_by_threads[1]  # Slalom's baseline: one thread
         if inference:
             xi = np.ascontiguousarray(x[:INFER_ROWS])
             row.enclave_only_infer_s = median_seconds(lambda: baseline.predict(xi), repeats)
@@ -359,16 +365,19 @@ def format_table(rows: List[Row]) -> str:
     counts = sorted({t for r in rows for t in r.enclave_by_threads})
     if len(counts) > 1:
         lines.append("")
-        lines.append("the enclave's part of (c) by enclave threads (median ms per step), and the "
-                     f"speed-up of {counts[-1]} threads over {counts[0]}; trace per step")
+        lines.append("the enclave's part of (c) by enclave threads (median ms per step), the "
+                     f"speed-up of {counts[-1]} threads over {counts[0]}, (b) on {counts[-1]} "
+                     "threads (ms), and the trace per step")
         lines.append(f"{'width':>5} {'batch':>5} | " + " ".join(f"{f'T={t}':>8}" for t in counts)
-                     + f" | {'speed-up':>8} | " + " ".join(f"{k:>20}" for k in TRACE))
+                     + f" | {'speed-up':>8} | {'(b) T=' + str(counts[-1]):>10} | "
+                     + " ".join(f"{k:>20}" for k in TRACE))
         for r in rows:
             by = r.enclave_by_threads
             up = by[counts[0]] / by[counts[-1]] if counts[0] in by and counts[-1] in by else None
             lines.append(f"{r.width:>5} {r.batch:>5} | "
                          + " ".join(f"{_fmt(by.get(t)):>8}" for t in counts)
                          + f" | {_ratio(up):>8} | "
+                         + f"{_fmt(r.enclave_only_by_threads.get(counts[-1])):>10} | "
                          + " ".join(f"{r.trace.get(k, 0):>20.2f}" for k in TRACE))
     if any(r.private_infer_s for r in rows):
         lines.append("")
