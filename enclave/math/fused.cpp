@@ -39,39 +39,8 @@ bool output_ok(const double* wide, const float* narrow, FixedFormat fmt, std::si
   return matrix_ok(wide != nullptr ? static_cast<const void*>(wide) : narrow, rows, cols, ld);
 }
 
-// The plans of rows [r0, r1) of a pass: every per-row pointer moved to row r0.
-ForwardPlan block_of(ForwardPlan p, std::size_t r0, std::size_t r1, OperandStats* st) noexcept {
-  using detail::shifted;
-  ForwardArgs& a = p.args;
-  a.z += r0 * a.ld_z;
-  a.rows = r1 - r0;
-  a.expected = shifted(a.expected, r0);
-  a.row_sums = shifted(a.row_sums, r0);
-  a.z_real = shifted(a.z_real, r0 * a.ld_z_real);
-  a.relu_mask = shifted(a.relu_mask, r0 * a.ld_relu_mask);
-  a.a_next = shifted(a.a_next, r0 * a.ld_a_next);
-  a.a_next_narrow = shifted(a.a_next_narrow, r0 * a.ld_a_next);
-  a.a_stats = st;
-  for (int r = 0; r < 2; ++r) a.next_dots[r] = shifted(a.next_dots[r], r0);
-  return p;
-}
-
-BackwardPlan block_of(BackwardPlan p, std::size_t r0, std::size_t r1, OperandStats* st) noexcept {
-  using detail::shifted;
-  BackwardArgs& a = p.args;
-  a.da += r0 * a.ld_da;
-  a.rows = r1 - r0;
-  a.expected = shifted(a.expected, r0);
-  a.row_sums = shifted(a.row_sums, r0);
-  a.z_prev = shifted(a.z_prev, r0 * a.ld_z_prev);
-  a.relu_mask_prev = shifted(a.relu_mask_prev, r0 * a.ld_relu_mask_prev);
-  a.dz_prev = shifted(a.dz_prev, r0 * a.ld_dz_prev);
-  a.dz_prev_narrow = shifted(a.dz_prev_narrow, r0 * a.ld_dz_prev);
-  a.dz_stats = st;
-  return p;
-}
-
-// A pass over the row blocks of parallel.h, combined in block order.
+// A pass over the row blocks of parallel.h, combined in block order: the
+// kernel runs rows [r0, r1) of the plan, with the block's own statistics.
 template <class Plan>
 PassResult run_blocked(const Plan& plan, std::size_t cols, OperandStats* stats,
                        std::size_t stat_cols) noexcept {
@@ -79,8 +48,19 @@ PassResult run_blocked(const Plan& plan, std::size_t cols, OperandStats* stats,
   return detail::run_row_blocks(
       plan.args.rows, cols, stats, stat_cols,
       [&](std::size_t r0, std::size_t r1, OperandStats* st) {
-        if constexpr (std::is_same_v<Plan, ForwardPlan>) return k.forward(block_of(plan, r0, r1, st));
-        else return k.backward(block_of(plan, r0, r1, st));
+        Plan block = plan;
+        block.row_begin = r0;
+        block.args.rows = r1;
+        PassResult r;
+        if constexpr (std::is_same_v<Plan, ForwardPlan>) {
+          block.args.a_stats = st;
+          r = k.forward(block);
+        } else {
+          block.args.dz_stats = st;
+          r = k.backward(block);
+        }
+        if (r.status.row != Status::npos) r.status.row -= r0;  // merged as block-relative
+        return r;
       });
 }
 

@@ -66,7 +66,7 @@ class WorkerPool {
   void run(std::size_t count, BlockBody body, void* context) noexcept;
 
  private:
-  bool take(std::size_t* block);  // the next block of the job, under mutex_
+  void work(std::unique_lock<std::mutex>& lock);
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   // Jobs posted so far: an idle worker watches it for a moment before it

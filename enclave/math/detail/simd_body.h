@@ -588,7 +588,7 @@ VEIL_SIMD_TARGET PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
     std::uint8_t* mo = a.relu_mask != nullptr ? a.relu_mask + i * a.ld_relu_mask : nullptr;
@@ -686,7 +686,7 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
   OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.out_cols);
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     const double* xr = a.da + i * a.ld_da;
     // The derivative's input: the previous layer's z, or its relu mask.
     const double* zp = dz_prev != nullptr && a.z_prev != nullptr ? a.z_prev + i * a.ld_z_prev
