@@ -560,9 +560,16 @@ int Inference::checked_private(Session& session, uint32_t l, size_t batch, uint6
   for (int k = 0; k < 2; ++k) {
     int rc = device_product(session, l, limbs[k], batch, products[k]);
     if (rc != VEIL_OK) return rc;
-    // Nothing the device returned is used before it passes its check.
-    st = math::freivalds_check(limbs[k], batch, in, in, products[k], m, m, layer.v.data(),
-                               layer.s.data());
+    // Nothing the device returned is used before it passes its check: Y~ s = X~ (W_q s).
+    expected_.resize(batch);
+    st = math::matvec_mod(limbs[k], batch, in, in, layer.v.data(), expected_.data());
+    math::ForwardArgs f;
+    f.z = products[k];
+    f.rows = batch;
+    f.cols = f.ld_z = m;
+    f.s = layer.s.data();
+    f.expected = expected_.data();
+    if (st.ok()) st = math::fused_forward(f).status;
     if (!st.ok()) {
       char what[200], label[80];
       std::snprintf(label, sizeof label, "the device's product of the %s limb failed its check",

@@ -127,26 +127,6 @@ template Status matvec_t_mod(const double*, std::size_t, std::size_t, std::size_
 template Status matvec_t_mod(const float*, std::size_t, std::size_t, std::size_t,
                              const std::uint64_t*, std::uint64_t*) noexcept;
 
-Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
-                       const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                       const std::uint64_t* s) noexcept {
-  if (!matrix_ok(a, rows, inner, lda) || !matrix_ok(c, rows, cols, ldc) ||
-      !vector_ok(bs, inner) || !vector_ok(s, cols)) {
-    return Status::at(Fault::invalid_argument);
-  }
-  const detail::Kernels& k = detail::active_kernels();
-  Status mismatch;
-  for (std::size_t i = 0; i < rows; ++i) {
-    // The row sums C_i s and A_i bs, range-checking both rows.
-    std::uint64_t cs = 0, as = 0;
-    Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, &cs);
-    if (st.ok()) st = k.matvec(a + i * lda, 1, inner, lda, bs, &as);
-    if (!st.ok()) return with_row(st, i);  // range faults win over an earlier mismatch
-    if (cs != as && mismatch.ok()) mismatch = Status::at(Fault::mismatch, i);
-  }
-  return mismatch;
-}
-
 Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, std::size_t ld,
                          const std::uint64_t* s, const std::uint64_t* v, const std::uint64_t* t,
                          const std::uint64_t* w) noexcept {
