@@ -35,12 +35,12 @@ bool HostBuffer::reserve_bytes(size_t bytes) {
   if (bytes <= capacity_) return true;
   oe_host_free(data_);
   data_ = oe_host_malloc(bytes);
+  if (data_ != nullptr && !oe_is_outside_enclave(data_, bytes)) {
+    oe_host_free(data_);  // never let the host's data land in enclave memory
+    data_ = nullptr;
+  }
   capacity_ = data_ != nullptr ? bytes : 0;
-  if (data_ == nullptr || oe_is_outside_enclave(data_, bytes)) return data_ != nullptr;
-  oe_host_free(data_);  // never let the host's data land in enclave memory
-  data_ = nullptr;
-  capacity_ = 0;
-  return false;
+  return data_ != nullptr;
 }
 
 namespace {

@@ -208,4 +208,20 @@ TEST(HostThreads, AHostRewritingAResultWhileItIsReadGetsNoOtherValueAccepted) {
   EXPECT_EQ(same.predictions, honest.predictions);
 }
 
+TEST(HostThreads, LentThreadsLeaveRoomForTheCalls) {
+  veil_test::CpuBackedDevice da("a"), db("b"), dc("c");
+  veil::Trainer a(shared_enclave(), da, wide_config()), b(shared_enclave(), db, wide_config()),
+      c(shared_enclave(), dc, wide_config());
+  a.use_threads(16);
+  b.use_threads(16);
+  c.use_threads(4);
+  EXPECT_EQ(a.stats().threads, 16u);  // 15 lent: a session's most
+  EXPECT_EQ(b.stats().threads, 10u);  // 9 more: 24 lent in the enclave
+  EXPECT_EQ(c.stats().threads, 1u);   // none left to lend; c runs on its caller
+  const Batch x = batch(7);
+  const double loss = a.step(x.x.data(), x.y.data(), kBatch).loss;
+  EXPECT_EQ(b.step(x.x.data(), x.y.data(), kBatch).loss, loss);
+  EXPECT_EQ(c.step(x.x.data(), x.y.data(), kBatch).loss, loss);
+}
+
 }  // namespace
