@@ -19,6 +19,10 @@ Session::Session(Enclave& enclave) : enclave_(enclave) {
 }
 
 Session::~Session() {
+  {
+    std::lock_guard<std::mutex> lock(enclave_.handle().lending_mutex);
+    enclave_.handle().lending.erase(id_);
+  }
   int status = VEIL_OK;
   // Closing wipes the session's secrets and releases its lent threads.
   oe_result_t result = ecall_close_session(enclave_.handle().enclave, &status, id_);
@@ -34,6 +38,10 @@ void Session::use_threads(unsigned threads) {
   const unsigned wanted = std::min<unsigned>(std::max(threads, 1u), limits::max_threads);
   if (!workers_gone_) workers_gone_ = std::make_shared<std::atomic<unsigned>>(0);
   oe_enclave_t* enclave = enclave_.handle().enclave;
+  {
+    std::lock_guard<std::mutex> lock(enclave_.handle().lending_mutex);
+    enclave_.handle().lending.insert(id_);
+  }
   while (1 + workers_.size() < wanted) {
     workers_.emplace_back([enclave, id = id_, gone = workers_gone_] {
       int status = VEIL_OK;

@@ -5,6 +5,7 @@ Built only with VEIL_BUILD_BENCHMARKS, like the bench image it loads: the
 benchmarks' baseline (b), float32 training entirely inside the enclave. The
 production image (veil._native) has no such code.
 """
+cimport cython
 from libc.stdint cimport uint32_t, int32_t
 from libcpp cimport bool
 from libcpp.string cimport string
@@ -61,6 +62,7 @@ cdef class NativeBenchEnclave:
         return self.ptr.image_path().decode()
 
 
+@cython.no_gc_clear  # its enclave outlives the session and its lent threads
 cdef class NativeEnclaveOnlyTrainer:
     """The benchmarks' baseline: float32 training entirely inside the bench enclave."""
     cdef EnclaveOnlyTrainer* ptr

@@ -332,8 +332,8 @@ class Inference(_EnclaveSession):
             :meth:`precompute`.
         frac_act, act_clip: fixed-point format of inputs and activations (default: the
             trainer's when the source is a Trainer, else 8 and 64.0).
-        threads: threads the enclave's passes run on (None: the cores available, at
-            most 16); the predictions are bit-identical for any count.
+        threads: threads the enclave's passes run on ("auto": the cores available, at
+            most 16; None: 1); the predictions are bit-identical for any count.
 
     Raises:
         veil.ConfigError: a layer outside the exactness budget (the message names the

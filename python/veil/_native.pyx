@@ -13,6 +13,7 @@ from cpython.ref cimport PyObject
 
 import numpy as np
 cimport numpy as cnp
+cimport cython
 
 from veil import _errors
 
@@ -269,6 +270,10 @@ cdef dict _stats_dict(SessionStats s):
             "audits": s.audits}
 
 
+# Keeps its enclave until __dealloc__ has closed the session (and so released the
+# threads it lent): a garbage collector that cleared the reference first would free
+# the enclave while those threads are still inside it.
+@cython.no_gc_clear
 cdef class NativeTrainer:
     """A verify-mode training session (veil::Trainer)."""
     cdef Trainer* ptr
@@ -368,6 +373,10 @@ cdef class NativeTrainer:
 
 # ---- Inference (veil::Inference): private and verify-mode inference ----------------------------
 
+# Keeps its enclave until __dealloc__ has closed the session (and so released the
+# threads it lent): a garbage collector that cleared the reference first would free
+# the enclave while those threads are still inside it.
+@cython.no_gc_clear
 cdef class NativeInference:
     """An inference session (veil::Inference), private or verify mode.
 

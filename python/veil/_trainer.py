@@ -30,18 +30,27 @@ MAX_BATCH = _codes.LIMIT["max_batch"]
 MAX_THREADS = _codes.LIMIT["max_threads"]
 
 
+def available_cores() -> int:
+    """The cores this process may run on, at most MAX_THREADS (a pass has no more
+    blocks than that): what ``threads="auto"`` lends."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
+
+
 def resolve_threads(threads) -> int:
-    """``threads=`` as a count: None is the cores this process may run on, at most
-    MAX_THREADS (a pass has no more blocks than that)."""
+    """``threads=`` as a count: None is 1 (no thread lent), "auto" the cores available.
+    (Lending by default waits on a hang at interpreter exit, reported on issue 16.)"""
     if threads is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-        return max(1, min(cores, MAX_THREADS))
+        return 1
+    if threads == "auto":
+        return available_cores()
     if not isinstance(threads, numbers.Integral) or isinstance(threads, bool) or not (
             1 <= threads <= MAX_THREADS):
-        raise ConfigError(f"threads must be None or an int in [1, {MAX_THREADS}], got {threads!r}")
+        raise ConfigError(f"threads must be None, 'auto' or an int in [1, {MAX_THREADS}], got "
+                          f"{threads!r}")
     return int(threads)
 
 #: A fixed, publicly known sealing key for tests and demos. Checkpoints sealed
@@ -226,8 +235,8 @@ class Trainer(_EnclaveSession):
         frac_act, frac_grad: fixed-point fractional bits (docs/design.md §3).
         act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
         threads: threads the enclave's passes run on: this one and threads - 1 lent to
-            the enclave. None: the cores available (at most 16). Results are
-            bit-identical for any count.
+            the enclave; "auto": the cores available (at most 16); None: 1. Results
+            are bit-identical for any count.
     """
 
     def __init__(

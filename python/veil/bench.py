@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 import veil
-from veil._trainer import resolve_threads
+from veil._trainer import available_cores
 
 QUICK_WIDTHS = (256, 1024)
 INFER_ROWS = 64
@@ -170,7 +170,7 @@ TRACE = ("limb_splits", "max_abs_refreshes", "update_operands_sent", "audits")
 
 def default_threads() -> List[int]:
     """1 and the cores available: what `veil bench` times the enclave's part with."""
-    cores = resolve_threads(None)
+    cores = available_cores()
     return [1] if cores == 1 else [1, cores]
 
 

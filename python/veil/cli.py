@@ -183,7 +183,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the untrusted matrix products run (default: %(default)s)")
     parser.add_argument("--threads", type=_int_at_least(1), default=None,
                         help="threads the enclave's passes run on; results are the same for any "
-                             "count (default: the cores available, at most 16)")
+                             "count (default: 1)")
     parser.add_argument("--seed", type=_int_at_least(0), default=0,
                         help="seed of the data split, initial weights and batch order "
                              "(default: %(default)s)")
@@ -509,7 +509,7 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the untrusted matrix products run (default: %(default)s)")
     parser.add_argument("--threads", type=_int_at_least(1), default=None,
                         help="threads the enclave's passes run on; results are the same for any "
-                             "count (default: the cores available, at most 16)")
+                             "count (default: 1)")
     parser.add_argument("--batch-size", type=_int_at_least(1), default=64,
                         help="samples per batch (and per precomputed slot) (default: %(default)s)")
     parser.add_argument("--frac-weights", type=_int_at_least(0), default=10, metavar="F",

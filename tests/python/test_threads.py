@@ -90,11 +90,12 @@ def test_error_reports_are_the_same_for_any_thread_count():
     assert messages[1] == messages[0] and messages[2] == messages[0]
 
 
-def test_threads_knob_is_checked_and_defaults_to_the_cores():
+def test_threads_knob_is_checked_and_auto_is_the_cores():
     import os
-    trainer = veil.Trainer(_model(), device="cpu", batch_size=BATCH)
+    trainer = veil.Trainer(_model(), device="cpu", batch_size=BATCH, threads="auto")
     assert trainer.threads == max(1, min(len(os.sched_getaffinity(0)), 16))
     assert trainer.stats()["threads"] == trainer.threads
+    assert veil.Trainer(_model(), device="cpu", batch_size=BATCH).stats()["threads"] == 1
     for bad in (0, 17, 2.0, "2", True):
         with pytest.raises(veil.ConfigError, match="threads"):
             veil.Trainer(_model(), device="cpu", batch_size=BATCH, threads=bad)
