@@ -2,7 +2,10 @@
 // How an ecall is declared (ecalls.cc): which session it needs, which protocol,
 // and the contract of every pointer it takes. The entry checks all of it before
 // the body runs, so protocol code only ever sees checked arguments.
+#include <openenclave/enclave.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <utility>
@@ -34,6 +37,19 @@ inline int check_args(Session& s, const char* call, std::initializer_list<Arg> a
   return VEIL_OK;
 }
 
+/**
+ * A [user_check] pointer the host lends: count values of T that must lie wholly
+ * outside the enclave (docs/design.md §5); refused naming it otherwise. The
+ * protocol then reads each value once.
+ */
+template <typename T>
+int check_lent(Session& s, const char* call, const T* p, size_t count, const char* name) {
+  if (count == 0 || (count <= SIZE_MAX / sizeof(T) && oe_is_outside_enclave(p, count * sizeof(T))))
+    return VEIL_OK;
+  return s.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: %s (%zu values) is not host memory", call, name,
+                count);
+}
+
 /** An ecall on any open session, aborted or not (stats, status). */
 template <typename Body>
 int on_session(uint64_t session, const char* call, std::initializer_list<Arg> args, Body body) {
@@ -53,6 +69,7 @@ int configure(uint64_t session, const char* call, std::initializer_list<Arg> arg
   Guard guard(session);
   if (guard.status() != VEIL_OK) return guard.status();
   Session& s = guard.session();
+  math::UsePool workers(&s.workers());
   if (s.aborted())
     return s.fail(VEIL_ERR_ABORTED, "%s: the session was aborted by an earlier integrity failure",
                   call);
@@ -79,6 +96,7 @@ int on_protocol(uint64_t session, const char* call, const char* configured_by,
   Guard guard(session);
   if (guard.status() != VEIL_OK) return guard.status();
   Session& s = guard.session();
+  math::UsePool workers(&s.workers());  // the session's passes run on its lent threads
   if (s.aborted())
     return s.fail(VEIL_ERR_ABORTED,
                   "%s: the session was aborted by an earlier integrity failure; no further "

@@ -4,6 +4,7 @@
 // busy session, an aborted session and a protocol out of order before the
 // body runs; the protocol then cross-checks counts against the shapes it
 // expects. Nothing here trusts the host.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -40,6 +41,26 @@ int ecall_open_session(uint64_t* session) {
 }
 
 int ecall_close_session(uint64_t session) { return close_session(session); }
+
+static_assert(VEIL_LIMIT_MAX_THREADS == veil::math::kMaxBlocks,
+              "a session can use as many threads as a pass has blocks");
+
+// A host thread lent to a session's passes (math/parallel.h). It runs blocks
+// of the session's calls and touches nothing else of the session, so it holds
+// no Guard; it returns once the session is closed.
+int ecall_worker(uint64_t session) {
+  // Workers of all sessions together leave 8 of veil.conf's 32 TCS to calls.
+  static std::atomic<unsigned> lent{0};
+  std::shared_ptr<Session> s = find_session(session);
+  if (!s)
+    return fail_without_session(VEIL_ERR_NO_SESSION, "worker: session %#llx is not open",
+                                static_cast<unsigned long long>(session));
+  const bool served = lent.fetch_add(1) < 24 && s->workers().serve();  // until the close
+  lent.fetch_sub(1);
+  if (served) return VEIL_OK;
+  return fail_without_session(VEIL_ERR_RESOURCE, "worker: no room for another lent thread (24 in "
+                              "the enclave, %d per session)", VEIL_LIMIT_MAX_THREADS - 1);
+}
 
 int ecall_get_info(veil_info_t* info) {
   if (info == nullptr)
@@ -83,6 +104,11 @@ int ecall_session_stats(uint64_t session, veil_session_stats_t* stats) {
     stats->checks_passed = s.counters().checks_passed;
     stats->products = s.counters().products;
     stats->saturated = s.counters().saturated;
+    stats->limb_splits = s.counters().limb_splits;
+    stats->max_abs_refreshes = s.counters().max_abs_refreshes;
+    stats->update_operands_sent = s.counters().update_operands_sent;
+    stats->audits = s.counters().audits;
+    stats->threads = 1 + s.workers().parked();
     stats->aborted = s.aborted() ? 1 : 0;
     if (const Training* t = s.protocol<Training>()) {
       stats->step = t->steps();
@@ -121,7 +147,8 @@ int ecall_train_step(uint64_t session, const double* x, size_t x_count, const in
   return on_protocol<Training>(session, "train_step", kTrainInit,
                                {{x, x_count, "x"}, {labels, batch, "labels"}, {result, 1, "result"}},
                                [&](Session& s, Training& t) {
-    return t.step(s, x, x_count, labels, batch, result);
+    int rc = check_lent(s, "train_step", x, x_count, "x");
+    return rc != VEIL_OK ? rc : t.step(s, x, x_count, labels, batch, result);
   });
 }
 
@@ -130,7 +157,8 @@ int ecall_predict(uint64_t session, const double* x, size_t x_count, size_t batc
   return on_protocol<Training>(session, "predict", kTrainInit,
                                {{x, x_count, "x"}, {output, out_count, "output"}},
                                [&](Session& s, Training& t) {
-    return t.predict(s, x, x_count, batch, output, out_count);
+    int rc = check_lent(s, "predict", x, x_count, "x");
+    return rc != VEIL_OK ? rc : t.predict(s, x, x_count, batch, output, out_count);
   });
 }
 

@@ -610,10 +610,16 @@ int Inference::verification_failure(Session& session, uint32_t l, const char* wh
 int Inference::device_product(Session& session, uint32_t l, const double* x, size_t batch,
                               double* y) {
   const Layer& layer = layers_[l];
+  const size_t count = batch * layer.m, sent_count = batch * (layer.n + 1);
+  const double* sent = sent_.lend(x, sent_count);
+  if (sent == nullptr || !result_.reserve<double>(count))
+    return session.fail(VEIL_ERR_RESOURCE, "layer %u: the host gave no memory for the product", l);
   int status = VEIL_OK;
-  oe_result_t r = ocall_device_forward(&status, session.id(), l, x, batch * (layer.n + 1), batch,
-                                       y, batch * layer.m, /*keep=*/0);
+  oe_result_t r = ocall_device_forward(&status, session.id(), l, sent, sent_count, batch,
+                                       result_.data<double>(), count, /*keep=*/0);
   session.counters().products++;
+  // The checks read a product more than once: they get an enclave copy.
+  if (r == OE_OK && status == VEIL_OK) result_.copy_to(y, count * sizeof(double));
   if (r == OE_OK && status == VEIL_OK) return VEIL_OK;
   if (r != OE_OK)
     return session.fail(VEIL_ERR_DEVICE, "layer %u, phase forward, batch %llu: forward failed: %s",
@@ -646,9 +652,16 @@ int Inference::checked_private(Session& session, uint32_t l, size_t batch, uint6
   for (int k = 0; k < 2; ++k) {
     int rc = device_product(session, l, limbs[k], batch, products[k]);
     if (rc != VEIL_OK) return rc;
-    // Nothing the device returned is used before it passes its check.
-    st = math::freivalds_check(limbs[k], batch, in, in, products[k], m, m, layer.v.data(),
-                               layer.s.data());
+    // Nothing the device returned is used before it passes its check: Y~ s = X~ (W_q s).
+    expected_.resize(batch);
+    st = math::matvec_mod(limbs[k], batch, in, in, layer.v.data(), expected_.data());
+    math::ForwardArgs f;
+    f.z = products[k];
+    f.rows = batch;
+    f.cols = f.ld_z = m;
+    f.s = layer.s.data();
+    f.expected = expected_.data();
+    if (st.ok()) st = math::fused_forward(f).status;
     if (!st.ok()) {
       char what[200], label[80];
       std::snprintf(label, sizeof label, "the device's product of the %s limb failed its check",

@@ -21,6 +21,7 @@
 #include "math/fixed_point.h"
 #include "math/prg.h"
 #include "math/status.h"
+#include "platform.h"
 #include "session.h"
 #include "veil_t.h"
 
@@ -141,6 +142,7 @@ class Inference final : public Protocol {
   std::vector<double> lo_, hi_, y_lo_, y_hi_, y_, z_;
   std::vector<double> real_, tensor_;       // a convolution's activations and pooled output
   std::vector<uint8_t> pool_arg_;
+  HostBuffer sent_, result_;  // host memory the operands go out in, the products land in
   std::vector<uint64_t> expected_;
 };
 

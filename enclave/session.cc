@@ -83,7 +83,14 @@ int close_session(uint64_t id) {
     doomed = std::move(it->second.session);
     table().erase(it);
   }
+  doomed->workers().stop();
   return VEIL_OK;  // the Session (and its secrets, wiped by their owners) dies with doomed
+}
+
+std::shared_ptr<Session> find_session(uint64_t id) {
+  std::lock_guard<std::mutex> lock(table_mutex);
+  auto it = table().find(id);
+  return it == table().end() ? nullptr : it->second.session;
 }
 
 Guard::Guard(uint64_t id) : status_(VEIL_OK) {

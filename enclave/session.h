@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "math/parallel.h"
 #include "veil_t.h"
 
 namespace veil::enclave {
@@ -25,6 +26,11 @@ struct Counters {
   uint64_t checks_passed = 0;
   uint64_t products = 0;
   uint64_t saturated = 0;
+  // Trace of what a step costs beyond its passes (ecall_session_stats).
+  uint64_t limb_splits = 0;        // products split into limbs (one product each)
+  uint64_t max_abs_refreshes = 0;  // max |M| asked of the device (an O(n m) scan there)
+  uint64_t update_operands_sent = 0;  // operands an update carried (none kept by the host)
+  uint64_t audits = 0;             // weights read back and checked (O(n m) each)
 };
 
 /** One session. Calls on a session are serialised by the table (see Guard). */
@@ -35,6 +41,8 @@ class Session {
   uint64_t id() const { return id_; }
   bool aborted() const { return aborted_; }
   Counters& counters() { return counters_; }
+  /** The host threads lent to this session's passes (ecall_worker). */
+  math::WorkerPool& workers() { return workers_; }
 
   /** Record a failure and return its status; a verification failure aborts. */
   int fail(int status, const char* format, ...) __attribute__((format(printf, 3, 4)));
@@ -60,6 +68,7 @@ class Session {
   std::unique_ptr<Protocol> protocol_;
   bool aborted_ = false;
   Counters counters_;
+  math::WorkerPool workers_;
   char last_error_[1024] = {0};
 };
 
@@ -68,8 +77,10 @@ constexpr uint32_t kMaxSessions = 64;
 
 /** Open a session; returns VEIL_OK and its id, or an error status. */
 int open_session(uint64_t* id);
-/** Close and wipe a session. */
+/** Close and wipe a session; its workers return. */
 int close_session(uint64_t id);
+/** The open session `id`, or null; for its workers, which hold no call of it. */
+std::shared_ptr<Session> find_session(uint64_t id);
 
 /**
  * Exclusive access to a session for the length of one ecall. A second call on

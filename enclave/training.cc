@@ -194,6 +194,7 @@ void Training::allocate_buffers() {
     widest_tensor = std::max(widest_tensor, positions * l.m);
   }
   col_l1_.resize(widest);
+  col_scratch_.resize((math::kMaxBlocks - 1) * widest);
   next_scratch_.resize(6 * widest);
   // Sized once for the largest layer: a vector that shrank for the narrow
   // output layer would zero megabytes again each time it grew back.
@@ -293,6 +294,7 @@ int Training::refresh_device_max(Session& session, uint32_t l, Phase phase) {
   oe_result_t r = ocall_device_max_abs(&status, session.id(), l, &reported);
   int rc = device_status(session, l, phase, "max_abs", r, status);
   if (rc != VEIL_OK) return rc;
+  session.counters().max_abs_refreshes++;
   // A lie here only changes how products are split; soundness uses proven_max.
   if (!std::isfinite(reported) || reported < 0) reported = layers_[l].proven_max;
   layers_[l].device_max = std::min(reported, layers_[l].proven_max);
@@ -315,18 +317,20 @@ int Training::check_batch(Session& session, const double* x, size_t x_count, siz
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "%s: x holds %zu values but the batch is %zu x %zu", call, x_count, batch,
                         features);
-  // Quantizing counts non-finite inputs, so x is read once; only when there
-  // is one is it scanned again, to name it.
+  // x is host memory: quantizing reads each value once and counts the
+  // non-finite ones; only when there is one is it scanned again, to name it
+  // (the host may have changed it since: then the message names none).
   size_t non_finite = 0;
   *saturated = narrow_ ? load_input<float>(x, batch, &non_finite)
                        : load_input<double>(x, batch, &non_finite);
-  if (non_finite != 0)
-    for (size_t i = 0; i < x_count; ++i)
-      if (!std::isfinite(x[i]))
-        return session.fail(VEIL_ERR_INVALID_ARGUMENT,
-                            "%s: x[%zu, %zu] is %s; inputs must be finite", call, i / features,
-                            i % features, std::isnan(x[i]) ? "NaN" : "infinite");
-  return VEIL_OK;
+  if (non_finite == 0) return VEIL_OK;
+  for (size_t i = 0; i < x_count; ++i) {
+    const double v = x[i];
+    if (!std::isfinite(v))
+      return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: x[%zu, %zu] is %s; inputs must be finite",
+                          call, i / features, i % features, std::isnan(v) ? "NaN" : "infinite");
+  }
+  return session.fail(VEIL_ERR_INVALID_ARGUMENT, "%s: x holds a value that is not finite", call);
 }
 
 // Quantize the batch into A_0 with its bias column.
@@ -345,6 +349,7 @@ uint64_t Training::load_input(const double* x, size_t batch, size_t* non_finite)
     return saturated;
   }
   stats.col_l1 = col_l1_.data();
+  stats.col_scratch = col_scratch_.data();
   math::PassResult r = math::quantize(x, batch, n, n, act_format(), a, n + 1, &stats);
   for (size_t i = 0; i < batch; ++i) a[i * (n + 1) + n] = one;
   note_act_stats(0, stats, batch);
@@ -386,7 +391,11 @@ int Training::request_product(Session& session, uint32_t l, Phase phase, const T
   const bool fwd = phase == Phase::forward;
   const uint64_t id = session.id();
   const size_t n = batch * in_cols, out_n = batch * out_cols;
-  double* out = device_out_.data();
+  const T* sent = sent_[fwd ? 0 : 1].lend(x, n);
+  if (sent == nullptr || !result_.reserve<double>(out_n))
+    return session.fail(VEIL_ERR_RESOURCE, "layer %u: the host gave no memory for the product", l);
+  double* out = result_.data<double>();
+  x = sent;
   int status = VEIL_OK;
   oe_result_t r;
   if constexpr (kNarrow<T>)
@@ -442,7 +451,10 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
   if (plan.count == 0 || plan.count > 64)
     return exactness_refusal(session, l, fwd ? "forward" : "backward", row_l1 * layer.device_max);
 
-  if (plan.count > 1) grow(&ops.limb, batch * in_cols);
+  if (plan.count > 1) {
+    grow(&ops.limb, batch * in_cols);
+    session.counters().limb_splits += static_cast<uint64_t>(plan.count);
+  }
   for (int limb = 0; limb < plan.count; ++limb) {
     const T* operand = x;
     if (plan.count > 1) {
@@ -455,12 +467,21 @@ int Training::checked_layer(Session& session, uint32_t l, Phase phase, const T* 
     rc = request_product(session, l, phase, operand, batch, in_cols, out_cols, keep);
     if (rc != VEIL_OK) return rc;
     if (keep) (fwd ? layer.device_has_a : layer.device_has_dz) = true;
-    // Nothing the device returned is used before it passes its check.
+    // Nothing the device returned is used before it passes its check. The
+    // fused pass reads each element of the host's result once; the limb path
+    // reads its elements twice (check, then sum), so it takes an enclave copy.
     math::OperandStats stats;
     // Gathered operands are laid out by conv::next_operand and conv_backward instead.
     const bool fused = plan.count == 1 && !(fwd ? gathered(l + 1) : gathered(l));
-    math::PassResult pass = fwd ? forward_pass<T>(l, batch, scale, expected, fused, real_out, &stats)
-                                : backward_pass<T>(l, batch, scale, expected, fused, &stats);
+    const double* result = result_.data<double>();
+    if (!fused) {
+      grow(&device_out_, batch * out_cols);
+      result_.copy_to(device_out_.data(), batch * out_cols * sizeof(double));
+      result = device_out_.data();
+    }
+    math::PassResult pass =
+        fwd ? forward_pass<T>(l, batch, scale, result, expected, fused, real_out, &stats)
+            : backward_pass<T>(l, batch, scale, result, expected, fused, &stats);
     if (!pass.status.ok()) return check_failure(session, l, phase, pass.status);
     session.counters().checks_passed++;
     if (fused) {
@@ -505,17 +526,16 @@ const uint64_t* Training::expected_sums(uint32_t l, bool fwd, const T* operand, 
   return expected_.data();
 }
 
-// Check the device's Z (in device_out_) and, on the fused path, apply the
-// activation and write the next layer's operand with its stats and, in a step,
-// its A v and A t.
+// Check the device's Z and, on the fused path, apply the activation and write
+// the next layer's operand with its stats and, in a step, its A v and A t.
 template <typename T>
-math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale,
+math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale, const double* z,
                                         const uint64_t* expected, bool fused, double* real_out,
                                         math::OperandStats* stats) {
   Layer& layer = layers_[l];
   const bool last = l + 1 == layers_.size();
   math::ForwardArgs f;
-  f.z = device_out_.data();
+  f.z = z;
   f.rows = batch;
   f.cols = layer.m;
   f.ld_z = layer.m;
@@ -541,6 +561,7 @@ math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale,
     f.ld_a_next = layer.m + 1;
     f.a_format = act_format();
     stats->col_l1 = col_l1_.data();
+    stats->col_scratch = col_scratch_.data();
     f.a_stats = stats;
     if (in_step_) {  // the next layer's A v and A t, from this pass
       Layer& next = layers_[l + 1];
@@ -554,16 +575,16 @@ math::PassResult Training::forward_pass(uint32_t l, size_t batch, int scale,
   return math::fused_forward(f);
 }
 
-// Check the device's dA (in device_out_) and, on the fused path, multiply by
-// the activation's derivative below and write dZ of the layer below.
+// Check the device's dA and, on the fused path, multiply by the activation's
+// derivative below and write dZ of the layer below.
 template <typename T>
-math::PassResult Training::backward_pass(uint32_t l, size_t batch, int scale,
+math::PassResult Training::backward_pass(uint32_t l, size_t batch, int scale, const double* da,
                                          const uint64_t* expected, bool fused,
                                          math::OperandStats* stats) {
   const Layer& layer = layers_[l];
   const Layer& below = layers_[l - 1];
   math::BackwardArgs b;
-  b.da = device_out_.data();
+  b.da = da;
   b.rows = batch;
   b.cols = layer.n + 1;
   b.ld_da = layer.n + 1;
@@ -738,9 +759,14 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch, double gr
   layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   const bool send_a = !layer.device_has_a, send_dz = !layer.device_has_dz;
   layer.device_has_a = layer.device_has_dz = false;
-  const T* a_sent = send_a ? a : nullptr;
-  const T* dz_sent = send_dz ? dz : nullptr;
+  session.counters().update_operands_sent += static_cast<uint64_t>(send_a) + send_dz;
   const size_t a_n = send_a ? batch * rows : 0, dz_n = send_dz ? batch * cols : 0;
+  const T* a_sent = sent_[0].lend(a, a_n);
+  const T* dz_sent = sent_[1].lend(dz, dz_n);
+  if ((a_n && !a_sent) || (dz_n && !dz_sent)) {
+    session.abort();  // earlier layers of the step may have been updated
+    return session.fail(VEIL_ERR_RESOURCE, "layer %u: the host gave no memory for the update", l);
+  }
   int status = VEIL_OK;
   oe_result_t r;
   if constexpr (kNarrow<T>)
@@ -929,6 +955,7 @@ int Training::audit(Session& session, uint32_t l, Phase phase, std::vector<doubl
     return verification_failure(session, l, Phase::export_check, what);
   }
   session.counters().checks_passed += 2;
+  session.counters().audits++;
   layer.proven_max = max_abs(weights.data(), weights.size());
   layer.device_max = layer.proven_max;
   if (weights_out) weights_out->swap(weights);

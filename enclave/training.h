@@ -16,6 +16,7 @@
 #include "math/fused.h"
 #include "math/loss.h"
 #include "math/status.h"
+#include "platform.h"
 #include "session.h"
 #include "veil_t.h"
 
@@ -193,11 +194,12 @@ class Training final : public Protocol {
   const uint64_t* expected_sums(uint32_t l, bool fwd, const T* operand, size_t batch,
                                 size_t in_cols, bool whole);
   template <typename T>
-  math::PassResult forward_pass(uint32_t l, size_t batch, int scale, const uint64_t* expected,
-                                bool fused, double* real_out, math::OperandStats* stats);
+  math::PassResult forward_pass(uint32_t l, size_t batch, int scale, const double* z,
+                                const uint64_t* expected, bool fused, double* real_out,
+                                math::OperandStats* stats);
   template <typename T>
-  math::PassResult backward_pass(uint32_t l, size_t batch, int scale, const uint64_t* expected,
-                                 bool fused, math::OperandStats* stats);
+  math::PassResult backward_pass(uint32_t l, size_t batch, int scale, const double* da,
+                                 const uint64_t* expected, bool fused, math::OperandStats* stats);
   template <typename T>
   uint64_t finish_limbs(uint32_t l, bool fwd, size_t batch, const double* real_out);
   math::FixedFormat act_format() const { return {config_.frac_act, config_.act_clip}; }
@@ -256,13 +258,16 @@ class Training final : public Protocol {
   std::vector<std::vector<double>> pre_;    // z_l: real pre-activations, batch x m_l
   std::vector<std::vector<uint8_t>> relu_mask_;  // z_l > 0 of hidden ReLU layers, in a step
   std::vector<double> grad_real_;           // real gradients before quantization
-  std::vector<double> device_out_;          // what the device returned
+  HostBuffer result_;                       // host memory the device's results land in
+  HostBuffer sent_[2];                      // and the operands go out in: A (0), dZ (1)
+  std::vector<double> device_out_;          // their enclave copy, on the limb path
   std::vector<double> limb_;                // real values of the rare paths
   std::vector<double> scratch_;
   std::vector<double> scratch_growth_;      // each layer's update growth, in a step
   std::vector<double> conv_tensor_;         // a pooled (or input) tensor, quantized or real
   std::vector<std::vector<uint8_t>> pool_arg_;  // each max-pooled output's argmax, in a step
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
+  std::vector<double> col_scratch_;         // and their parallel blocks' partial sums
   std::vector<double> next_scratch_;        // a fused pass's split check vectors
   std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors
 };

@@ -1,7 +1,12 @@
 // bench_math: throughput of the enclave's hot passes as ratios to a plain
 // memcpy of the same bytes, measured in the same run (docs/design.md §7).
 //
-//   bench_math [--rows B] [--cols M] [--reps N]
+//   bench_math [--rows B] [--cols M] [--reps N] [--threads T]
+//
+// With --threads T (> 1) it then times the enclave's O(B (n + m)) passes on the
+// automatic path with 1 thread and with T (T - 1 workers parked in a
+// math::WorkerPool, as host threads lent to a session are) and prints the
+// speed-up of each: the parallel part of an enclave step, without its ocalls.
 //
 // Rows of the report: the fused forward pass (range check + Z s mod q +
 // activation + quantize) per kernel path and activation, the fused backward
@@ -23,7 +28,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +42,7 @@
 #include "math/parallel.h"
 #include "math/freivalds.h"
 #include "math/fused.h"
+#include "math/parallel.h"
 #include "forced_kernel_path.h"
 #include "math/prg.h"
 
@@ -125,13 +133,42 @@ void correction_rows(int reps) {
 
 }  // namespace
 
+// Each pass with 1 thread and with `threads`, best of reps, and the speed-up.
+void by_threads(unsigned threads, int reps,
+                const std::vector<std::pair<std::string, std::function<void()>>>& passes) {
+  WorkerPool pool;
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&pool] { pool.serve(); });
+  while (pool.parked() + 1 < threads) std::this_thread::yield();
+  std::printf("\n%-38s %12s %12s %9s\n", "pass (automatic path)", "1 thread ms",
+              (std::to_string(threads) + " threads ms").c_str(), "speed-up");
+  double total_one = 0, total_many = 0;
+  for (const auto& [name, fn] : passes) {
+    const double one = best_time(reps, fn);
+    double many = 0;
+    {
+      UsePool use(&pool);
+      many = best_time(reps, fn);
+    }
+    total_one += one;
+    total_many += many;
+    std::printf("%-38s %12.3f %12.3f %8.2fx\n", name.c_str(), 1e3 * one, 1e3 * many, one / many);
+  }
+  std::printf("%-38s %12.3f %12.3f %8.2fx\n", "all of the above", 1e3 * total_one,
+              1e3 * total_many, total_one / total_many);
+  pool.stop();
+  for (std::thread& t : workers) t.join();
+}
+
 int main(int argc, char** argv) {
   std::size_t rows = 1024, cols = 8192;  // 64 MiB of float64: beyond the caches
   int reps = 7;
+  unsigned threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--rows")) rows = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--cols")) cols = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
   const std::size_t n = rows * cols;
   const double bytes = static_cast<double>(n) * sizeof(double);
@@ -373,5 +410,32 @@ int main(int argc, char** argv) {
               best_fused_ratio, best_fused_ratio >= 0.25 ? "met" : "NOT met");
   std::printf("target: mask generation >= 1 GB/s on one core: %.2f GB/s -> %s\n", mask_gbs,
               mask_gbs >= 1.0 ? "met" : "NOT met");
+  if (threads < 2) return 0;
+  // A step's passes at this shape: the forward and backward fused passes into
+  // narrow operands, the matvecs of the fingerprints and quantize.
+  std::vector<std::uint64_t> dots0(rows), dots1(rows), col(cols + 1);
+  std::vector<double> scratch(6 * cols);
+  ForwardArgs f;
+  f.z = z.data(); f.rows = rows; f.cols = cols; f.ld_z = cols; f.scale = 16; f.s = s.data();
+  f.expected = expected.data(); f.act = Activation::relu; f.relu_mask = relu_mask.data();
+  f.ld_relu_mask = cols; f.a_next_narrow = a_next_narrow.data(); f.ld_a_next = cols + 1;
+  f.a_format = FixedFormat{8, 8.0};
+  f.next_v[0] = f.next_v[1] = s.data();
+  f.next_dots[0] = dots0.data(); f.next_dots[1] = dots1.data(); f.next_scratch = scratch.data();
+  BackwardArgs b;
+  b.da = z.data(); b.rows = rows; b.cols = cols; b.ld_da = cols; b.scale = 16; b.t = s.data();
+  b.act = Activation::relu; b.relu_mask_prev = mask_prev.data(); b.ld_relu_mask_prev = cols;
+  b.out_cols = cols; b.dz_prev_narrow = out_narrow.data(); b.ld_dz_prev = cols;
+  b.g_format = FixedFormat{12, 8.0};
+  const float* x = small_narrow.data();
+  by_threads(threads, reps, {
+      {"fused forward relu (narrow out)", [&] { g_sink = g_sink + fused_forward(f).saturated; }},
+      {"fused backward relu (narrow out)", [&] { g_sink = g_sink + fused_backward(b).saturated; }},
+      {"matvec2_mod narrow", [&] { matvec2_mod(x, rows, cols, cols, s.data(), s.data(), dots0.data(), dots1.data()); }},
+      {"matvec_t_mod narrow", [&] { matvec_t_mod(x, rows, cols, cols, dots0.data(), col.data()); }},
+      {"quantize (narrow out)", [&] {
+         g_sink = g_sink + quantize(zprev.data(), rows, cols, cols, FixedFormat{8, 64.0},
+                                    out_narrow.data(), cols).saturated; }},
+  });
   return 0;
 }

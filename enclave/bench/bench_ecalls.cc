@@ -57,6 +57,7 @@ Baselines& baselines() {
   Guard guard(session);                                                                   \
   if (guard.status() != VEIL_OK) return guard.status();                                   \
   Session& s = guard.session();                                                           \
+  veil::math::UsePool workers(&s.workers());                                              \
   if (s.aborted())                                                                        \
     return s.fail(VEIL_ERR_ABORTED, call ": the session was aborted by an earlier "        \
                                          "integrity failure; no further results leave it"); \
@@ -112,6 +113,7 @@ int ecall_enclave_gemm(uint64_t session, uint32_t m, uint32_t n, uint32_t k, uin
                        double* checksum) {
   Guard guard(session);
   if (guard.status() != VEIL_OK) return guard.status();
+  veil::math::UsePool workers(&guard.session().workers());
   if (int rc = check_args(guard.session(), "enclave_gemm", {{checksum, 1, "checksum"}})) return rc;
   return enclave_gemm(guard.session(), m, n, k, repeats, checksum);
 }

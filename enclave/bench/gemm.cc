@@ -1,6 +1,8 @@
 #include "gemm.h"
 
 #include <algorithm>
+
+#include "math/parallel.h"
 #include <cstring>
 #include <vector>
 
@@ -143,25 +145,33 @@ void sgemm(size_t m, size_t n, size_t k, float alpha, GemmOperand a, GemmOperand
   }
   if (m == 0 || n == 0 || k == 0 || alpha == 0.0f) return;
   static const Kernel kernel = pick_kernel();
-  std::vector<float> packed_a(kMc * kKc);
   std::vector<float> packed_b(((std::min(n, kNc) + kNr - 1) / kNr) * kNr * kKc);
+  // The row blocks of C (kMc rows) run on the session's threads (math/parallel.h),
+  // each with its own packed A; every element of C sums in the same order on any
+  // number of threads.
+  const size_t row_blocks = (m + kMc - 1) / kMc;
+  std::vector<float> packed_a(std::min(row_blocks, math::kMaxBlocks) * kMc * kKc);
   for (size_t j0 = 0; j0 < n; j0 += kNc) {
     const size_t nc = std::min(kNc, n - j0);
     for (size_t p0 = 0; p0 < k; p0 += kKc) {
       const size_t kc = std::min(kKc, k - p0);
       pack_b(b, p0, kc, j0, nc, packed_b.data());
-      for (size_t i0 = 0; i0 < m; i0 += kMc) {
-        const size_t mc = std::min(kMc, m - i0);
-        pack_a(a, i0, mc, p0, kc, alpha, packed_a.data());
-        for (size_t jb = 0; jb < nc; jb += kNr) {
-          const float* bp = packed_b.data() + (jb / kNr) * kNr * kc;
-          for (size_t ib = 0; ib < mc; ib += kMr) {
-            const float* ap = packed_a.data() + (ib / kMr) * kMr * kc;
-            kernel(kc, ap, bp, c + (i0 + ib) * ldc + j0 + jb, ldc, std::min(kMr, mc - ib),
-                   std::min(kNr, nc - jb));
+      const size_t per_block = (row_blocks + math::kMaxBlocks - 1) / math::kMaxBlocks;
+      const math::RowBlocks rb{row_blocks, per_block, (row_blocks + per_block - 1) / per_block};
+      auto block = [&](size_t blk) {
+        float* pa = packed_a.data() + blk * kMc * kKc;
+        for (size_t i0 = rb.begin(blk) * kMc; i0 < std::min(m, rb.end(blk) * kMc); i0 += kMc) {
+          const size_t mc = std::min(kMc, m - i0);
+          pack_a(a, i0, mc, p0, kc, alpha, pa);
+          for (size_t jb = 0; jb < nc; jb += kNr) {
+            const float* bp = packed_b.data() + (jb / kNr) * kNr * kc;
+            for (size_t ib = 0; ib < mc; ib += kMr)
+              kernel(kc, pa + (ib / kMr) * kMr * kc, bp, c + (i0 + ib) * ldc + j0 + jb, ldc,
+                     std::min(kMr, mc - ib), std::min(kNr, nc - jb));
           }
         }
-      }
+      };
+      math::parallel_for(rb.count, block);
     }
   }
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "math/detail/blocked.h"
 #include "math/detail/kernels.h"
 #include "math/detail/scalar.h"
 
@@ -40,9 +41,15 @@ PassResult quantize(const double* x, std::size_t rows, std::size_t cols, std::si
   const double limit = fixed_limit(fmt), two_f = std::ldexp(1.0, fmt.frac_bits);
   const detail::Quantizer qz{limit, limit + 1.0};
   const detail::Kernels& k = detail::active_kernels();
-  if constexpr (kNarrow) res.saturated = k.quantize_f(x, rows, cols, ldx, two_f, qz, out, ldo, stats);
-  else res.saturated = k.quantize(x, rows, cols, ldx, two_f, qz, out, ldo, stats);
-  return res;
+  return detail::run_row_blocks(
+      rows, cols, stats, cols, [&](std::size_t r0, std::size_t r1, OperandStats* st) {
+        const double* xb = x + r0 * ldx;
+        TOut* ob = out + r0 * ldo;
+        PassResult r;
+        if constexpr (kNarrow) r.saturated = k.quantize_f(xb, r1 - r0, cols, ldx, two_f, qz, ob, ldo, st);
+        else r.saturated = k.quantize(xb, r1 - r0, cols, ldx, two_f, qz, ob, ldo, st);
+        return r;
+      });
 }
 
 template PassResult quantize(const double*, std::size_t, std::size_t, std::size_t, FixedFormat,

@@ -36,8 +36,19 @@ struct PassResult {
  * them, and a second pass over the matrix would cost as much as the first.
  */
 struct OperandStats {
-  /** Optional, length cols: set to sum_i |out[i][j]|, added in row order from 0. */
+  /**
+   * Optional, length cols: set to sum_i |out[i][j]|. A pass cut into row
+   * blocks (parallel.h) sums each block in row order and adds the blocks'
+   * sums in block order: the same bits for any thread count, and the row-order
+   * sum's bits while rows * limit < 2^53 (every partial sum is then exact).
+   */
   double* col_l1 = nullptr;
+  /**
+   * With col_l1: (kMaxBlocks - 1) * cols doubles where the blocks after the
+   * first keep their column sums until they are added. Without it, a pass
+   * that sums columns runs as one block.
+   */
+  double* col_scratch = nullptr;
   /**
    * max_i sum_j |out[i][j]|. The summation order is unspecified, so the value
    * is exact (and the same on every kernel path) only when cols * limit < 2^53.

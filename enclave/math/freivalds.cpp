@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "math/detail/blocked.h"
 #include "math/detail/kernels.h"
 
 namespace veil {
@@ -22,6 +23,39 @@ Status with_row(Status st, std::size_t row) noexcept {
 template <class T>
 constexpr bool kNarrow = std::is_same<T, float>::value;
 
+// A row-wise product over the row blocks of parallel.h: each block writes its
+// own rows of the outputs.
+template <class Rows>
+Status by_row_blocks(std::size_t rows, std::size_t cols, const Rows& rows_fn) noexcept {
+  return detail::run_row_blocks(rows, cols, nullptr, 0,
+                                [&](std::size_t r0, std::size_t r1, OperandStats*) {
+                                  return PassResult{rows_fn(r0, r1), 0};
+                                })
+      .status;
+}
+
+// x^T y over column blocks (each block's sums cover every row, so no partial
+// vectors are added up); the first range fault in row-major order is the one
+// with the lowest row, and of those the one in the earliest block.
+template <class T>
+Status by_col_blocks(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
+                     const std::uint64_t* y, std::uint64_t* out) noexcept {
+  const detail::Kernels& k = detail::active_kernels();
+  const RowBlocks cb = row_blocks(cols, rows);
+  Status st[kMaxBlocks];
+  auto body = [&](std::size_t b) {
+    const std::size_t c0 = cb.begin(b), width = cb.end(b) - c0;
+    if constexpr (kNarrow<T>) st[b] = k.matvec_t_f(x + c0, rows, width, ld, y, out + c0);
+    else st[b] = k.matvec_t(x + c0, rows, width, ld, y, out + c0);
+    if (!st[b].ok() && st[b].col != Status::npos) st[b].col += c0;
+  };
+  parallel_for(cb.count, body);
+  Status first;
+  for (std::size_t b = 0; b < cb.count; ++b)
+    if (!st[b].ok() && (first.ok() || st[b].row < first.row)) first = st[b];
+  return first;
+}
+
 }  // namespace
 
 template <class T>
@@ -36,8 +70,10 @@ Status matvec_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t ld
     return Status::success();
   }
   const detail::Kernels& k = detail::active_kernels();
-  if constexpr (kNarrow<T>) return k.matvec_f(x, rows, cols, ld, v, out);
-  else return k.matvec(x, rows, cols, ld, v, out);
+  return by_row_blocks(rows, cols, [&](std::size_t r0, std::size_t r1) {
+    if constexpr (kNarrow<T>) return k.matvec_f(x + r0 * ld, r1 - r0, cols, ld, v, out + r0);
+    else return k.matvec(x + r0 * ld, r1 - r0, cols, ld, v, out + r0);
+  });
 }
 
 template <class T>
@@ -54,8 +90,11 @@ Status matvec2_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t l
     return Status::success();
   }
   const detail::Kernels& k = detail::active_kernels();
-  if constexpr (kNarrow<T>) return k.matvec2_f(x, rows, cols, ld, v1, v2, out1, out2);
-  else return k.matvec2(x, rows, cols, ld, v1, v2, out1, out2);
+  return by_row_blocks(rows, cols, [&](std::size_t r0, std::size_t r1) {
+    const T* xb = x + r0 * ld;
+    if constexpr (kNarrow<T>) return k.matvec2_f(xb, r1 - r0, cols, ld, v1, v2, out1 + r0, out2 + r0);
+    else return k.matvec2(xb, r1 - r0, cols, ld, v1, v2, out1 + r0, out2 + r0);
+  });
 }
 
 template <class T>
@@ -69,9 +108,7 @@ Status matvec_t_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t 
     for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
     return Status::success();
   }
-  const detail::Kernels& k = detail::active_kernels();
-  if constexpr (kNarrow<T>) return k.matvec_t_f(x, rows, cols, ld, y, out);
-  else return k.matvec_t(x, rows, cols, ld, y, out);
+  return by_col_blocks(x, rows, cols, ld, y, out);
 }
 
 // The two element types (freivalds.h).
@@ -89,26 +126,6 @@ template Status matvec_t_mod(const double*, std::size_t, std::size_t, std::size_
                              const std::uint64_t*, std::uint64_t*) noexcept;
 template Status matvec_t_mod(const float*, std::size_t, std::size_t, std::size_t,
                              const std::uint64_t*, std::uint64_t*) noexcept;
-
-Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
-                       const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                       const std::uint64_t* s) noexcept {
-  if (!matrix_ok(a, rows, inner, lda) || !matrix_ok(c, rows, cols, ldc) ||
-      !vector_ok(bs, inner) || !vector_ok(s, cols)) {
-    return Status::at(Fault::invalid_argument);
-  }
-  const detail::Kernels& k = detail::active_kernels();
-  Status mismatch;
-  for (std::size_t i = 0; i < rows; ++i) {
-    // The row sums C_i s and A_i bs, range-checking both rows.
-    std::uint64_t cs = 0, as = 0;
-    Status st = k.matvec(c + i * ldc, 1, cols, ldc, s, &cs);
-    if (st.ok()) st = k.matvec(a + i * lda, 1, inner, lda, bs, &as);
-    if (!st.ok()) return with_row(st, i);  // range faults win over an earlier mismatch
-    if (cs != as && mismatch.ok()) mismatch = Status::at(Fault::mismatch, i);
-  }
-  return mismatch;
-}
 
 Status fingerprint_check(const double* m, std::size_t rows, std::size_t cols, std::size_t ld,
                          const std::uint64_t* s, const std::uint64_t* v, const std::uint64_t* t,

@@ -57,15 +57,6 @@ Status matvec_t_mod(const T* x, std::size_t rows, std::size_t cols, std::size_t 
 ///@}
 
 /**
- * One-sided check of C = A * B for A (rows x inner) and C (rows x cols),
- * given bs = B * s mod q (length inner) and the secret s (length cols):
- * C_i . s == A_i . bs (mod q) for every row i; reports the first failing row.
- */
-Status freivalds_check(const double* a, std::size_t rows, std::size_t inner, std::size_t lda,
-                       const double* c, std::size_t cols, std::size_t ldc, const std::uint64_t* bs,
-                       const std::uint64_t* s) noexcept;
-
-/**
  * Export check of a downloaded weight matrix M (rows x cols) against its
  * fingerprints: M s == v (length rows) and M^T t == w (length cols). A failing
  * row of M s is reported as (mismatch, row, npos), a failing entry of M^T t as

@@ -1,7 +1,9 @@
 #include "math/fused.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "math/detail/blocked.h"
 #include "math/detail/kernels.h"
 
 namespace veil {
@@ -9,6 +11,8 @@ namespace math {
 
 namespace {
 
+using detail::BackwardPlan;
+using detail::ForwardPlan;
 using detail::matrix_ok;
 using detail::vector_ok;
 
@@ -33,6 +37,31 @@ bool output_ok(const double* wide, const float* narrow, FixedFormat fmt, std::si
   if (!fixed_format_valid(fmt)) return false;
   if (narrow != nullptr && !(fixed_limit(fmt) < kNarrowLimit)) return false;
   return matrix_ok(wide != nullptr ? static_cast<const void*>(wide) : narrow, rows, cols, ld);
+}
+
+// A pass over the row blocks of parallel.h, combined in block order: the
+// kernel runs rows [r0, r1) of the plan, with the block's own statistics.
+template <class Plan>
+PassResult run_blocked(const Plan& plan, std::size_t cols, OperandStats* stats,
+                       std::size_t stat_cols) noexcept {
+  const detail::Kernels& k = detail::active_kernels();
+  return detail::run_row_blocks(
+      plan.args.rows, cols, stats, stat_cols,
+      [&](std::size_t r0, std::size_t r1, OperandStats* st) {
+        Plan block = plan;
+        block.row_begin = r0;
+        block.args.rows = r1;
+        PassResult r;
+        if constexpr (std::is_same_v<Plan, ForwardPlan>) {
+          block.args.a_stats = st;
+          r = k.forward(block);
+        } else {
+          block.args.dz_stats = st;
+          r = k.backward(block);
+        }
+        if (r.status.row != Status::npos) r.status.row -= r0;  // merged as block-relative
+        return r;
+      });
 }
 
 PassResult invalid() noexcept {
@@ -67,7 +96,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     return invalid();
   }
   if (a.rows == 0) return PassResult{};
-  detail::ForwardPlan plan = plan_of<detail::ForwardPlan>(a, quantizes, a.a_format);
+  ForwardPlan plan = plan_of<ForwardPlan>(a, quantizes, a.a_format);
   // Quantized outputs below 2^23 let the vector kernels take the row sums in
   // float64 (docs/arithmetic.md section 2); split the vectors once here.
   // A narrow a_next always qualifies, so its kernels need no other way.
@@ -83,7 +112,7 @@ PassResult fused_forward(const ForwardArgs& args) noexcept {
     }
     plan.next_limbs = a.next_scratch;
   }
-  return detail::active_kernels().forward(plan);
+  return run_blocked(plan, a.cols, quantizes ? a.a_stats : nullptr, a.cols);
 }
 
 PassResult fused_backward(const BackwardArgs& args) noexcept {
@@ -107,7 +136,8 @@ PassResult fused_backward(const BackwardArgs& args) noexcept {
   }
   if (static_cast<unsigned>(a.act) > static_cast<unsigned>(Activation::softplus)) return invalid();
   if (a.rows == 0) return PassResult{};
-  return detail::active_kernels().backward(plan_of<detail::BackwardPlan>(a, quantizes, a.g_format));
+  return run_blocked(plan_of<BackwardPlan>(a, quantizes, a.g_format), a.cols,
+                     quantizes ? a.dz_stats : nullptr, a.out_cols);
 }
 
 }  // namespace math

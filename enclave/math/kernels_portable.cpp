@@ -94,10 +94,11 @@ std::size_t quantize(const double* x, std::size_t rows, std::size_t cols, std::s
     TOut* orow = out + i * ldo;
     double row = 0;
     for (std::size_t j = 0; j < cols; ++j) {
-      const double q = quantize_input(xr[j], two_f, qz, &sat);
+      const double xv = xr[j];  // one load: x may be host memory (docs/design.md §5)
+      const double q = quantize_input(xv, two_f, qz, &sat);
       orow[j] = static_cast<TOut>(q);
       note(stats, j, q, &row);
-      if (stats != nullptr) stats->non_finite += !is_finite(xr[j]);
+      if (stats != nullptr) stats->non_finite += !is_finite(xv);
     }
     if (stats != nullptr) stats->row_l1_max = vmax(row, stats->row_l1_max);
   }
@@ -114,7 +115,7 @@ PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   OperandStats* stats = a_next != nullptr ? a.a_stats : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     double row_l1 = 0;
     DotAccumulator next0, next1;
     const double* zr = a.z + i * a.ld_z;
@@ -168,7 +169,7 @@ PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   std::size_t sat = 0;  // a local, so that stores to the outputs cannot alias it
   OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   stats_begin(stats, a.out_cols);
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     double row_l1 = 0;
     const double* xr = a.da + i * a.ld_da;
     // The derivative's input: the previous layer's z, or its relu mask.

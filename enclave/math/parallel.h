@@ -16,6 +16,7 @@
  * bit-identical for any number of workers.
  */
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -65,9 +66,12 @@ class WorkerPool {
   void run(std::size_t count, BlockBody body, void* context) noexcept;
 
  private:
-  bool take(std::size_t* block);  // the next block of the job, under mutex_
+  void work(std::unique_lock<std::mutex>& lock);
   std::mutex mutex_;
   std::condition_variable wake_, done_;
+  // Jobs posted so far: an idle worker watches it for a moment before it
+  // sleeps, since a step posts its passes back to back.
+  std::atomic<std::uint64_t> jobs_{0};
   // The job being run, all under mutex_. Blocks are taken in order.
   BlockBody body_ = nullptr;
   void* context_ = nullptr;

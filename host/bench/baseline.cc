@@ -2,6 +2,8 @@
 
 #include <openenclave/host.h>
 
+#include <chrono>
+
 #include <string>
 #include <vector>
 
@@ -92,8 +94,30 @@ void EnclaveOnlyTrainer::close() noexcept {
   // The production session does not hold the baseline: release it first. Nothing
   // useful can be done if either call fails.
   (void)ecall_enclave_train_release(enclave_.handle(), &status, session_);
-  (void)ecall_close_session(enclave_.handle(), &status, session_);
+  if (ecall_close_session(enclave_.handle(), &status, session_) == OE_OK && status == VEIL_OK)
+    for (std::thread& t : workers_) t.join();  // closing released them
+  else
+    for (std::thread& t : workers_) t.detach();
+  workers_.clear();
   session_ = 0;
+}
+
+void EnclaveOnlyTrainer::use_threads(unsigned threads) {
+  _oe_enclave* enclave = enclave_.handle();
+  while (1 + workers_.size() < threads) {
+    workers_.emplace_back([enclave, id = session_] {
+      int status = VEIL_OK;
+      (void)ecall_worker(enclave, &status, id);
+    });
+  }
+  for (int i = 0; i < 10000; ++i) {  // until they are parked (or the enclave had no room)
+    veil_session_stats_t stats{};
+    int status = VEIL_OK;
+    if (ecall_session_stats(enclave, &status, session_, &stats) != OE_OK ||
+        stats.threads >= 1 + workers_.size())
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void EnclaveOnlyTrainer::check(const char* call, int oe_result, int status) const {

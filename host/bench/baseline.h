@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "veil/trainer.h"
 
@@ -60,6 +62,8 @@ class EnclaveOnlyTrainer {
   void predict(const double* x, size_t batch, double* out);
   /** Run the enclave's GEMM on m x k by k x n matrices repeats times; returns a checksum. */
   double gemm(uint32_t m, uint32_t n, uint32_t k, uint32_t repeats);
+  /** Run the GEMM on `threads` threads, as veil::Session::use_threads does. */
+  void use_threads(unsigned threads);
 
  private:
   void check(const char* call, int oe_result, int status) const;
@@ -68,6 +72,7 @@ class EnclaveOnlyTrainer {
   BenchEnclave& enclave_;
   TrainConfig config_;
   uint64_t session_ = 0;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace veil::bench

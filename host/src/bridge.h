@@ -2,6 +2,9 @@
 // Internal glue between the public C++ API and the generated untrusted bridge.
 #include <openenclave/host.h>
 
+#include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,11 @@ namespace veil {
 
 struct Enclave::Handle {
   oe_enclave_t* enclave = nullptr;
+  // Sessions that lent threads to the enclave and are not closed yet: the
+  // enclave closes them before it terminates, or their parked threads would
+  // keep it from terminating (a session leaked past its enclave).
+  std::mutex lending_mutex;
+  std::set<uint64_t> lending;
 };
 
 class Device;

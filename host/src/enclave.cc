@@ -60,7 +60,17 @@ Enclave::Enclave(const std::string& image_path, bool debug)
 }
 
 Enclave::~Enclave() {
-  if (handle_ && handle_->enclave) oe_terminate_enclave(handle_->enclave);
+  if (!handle_ || !handle_->enclave) return;
+  std::set<uint64_t> lending;
+  {
+    std::lock_guard<std::mutex> lock(handle_->lending_mutex);
+    lending.swap(handle_->lending);
+  }
+  for (uint64_t id : lending) {  // releases their threads, which leave the enclave
+    int status = VEIL_OK;
+    (void)ecall_close_session(handle_->enclave, &status, id);
+  }
+  oe_terminate_enclave(handle_->enclave);
 }
 
 EnclaveInfo Enclave::info() const {

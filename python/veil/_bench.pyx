@@ -5,6 +5,7 @@ Built only with VEIL_BUILD_BENCHMARKS, like the bench image it loads: the
 benchmarks' baseline (b), float32 training entirely inside the enclave. The
 production image (veil._native) has no such code.
 """
+cimport cython
 from libc.stdint cimport uint32_t, int32_t
 from libcpp cimport bool
 from libcpp.string cimport string
@@ -38,6 +39,7 @@ cdef extern from "baseline.h" namespace "veil::bench":
         StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
         void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
         double gemm(uint32_t m, uint32_t n, uint32_t k, uint32_t repeats) except +veil_translate_exception nogil
+        void use_threads(unsigned threads) except +veil_translate_exception nogil
 
 
 def default_image_path():
@@ -60,6 +62,7 @@ cdef class NativeBenchEnclave:
         return self.ptr.image_path().decode()
 
 
+@cython.no_gc_clear  # its enclave outlives the session and its lent threads
 cdef class NativeEnclaveOnlyTrainer:
     """The benchmarks' baseline: float32 training entirely inside the bench enclave."""
     cdef EnclaveOnlyTrainer* ptr
@@ -93,6 +96,11 @@ cdef class NativeEnclaveOnlyTrainer:
         with nogil:
             self.ptr.predict(&x[0, 0], x.shape[0], &out_view[0, 0])
         return out
+
+    def use_threads(self, unsigned threads):
+        """Run the in-enclave GEMM on `threads` threads (host threads lent to its session)."""
+        with nogil:
+            self.ptr.use_threads(threads)
 
     def gemm(self, uint32_t m, uint32_t n, uint32_t k, uint32_t repeats=1):
         """Run the enclave's float32 GEMM; returns a checksum of the product."""

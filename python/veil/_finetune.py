@@ -91,7 +91,8 @@ class PrivateTrainer(Trainer):
                  lr: float = 0.1, seed: Optional[int] = 0, halve_lr_at: Sequence[int] = (),
                  batch_size: Optional[int] = None, frac_act: int = 8, frac_grad: int = 12,
                  act_clip: float = 64.0, grad_clip: float = 8.0, weight_max: float = 2.0,
-                 enclave=None, *, weights=None, frac_weights: int = 10, _checkpoint=None):
+                 enclave=None, *, weights=None, frac_weights: int = 10,
+                 threads: Optional[int] = None, _checkpoint=None):
         from veil._inference import Inference
         from veil._weights import load_weights
 
@@ -122,7 +123,9 @@ class PrivateTrainer(Trainer):
         self.inference = Inference(full, mode="private", device=device, model=model, loss=loss,
                                    batch_size=self.batch_size, frac_act=frac_act,
                                    act_clip=act_clip, frac_weights=frac_weights,
-                                   enclave=enclave, head_layers=len(specs) - frozen, head_lr=lr)
+                                   enclave=enclave, head_layers=len(specs) - frozen, head_lr=lr,
+                                   threads=threads)
+        self.threads = self.inference.threads
         self.config = dict(self.inference.config)
         self._device, self.device_name = self.inference._device, self.inference.device_name
         self.python_device = self.inference.python_device

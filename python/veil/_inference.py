@@ -19,6 +19,7 @@ from veil._trainer import (
     _as_labels,
     _as_matrix,
     _EnclaveSession,
+    resolve_threads,
     resolve_device,
     score,
 )
@@ -370,6 +371,8 @@ class Inference(_EnclaveSession):
             trainer's when the source is a Trainer, else 8 and 64.0).
         head_layers, head_lr: private fine-tuning (use ``veil.Trainer(mode="private")``,
             which sets them): the last ``head_layers`` layers train inside the enclave.
+        threads: threads the enclave's passes run on ("auto": the cores available, at
+            most 16; None: 1); the predictions are bit-identical for any count.
 
     Raises:
         veil.ConfigError: a layer outside the exactness budget (the message names the
@@ -382,7 +385,7 @@ class Inference(_EnclaveSession):
                  loss: Optional[str] = None, batch_size: int = 64,
                  frac_act: Optional[int] = None, act_clip: Optional[float] = None,
                  enclave=None, model: Optional[Sequential] = None, head_layers: int = 0,
-                 head_lr: float = 0.1) -> None:
+                 head_lr: float = 0.1, threads: Optional[int] = None) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode={mode!r}: use 'private' or 'verify'")
         # A model file's input standardization, applied by predict to raw inputs.
@@ -444,10 +447,11 @@ class Inference(_EnclaveSession):
                            frac_weights=int(frac_weights),
                            act_clip=float(64.0 if act_clip is None else act_clip),
                            head_layers=int(head_layers), head_lr=float(head_lr))
+        self.threads = resolve_threads(threads)
         self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
-        self._native = _native.NativeInference(self._enclave, self._device, layers, self.config,
-                                               weights)
+        self._start_session(_native.NativeInference(self._enclave, self._device, layers,
+                                                    self.config, weights))
         #: The host's store of sealed slots: slot number -> the blobs of every layer.
         #: The enclave authenticates them; altering this is what a malicious host does.
         self.sealed: Dict[int, bytes] = {}
@@ -504,6 +508,10 @@ class Inference(_EnclaveSession):
     def status(self) -> dict:
         """The enclave's view: batches, next_slot, slots_sealed, checks_passed, saturated, aborted."""
         return self._native.status()
+
+    def stats(self) -> dict:
+        """The session's counters, threads among them (Trainer.stats)."""
+        return self._native.stats()
 
 
     # -- private mode: slots -----------------------------------------------------------------

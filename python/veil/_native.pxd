@@ -74,11 +74,17 @@ cdef extern from "veil/session.h" namespace "veil":
         uint64_t saturated
         int32_t lr_exp
         bool aborted
+        uint32_t threads
+        uint64_t limb_splits
+        uint64_t max_abs_refreshes
+        uint64_t update_operands_sent
+        uint64_t audits
 
     cdef cppclass Session:
         Session(Enclave& enclave) except +veil_translate_exception
         uint64_t id()
         SessionStats stats() except +veil_translate_exception
+        void use_threads(unsigned threads) except +veil_translate_exception nogil
 
 
 # The codes' values live in veil/codes.h, written from the EDL; Python takes them

@@ -13,6 +13,7 @@ from cpython.ref cimport PyObject
 
 import numpy as np
 cimport numpy as cnp
+cimport cython
 
 from veil import _codes, _errors
 
@@ -279,6 +280,18 @@ cdef TrainConfig _train_config(list layers, dict config) except *:
     return c
 
 
+cdef dict _stats_dict(SessionStats s):
+    return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
+            "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False,
+            "threads": s.threads, "limb_splits": s.limb_splits,
+            "max_abs_refreshes": s.max_abs_refreshes, "update_operands_sent": s.update_operands_sent,
+            "audits": s.audits}
+
+
+# Keeps its enclave until __dealloc__ has closed the session (and so released the
+# threads it lent): a garbage collector that cleared the reference first would free
+# the enclave while those threads are still inside it.
+@cython.no_gc_clear
 cdef class NativeTrainer:
     """A verify-mode training session (veil::Trainer)."""
     cdef Trainer* ptr
@@ -358,9 +371,12 @@ cdef class NativeTrainer:
         return np.asarray(<double[:w.size()]> w.data()).copy()
 
     def stats(self):
-        cdef SessionStats s = self.ptr.stats()
-        return {"step": s.step, "checks_passed": s.checks_passed, "products": s.products,
-                "saturated": s.saturated, "lr_exp": s.lr_exp, "aborted": True if s.aborted else False}
+        return _stats_dict(self.ptr.stats())
+
+    def use_threads(self, unsigned threads):
+        """Run the session's passes on `threads` threads (veil::Session::use_threads)."""
+        with nogil:
+            self.ptr.use_threads(threads)
 
     def timing(self):
         return _timing_dict(self.ptr.timing())
@@ -375,6 +391,10 @@ cdef class NativeTrainer:
 
 # ---- Inference (veil::Inference): private and verify-mode inference ----------------------------
 
+# Keeps its enclave until __dealloc__ has closed the session (and so released the
+# threads it lent): a garbage collector that cleared the reference first would free
+# the enclave while those threads are still inside it.
+@cython.no_gc_clear
 cdef class NativeInference:
     """An inference session (veil::Inference), private or verify mode.
 
@@ -470,6 +490,13 @@ cdef class NativeInference:
         """A head layer's trained weights, flat, (inputs + 1) * outputs values."""
         cdef vector[double] w = self.ptr.export_head(layer)
         return np.asarray(<double[:w.size()]> w.data()).copy()
+    def use_threads(self, unsigned threads):
+        """Run the session's passes on `threads` threads (veil::Session::use_threads)."""
+        with nogil:
+            self.ptr.use_threads(threads)
+
+    def stats(self):
+        return _stats_dict(self.ptr.stats())
 
     def status(self):
         cdef InferenceStatus s = self.ptr.status()

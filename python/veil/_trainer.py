@@ -27,6 +27,31 @@ _LOSSES = _codes.LOSS
 
 #: The largest batch the enclave takes in one step or one inference slot.
 MAX_BATCH = _codes.LIMIT["max_batch"]
+MAX_THREADS = _codes.LIMIT["max_threads"]
+
+
+def available_cores() -> int:
+    """The cores this process may run on, at most MAX_THREADS (a pass has no more
+    blocks than that): what ``threads="auto"`` lends."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
+
+
+def resolve_threads(threads) -> int:
+    """``threads=`` as a count: None is 1 (no thread lent), "auto" the cores available.
+    (Lending by default waits on a hang at interpreter exit, reported on issue 16.)"""
+    if threads is None:
+        return 1
+    if threads == "auto":
+        return available_cores()
+    if not isinstance(threads, numbers.Integral) or isinstance(threads, bool) or not (
+            1 <= threads <= MAX_THREADS):
+        raise ConfigError(f"threads must be None, 'auto' or an int in [1, {MAX_THREADS}], got "
+                          f"{threads!r}")
+    return int(threads)
 
 #: A fixed, publicly known sealing key for tests and demos. Checkpoints sealed
 #: with it protect nothing: anyone can open them. The virtual backend has no
@@ -162,6 +187,11 @@ class _EnclaveSession:
     Subclasses set ``self._native`` (a native session) and ``self._device``.
     """
 
+    def _start_session(self, native) -> None:
+        # The session's passes run on self.threads threads (docs/design.md §5).
+        self._native = native
+        native.use_threads(self.threads)
+
     def timing(self) -> dict:
         """Work done so far: seconds ``total`` (inside ecalls), ``device`` (in device
         ocalls) and ``enclave`` (the rest), and the bytes device work moved across
@@ -208,6 +238,9 @@ class Trainer(_EnclaveSession):
             sets it (64 if fit gives none).
         frac_act, frac_grad: fixed-point fractional bits (docs/design.md §3).
         act_clip, grad_clip, weight_max: magnitude bounds of the exactness budget.
+        threads: threads the enclave's passes run on: this one and threads - 1 lent to
+            the enclave; "auto": the cores available (at most 16); None: 1. Results
+            are bit-identical for any count.
     """
 
     def __new__(cls, model=None, mode: str = "verify", *args, **kwargs):
@@ -236,6 +269,7 @@ class Trainer(_EnclaveSession):
         enclave=None,
         *,
         weights=None,
+        threads: Optional[int] = None,
         _checkpoint: Optional[Tuple[bytes, list, bytes]] = None,
     ):
         if not isinstance(model, Sequential):
@@ -276,11 +310,12 @@ class Trainer(_EnclaveSession):
         )
         self.config = config
         self._layers = layers
+        self.threads = resolve_threads(threads)
         self._device, self.device_name, self.python_device = resolve_device(device)
         self._enclave = enclave if enclave is not None else default_enclave()
         # resume() passes (sealed state, stored weights, key) to restore a session.
-        self._native = _native.NativeTrainer(self._enclave, self._device, layers, config,
-                                             *(_checkpoint or ()))
+        self._start_session(_native.NativeTrainer(self._enclave, self._device, layers, config,
+                                                  *(_checkpoint or ())))
         self._epochs_done = 0
         self.history: Dict[str, List[dict]] = {"epochs": []}
         #: A callback sets this to True to end fit after the current epoch.
@@ -297,7 +332,12 @@ class Trainer(_EnclaveSession):
         return int(self._native.stats()["checks_passed"])
 
     def stats(self) -> dict:
-        """The enclave's counters: step, checks_passed, products, saturated, lr_exp, aborted."""
+        """The enclave's counters: step, checks_passed, products, saturated, lr_exp,
+        aborted, threads (the passes' threads), and a trace of what steps cost beyond
+        their passes: limb_splits (limb products), max_abs_refreshes (max |M| asked of
+        the device), update_operands_sent (operands an update carried rather than
+        reused from a product: layer 0's dZ each step, and split operands) and audits
+        (weights read back and checked)."""
         return self._native.stats()
 
     # -- training --------------------------------------------------------------
@@ -468,8 +508,8 @@ class Trainer(_EnclaveSession):
             # so the same initial weights).
             self.batch_size = batch_size
             self.config["max_batch"] = batch_size
-            self._native = _native.NativeTrainer(self._enclave, self._device, self._layers,
-                                                 self.config)
+            self._start_session(_native.NativeTrainer(self._enclave, self._device,
+                                                      self._layers, self.config))
         self._batch_size_open = False
         if not 1 <= batch_size <= self.batch_size:
             raise ConfigError(
@@ -543,7 +583,8 @@ class Trainer(_EnclaveSession):
 
     @classmethod
     def resume(cls, path: str, device: Union[str, Device] = "auto",
-               sealing_key: Optional[bytes] = None, enclave=None) -> "Trainer":
+               sealing_key: Optional[bytes] = None, enclave=None,
+               threads: Optional[int] = None) -> "Trainer":
         """Resume from a directory written by :meth:`save_checkpoint` (or by ``fit`` with
         ``checkpoint_dir``). The device receives the stored weights, and the
         enclave opens the sealed state and checks every layer's weights against
@@ -578,7 +619,7 @@ class Trainer(_EnclaveSession):
             batch_size=meta["batch_size"], frac_act=config["frac_act"],
             frac_grad=config["frac_grad"], act_clip=config["act_clip"],
             grad_clip=config["grad_clip"], weight_max=config["weight_max"], enclave=enclave,
-            _checkpoint=(blob, weights, _sealing_key(sealing_key)))
+            threads=threads, _checkpoint=(blob, weights, _sealing_key(sealing_key)))
         self.lr_exp = int(meta["lr_exp"])
         self._epochs_done = int(meta["epochs_done"])
         self.history = meta["history"]

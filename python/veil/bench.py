@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 import veil
+from veil._trainer import available_cores
 
 QUICK_WIDTHS = (256, 1024)
 INFER_ROWS = 64
@@ -303,6 +304,23 @@ class Row:
     ratios: Dict[str, float] = field(default_factory=dict)
     # Interquartile range / median of (a)'s and (c)'s step times.
     spreads: Dict[str, float] = field(default_factory=dict)
+    # The enclave's part of (c) by enclave thread count (median seconds), timed in
+    # turns on identical trainers; (c)'s own figures are those of the last count.
+    enclave_by_threads: Dict[int, float] = field(default_factory=dict)
+    # What a step cost beyond its passes (Trainer.stats' trace), per step of (c).
+    trace: Dict[str, float] = field(default_factory=dict)
+    # (b) by enclave thread count (its GEMM runs on the threads lent to its session).
+    enclave_only_by_threads: Dict[int, float] = field(default_factory=dict)
+
+
+#: Trainer.stats counters that trace a step (docs/design.md §7).
+TRACE = ("limb_splits", "max_abs_refreshes", "update_operands_sent", "audits")
+
+
+def default_threads() -> List[int]:
+    """1 and the cores available: what `veil bench` times the enclave's part with."""
+    cores = available_cores()
+    return [1] if cores == 1 else [1, cores]
 
 
 # The GEMM measurement needs a session, not a model: the smallest valid one.
@@ -346,31 +364,51 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
 _NARROWER_KNOBS = ({}, {"frac_act": 7}, {"frac_act": 6})
 
 
-def _trainer_within_budget(width: int, batch: int, device: str, lr_exp: int):
+def _trainer_within_budget(width: int, batch: int, device: str, lr_exp: int, threads: int):
     """The default Trainer, or the first narrower one the enclave accepts."""
     for knobs in _NARROWER_KNOBS:
         try:
             return veil.Trainer(_model(width), device=device, lr=2.0 ** -lr_exp, seed=0,
-                                batch_size=batch, **knobs), knobs
+                                batch_size=batch, threads=threads, **knobs), knobs
         except veil.ConfigError as error:
             refusal = error
     raise refusal
 
 
+def _enclave_by_threads(others: Dict[int, "veil.Trainer"], x, y, repeats: int,
+                        main: Callable[[], None]) -> Dict[int, float]:
+    """Median enclave seconds per step for each trainer, stepped in turns with main()."""
+    times: Dict[int, List[float]] = {t: [] for t in others}
+    for t in others.values():
+        t.train_step(x, y)  # warm-up
+    for _ in range(repeats):
+        main()
+        for threads, t in others.items():
+            t.reset_timing()
+            t.train_step(x, y)
+            times[threads].append(t.timing()["enclave"])
+    return {t: statistics.median(v) for t, v in times.items()}
+
+
 def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
-            enclave_only: bool = True, inference: bool = True) -> Row:
+            enclave_only: bool = True, inference: bool = True,
+            threads: Optional[Sequence[int]] = None) -> Row:
     """One configuration: every baseline on the same batch."""
     lr_exp = 6
+    threads = list(threads or default_threads())
     rng = np.random.default_rng(width * 7919 + batch)
     x = rng.random((batch, width))
     y = rng.integers(0, 10, batch)
 
-    trainer, narrowed = _trainer_within_budget(width, batch, device, lr_exp)
+    trainer, narrowed = _trainer_within_budget(width, batch, device, lr_exp, threads[-1])
+    others = {t: _trainer_within_budget(width, batch, device, lr_exp, t)[0] for t in threads[:-1]}
     weights = trainer.export_weights()
     trainer.train_step(x, y)  # warm-up
+    traced = {k: trainer.stats()[k] for k in TRACE}
     verify_times, splits, transfers = [], [], []
     device_object = trainer.python_device
-    for _ in range(repeats):
+
+    def verify_step():
         trainer.reset_timing()
         moved = getattr(device_object, "transfer_seconds", 0.0)
         start = time.perf_counter()
@@ -379,6 +417,10 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
         splits.append(trainer.timing())
         # Devices that move data (CUDA) report their copy time; host devices move none.
         transfers.append(getattr(device_object, "transfer_seconds", 0.0) - moved)
+
+    by_threads = _enclave_by_threads(others, x, y, repeats, verify_step)
+    trace = {k: (trainer.stats()[k] - traced[k]) / repeats for k in TRACE}
+    del others
     i = int(np.argsort(verify_times)[len(verify_times) // 2])
     split = splits[i]
     transfer = transfers[i]
@@ -397,14 +439,20 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     row = Row(width=width, batch=batch, knobs=narrowed, insecure_s=insecure_s, enclave_only_s=None,
               verify_s=verify_times[i], verify_enclave_s=split["enclave"],
               verify_device_s=split["device"] - transfer, verify_transfer_s=transfer,
-              spreads={"insecure": insecure_spread[0], "verify": spread(verify_times)})
+              spreads={"insecure": insecure_spread[0], "verify": spread(verify_times)},
+              enclave_by_threads=by_threads, trace=trace)
+    row.enclave_by_threads[threads[-1]] = statistics.median(s["enclave"] for s in splits)
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
         # The same configuration as (c): model, schedule, seed and clips.
-        baseline = enclave_only_trainer(specs, trainer.config)
-        baseline.step(x, labels)
-        row.enclave_only_s = median_seconds(lambda: baseline.step(x, labels), repeats)
+        for t in dict.fromkeys([1] + threads):
+            baseline = enclave_only_trainer(specs, trainer.config)
+            baseline.use_threads(t)
+            baseline.step(x, labels)
+            row.enclave_only_by_threads[t] = median_seconds(lambda: baseline.step(x, labels),
+                                                            repeats)
+        row.enclave_only_s = row.enclave_only_by_threads[1]  # Slalom's baseline: one thread
         if inference:
             xi = np.ascontiguousarray(x[:INFER_ROWS])
             row.enclave_only_infer_s = median_seconds(lambda: baseline.predict(xi), repeats)
@@ -413,7 +461,8 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
         # unblinding factors offline costs O(B n m) in the enclave per slot.
         xi = np.ascontiguousarray(x[:INFER_ROWS])
         row.verify_infer_s = median_seconds(lambda: trainer.predict_proba(xi), repeats)
-        infer = veil.Inference(trainer, mode="private", device=device, batch_size=len(xi))
+        infer = veil.Inference(trainer, mode="private", device=device, batch_size=len(xi),
+                               threads=threads[-1])
         infer.precompute(batches=repeats + 1, batch_size=len(xi), verbose=0)
         infer.predict_proba(xi)
         row.private_infer_s = median_seconds(lambda: infer.predict_proba(xi), repeats)
@@ -462,6 +511,23 @@ def format_table(rows: List[Row]) -> str:
             f"{_fmt(r.verify_s):>8} {_fmt(r.verify_enclave_s):>8} {_fmt(r.verify_device_s):>8} | "
             f"{_ratio(r.ratios['enclave_only/verify']):>8} {_ratio(r.ratios['verify/insecure']):>8} "
             f"{100 * r.ratios['enclave_share']:>5.1f}% {_spread(r):>7}")
+    counts = sorted({t for r in rows for t in r.enclave_by_threads})
+    if len(counts) > 1:
+        lines.append("")
+        lines.append("the enclave's part of (c) by enclave threads (median ms per step), the "
+                     f"speed-up of {counts[-1]} threads over {counts[0]}, (b) on {counts[-1]} "
+                     "threads (ms), and the trace per step")
+        lines.append(f"{'width':>5} {'batch':>5} | " + " ".join(f"{f'T={t}':>8}" for t in counts)
+                     + f" | {'speed-up':>8} | {'(b) T=' + str(counts[-1]):>10} | "
+                     + " ".join(f"{k:>20}" for k in TRACE))
+        for r in rows:
+            by = r.enclave_by_threads
+            up = by[counts[0]] / by[counts[-1]] if counts[0] in by and counts[-1] in by else None
+            lines.append(f"{r.width:>5} {r.batch:>5} | "
+                         + " ".join(f"{_fmt(by.get(t)):>8}" for t in counts)
+                         + f" | {_ratio(up):>8} | "
+                         + f"{_fmt(r.enclave_only_by_threads.get(counts[-1])):>10} | "
+                         + " ".join(f"{r.trace.get(k, 0):>20.2f}" for k in TRACE))
     if any(r.private_infer_s for r in rows):
         lines.append("")
         lines.append(f"inference, {INFER_ROWS} rows: (d) private vs verify vs all inside the enclave")
@@ -533,7 +599,8 @@ def figure(rows: List[Row]):
 
 def run(quick: bool = False, widths: Optional[Sequence[int]] = None,
         batches: Optional[Sequence[int]] = None, device: str = "cpu", repeats: int = 3,
-        out: Optional[str] = None, enclave_only_max_width: int = 4096, echo=print) -> dict:
+        out: Optional[str] = None, enclave_only_max_width: int = 4096, echo=print,
+        threads: Optional[Sequence[int]] = None) -> dict:
     """Run the sweep, print the table, and write bench.json / bench.png into out."""
     widths = list(widths or (QUICK_WIDTHS if quick else FULL_WIDTHS))
     batches = list(batches or (QUICK_BATCHES if quick else FULL_BATCHES))
@@ -546,7 +613,8 @@ def run(quick: bool = False, widths: Optional[Sequence[int]] = None,
         for batch in batches:
             row = measure(width, batch, device=device, repeats=repeats,
                           enclave_only=width <= enclave_only_max_width,
-                          inference=batch == batches[0] and width <= INFER_MAX_WIDTH)
+                          inference=batch == batches[0] and width <= INFER_MAX_WIDTH,
+                          threads=threads)
             rows.append(row)
             echo(f"  measured width={width} batch={batch}: verify {1e3 * row.verify_s:.1f} ms, "
                  f"enclave share {100 * row.ratios['enclave_share']:.1f}%")

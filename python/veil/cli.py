@@ -186,6 +186,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
              "(default: 20)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where the untrusted matrix products run (default: %(default)s)")
+    parser.add_argument("--threads", type=_int_at_least(1), default=None,
+                        help="threads the enclave's passes run on; results are the same for any "
+                             "count (default: 1)")
     parser.add_argument("--seed", type=_int_at_least(0), default=0,
                         help="seed of the data split, initial weights and batch order "
                              "(default: %(default)s)")
@@ -357,14 +360,14 @@ def _run_train(args: argparse.Namespace) -> int:
     initial_path = os.path.join(out, "initial_weights.npz")
     if args.resume:
         trainer = veil.Trainer.resume(os.path.join(out, "checkpoint"), device=args.device,
-                                      sealing_key=sealing_key)
+                                      sealing_key=sealing_key, threads=args.threads)
         if trainer.model.layer_specs() != model.layer_specs():
             raise ValueError(f"--resume {args.resume}: the checkpoint holds "
                              f"{trainer.model!r}, not {model!r}")
     else:
         trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
                                lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, threads=args.threads)
         # Kept so that the float reference (also on resume) starts from veil's initial weights.
         initial_weights = trainer.export_weights()
         np.savez(initial_path, *initial_weights)
@@ -482,6 +485,10 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=_int_at_least(1), default=15,
                         help="steps per configuration; the median is reported (default: 15, since "
                              "step times on a shared machine vary by a quarter)")
+    parser.add_argument("--threads", type=_int_list, default=None, metavar="T1,T2,...",
+                        help="enclave thread counts to time (c) with; each row reports the "
+                             "enclave's part of a step per count and its speed-up over the first "
+                             "(default: 1 and the cores available)")
     parser.add_argument("--enclave-only-max-width", type=_int_at_least(1), default=4096,
                         help="skip baseline (b) above this width (it is slow by design)")
     parser.add_argument("--out", default=None, help="write bench.json and bench.png here")
@@ -512,7 +519,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         bench.run_conv(*args.conv, device=args.device, repeats=args.repeats, out=args.out)
         return EXIT_OK
     bench.run(quick=args.quick, widths=args.widths, batches=args.batches, device=args.device,
-              repeats=args.repeats, out=args.out,
+              repeats=args.repeats, out=args.out, threads=args.threads,
               enclave_only_max_width=args.enclave_only_max_width)
     return EXIT_OK
 
@@ -542,6 +549,9 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
              "quantized activations (default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where the untrusted matrix products run (default: %(default)s)")
+    parser.add_argument("--threads", type=_int_at_least(1), default=None,
+                        help="threads the enclave's passes run on; results are the same for any "
+                             "count (default: 1)")
     parser.add_argument("--batch-size", type=_int_at_least(1), default=64,
                         help="samples per batch (and per precomputed slot) (default: %(default)s)")
     parser.add_argument("--frac-weights", type=_int_at_least(0), default=10, metavar="F",
@@ -599,7 +609,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     saved = load_model(args.model)
     X, y, source = _predict_inputs(saved, args)
     infer = Inference(saved, mode=args.mode, device=args.device,
-                      frac_weights=args.frac_weights, batch_size=args.batch_size)
+                      frac_weights=args.frac_weights, batch_size=args.batch_size,
+                      threads=args.threads)
     if args.mode == "private":
         slots = -(-len(X) // args.batch_size)
         stored = infer.precompute(batches=slots, verbose=0 if args.quiet else 1)

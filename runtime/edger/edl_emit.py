@@ -45,6 +45,8 @@ def ret_spelled(f: Function) -> str:
 def field_type(d: Decl) -> str:
     """A by-value parameter's type inside an args struct (const dropped, so the
     struct stays assignable)."""
+    if d.user_check:  # a pointer value: its constness stays with it
+        return d.type.spelled()
     return d.type.base + "*" * d.type.ptr
 
 

@@ -111,7 +111,6 @@ KEYWORDS = {
 } | set(SIMPLE_TYPES)
 
 UNSUPPORTED_ATTRIBUTES = {
-    "user_check": "[user_check] passes raw pointers across the boundary; veil never does",
     "isptr": "[isptr] (foreign pointer typedefs) is not supported",
     "isary": "[isary] (foreign array typedefs) is not supported",
     "wstring": "[wstring] is not supported; use [in, string] char*",
@@ -173,6 +172,7 @@ class Attrs:
     is_in: bool = False
     is_out: bool = False
     string: bool = False
+    user_check: bool = False  # the pointer crosses as a value; nothing is copied
     size: Optional[SizeRef] = None
     count: Optional[SizeRef] = None
 
@@ -191,7 +191,12 @@ class Decl:
 
     @property
     def is_buffer(self) -> bool:
-        return self.type.ptr > 0 or bool(self.dims)
+        """Marshalled as a buffer; a [user_check] pointer is passed by value."""
+        return (self.type.ptr > 0 or bool(self.dims)) and not self.user_check
+
+    @property
+    def user_check(self) -> bool:
+        return self.attrs is not None and self.attrs.user_check
 
 
 @dataclass
@@ -600,7 +605,7 @@ class Parser:
             name = tok.value
             if name in UNSUPPORTED_ATTRIBUTES:
                 raise self.error(UNSUPPORTED_ATTRIBUTES[name], tok)
-            if name not in ("in", "out", "string", "size", "count"):
+            if name not in ("in", "out", "string", "size", "count", "user_check"):
                 raise self.error(f"unknown attribute '{name}'", tok)
             if name in seen:
                 raise self.error(f"attribute '{name}' given twice", tok)
@@ -611,6 +616,8 @@ class Parser:
                 attrs.is_out = True
             elif name == "string":
                 attrs.string = True
+            elif name == "user_check":
+                attrs.user_check = True
             else:
                 self.expect("=", f"after '{name}'")
                 val = self.next()
@@ -704,6 +711,14 @@ class Parser:
 
     def check_param(self, f: Function, p: Decl) -> None:
         t, a = p.type, p.attrs
+        if p.user_check:
+            # As in oeedger8r: the pointer value crosses, never the data; so no
+            # direction, size or count, and only a plain pointer.
+            if a.is_in or a.is_out or a.string or a.size or a.count:
+                raise self.fail(a.line, f"[user_check] parameter '{p.name}' takes no other attribute")
+            if t.ptr != 1 or p.dims:
+                raise self.fail(a.line, f"[user_check] parameter '{p.name}' must be a plain pointer")
+            return
         if not p.is_buffer:
             if a is not None:
                 raise self.fail(a.line, f"attributes are only allowed on pointer and array parameters ('{p.name}')")
@@ -718,7 +733,7 @@ class Parser:
             raise self.fail(
                 (a.line if a else p.line),
                 f"pointer parameter '{p.name}' of '{f.name}' needs a direction: "
-                "[in], [out] or [in, out] ([user_check] is not supported)",
+                "[in], [out], [in, out] or [user_check]",
             )
         if a.is_out and t.const:
             raise self.fail(a.line, f"[out] parameter '{p.name}' must not be const")

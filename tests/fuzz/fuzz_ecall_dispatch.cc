@@ -26,6 +26,21 @@ namespace {
 constexpr size_t kMaxCalls = 16;
 constexpr uint32_t kMaxOutput = 1u << 20;
 
+// [user_check] pointers (veil.edl: x of ecall_train_step and ecall_predict) cross
+// as values: the host lends its own memory, and a host that lends a wild pointer
+// only crashes itself (denial of service, outside the threat model). The harness
+// lends a real buffer of the count the call states, or NULL when that is too big,
+// which the enclave must refuse.
+template <class Args>
+void lend_x(std::vector<uint8_t>& in, std::vector<double>& x) {
+  Args args;
+  if (in.size() < sizeof args) return;
+  std::memcpy(&args, in.data(), sizeof args);
+  x.assign(args.x_count <= (1u << 20) ? args.x_count : 0, 0.25);
+  args.x = x.empty() ? nullptr : x.data();
+  std::memcpy(in.data(), &args, sizeof args);
+}
+
 uint32_t read_le(const uint8_t* p, size_t n) {
   uint32_t v = 0;
   for (size_t i = 0; i < n; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
@@ -72,6 +87,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     data += in_size;
     size -= in_size;
     if (flags & 1) patch_session(in, session.id());
+    // A lent worker stays in the enclave until its session closes: a harness on
+    // one thread cannot lend one (tests/cpp cover ecall_worker).
+    if (id == veil_fcn_id_ecall_worker) continue;
+    std::vector<double> x;
+    if (id == veil_fcn_id_ecall_train_step) lend_x<ecall_train_step_args_t>(in, x);
+    if (id == veil_fcn_id_ecall_predict) lend_x<ecall_predict_args_t>(in, x);
     // Exactly sized heap buffers: AddressSanitizer sees any access past them.
     std::vector<uint8_t> out(out_size);
     size_t written = 0;

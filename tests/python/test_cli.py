@@ -122,6 +122,21 @@ def test_train_quiet_without_float_prints_only_the_summary(tmp_path):
     assert match and match.group(2) == "nan"
 
 
+def test_train_threads_change_nothing_but_the_threads(tmp_path):
+    runs = []
+    for threads in ("1", "3"):
+        out = tmp_path / f"run{threads}"
+        result = run_veil("train", "--layers", "64-32-10", "--epochs", "1", "--device", "cpu",
+                          "--quiet", "--threads", threads, "--out", str(out), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        epochs = json.loads((out / "history.json").read_text())["epochs"]
+        runs.append((result.stdout, [{k: v for k, v in e.items() if k != "seconds"}
+                                     for e in epochs]))
+    assert runs[0] == runs[1]
+    result = run_veil("train", "--threads", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "--threads" in result.stderr
+
+
 def test_plot_history_writes_a_png(tmp_path):
     from veil._plotting import plot_history
 

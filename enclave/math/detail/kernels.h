@@ -42,6 +42,7 @@ struct ForwardPlan {
   // null when a_next may exceed the vector kernels' float64 bound (2^23),
   // never when next_dots is set with a_next_narrow.
   const double* next_limbs = nullptr;
+  std::size_t row_begin = 0;  // the kernel runs rows [row_begin, args.rows) (parallel.h)
 };
 
 /** A validated backward pass with its derived constants. */
@@ -50,6 +51,7 @@ struct BackwardPlan {
   double inv_scale;
   double two_f;
   Quantizer qz;
+  std::size_t row_begin = 0;
 };
 
 struct Kernels {

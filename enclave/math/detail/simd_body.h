@@ -90,6 +90,9 @@ inline Status first_fault(const double* x, std::size_t len, std::size_t row, std
 // Checks x[0..len) (one chunk of row `row`, starting at column col0), adds
 // x . s mod q to *sum and, if kStoreZ, writes zb[k] = x[k] * inv and, if
 // kMask too, mb[k] = relu_mask_of(zb[k]) while z is still in a register.
+// Each element of x is loaded once (only a fault's location is looked up
+// again), so x may be host memory the host rewrites meanwhile: what is
+// checked is what zb holds.
 template <bool kStoreZ, bool kMask = false>
 VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint64_t* s,
                                                std::size_t len, double inv, double* zb,
@@ -112,10 +115,11 @@ VEIL_SIMD_TARGET inline Status check_dot_chunk(const double* x, const std::uint6
   if (V::any(bad)) return first_fault(x, len, row, col0);
   DotAccumulator tail;
   for (; k < len; ++k) {
-    const Fault f = classify(x[k]);
+    const double xk = x[k];  // one load: x may be host memory (docs/design.md §5)
+    const Fault f = classify(xk);
     if (f != Fault::none) return Status::at(f, row, col0 + k);
-    tail.add(x[k], s[k]);
-    if (kStoreZ) zb[k] = x[k] * inv;
+    tail.add(xk, s[k]);
+    if (kStoreZ) zb[k] = xk * inv;
     if (kMask) mb[k] = relu_mask_of(zb[k]);
   }
   *sum = FieldQ::add(*sum, FieldQ::add(rowdot_value(acc), tail.value()));
@@ -554,11 +558,12 @@ VEIL_SIMD_TARGET std::size_t simd_quantize(const double* x, std::size_t rows, st
       }
     }
     for (; k < cols; ++k) {
-      const double q = quantize_input(xr[k], two_f_s, qz, &sat);
+      const double xv = xr[k];  // one load: x may be host memory (docs/design.md §5)
+      const double q = quantize_input(xv, two_f_s, qz, &sat);
       orow[k] = static_cast<TOut>(q);
       if (stats != nullptr) {
         stats_note(q, &rs.row_tail, &rs.max_tail, col != nullptr ? col + k : nullptr);
-        non_finite += !is_finite(xr[k]);
+        non_finite += !is_finite(xv);
       }
     }
     if (stats != nullptr) stats_end_row(rs, stats);
@@ -583,7 +588,7 @@ VEIL_SIMD_TARGET PassResult forward_into(const ForwardPlan& p, TOut* a_next) {
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.cols);
   const bool dots = a.next_dots[0] != nullptr;
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     const double* zr = a.z + i * a.ld_z;
     double* zo = a.z_real != nullptr ? a.z_real + i * a.ld_z_real : nullptr;
     std::uint8_t* mo = a.relu_mask != nullptr ? a.relu_mask + i * a.ld_relu_mask : nullptr;
@@ -671,16 +676,17 @@ VEIL_SIMD_TARGET PassResult simd_forward(const ForwardPlan& p) {
 template <class TOut>
 VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) {
   const BackwardArgs& a = p.args;
-  const VD vinv = V::dup(p.inv_scale), two_f = V::dup(p.two_f);
+  const VD two_f = V::dup(p.two_f);
   const VD lim = V::dup(p.qz.limit), nlim = V::dup(-p.qz.limit);
   const VD lim1 = V::dup(p.qz.limit1), nlim1 = V::dup(-p.qz.limit1);
+  alignas(64) double xbuf[kChunk];  // the chunk of dA * 2^-scale, as checked
   PassResult res;
   Status mismatch;
   std::size_t sat = 0;  // a local, not res.saturated: stores to outputs could alias it
   OperandStats* stats = dz_prev != nullptr ? a.dz_stats : nullptr;
   double* col_l1 = stats != nullptr ? stats->col_l1 : nullptr;
   stats_begin(stats, a.out_cols);
-  for (std::size_t i = 0; i < a.rows; ++i) {
+  for (std::size_t i = p.row_begin; i < a.rows; ++i) {
     const double* xr = a.da + i * a.ld_da;
     // The derivative's input: the previous layer's z, or its relu mask.
     const double* zp = dz_prev != nullptr && a.z_prev != nullptr ? a.z_prev + i * a.ld_z_prev
@@ -693,16 +699,21 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
     std::uint64_t sum = 0;
     for (std::size_t c0 = 0; c0 < a.cols; c0 += kChunk) {
       const std::size_t len = a.cols - c0 < kChunk ? a.cols - c0 : kChunk;
-      const Status st = check_dot_chunk<false>(xr + c0, a.t + c0, len, 0.0, nullptr, i, c0, &sum);
+      // The gradient is taken from the values checked (xbuf), never from dA again.
+      const bool emits = go != nullptr && c0 < a.out_cols;
+      const Status st = emits ? check_dot_chunk<true>(xr + c0, a.t + c0, len, p.inv_scale, xbuf, i,
+                                                     c0, &sum)
+                              : check_dot_chunk<false>(xr + c0, a.t + c0, len, 0.0, nullptr, i,
+                                                      c0, &sum);
       if (!st.ok()) {
         res.status = st;
         res.saturated = sat;
         return res;
       }
-      if (go == nullptr || c0 >= a.out_cols) continue;
+      if (!emits) continue;
       // The chunk is in L1 now: emit the gradient columns of this chunk.
       const std::size_t olen = a.out_cols - c0 < len ? a.out_cols - c0 : len;
-      const double* x = xr + c0;
+      const double* x = xbuf;  // dA * 2^-scale
       const double* zc = zp != nullptr ? zp + c0 : nullptr;
       const std::uint8_t* mc = mp != nullptr ? mp + c0 : nullptr;
       TOut* out = go + c0;
@@ -711,7 +722,7 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
       if (is_piecewise_linear(a.act)) {
         const bool relu = a.act == Activation::relu;
         for (; k + V::W <= olen; k += V::W) {
-          VD y = V::mul(V::mul(V::load(x + k), vinv), two_f);
+          VD y = V::mul(V::load(x + k), two_f);
           if (relu) {
             const VM pos =
                 mc != nullptr ? V::load_bytes(mc + k) : V::gt(V::load(zc + k), V::zero());
@@ -723,7 +734,7 @@ VEIL_SIMD_TARGET PassResult backward_into(const BackwardPlan& p, TOut* dz_prev) 
         }
       }
       for (; k < olen; ++k) {
-        const double y = x[k] * p.inv_scale * p.two_f;
+        const double y = x[k] * p.two_f;
         const double g =
             mc != nullptr ? gradient_masked(y, mc[k]) : gradient_scaled(a.act, y, zc[k]);
         const double q = quantize_scaled(g, p.qz, &sat);

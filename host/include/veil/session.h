@@ -3,9 +3,13 @@
  * @file session.h
  * @brief A session: one protocol instance inside an enclave, with its own secrets.
  */
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace veil {
 
@@ -19,6 +23,12 @@ struct SessionStats {
   uint64_t saturated = 0;      ///< values clipped while quantizing
   int32_t lr_exp = 0;          ///< current learning-rate exponent k (rate 2^-k)
   bool aborted = false;        ///< true after an integrity failure
+  uint32_t threads = 1;        ///< threads the session's passes run on (use_threads)
+  // A trace of what steps cost beyond their passes:
+  uint64_t limb_splits = 0;        ///< limb products (an operand split for exactness)
+  uint64_t max_abs_refreshes = 0;  ///< max |M| asked of the device (an O(n m) scan)
+  uint64_t update_operands_sent = 0;  ///< operands updates carried (not kept from a product)
+  uint64_t audits = 0;             ///< weights read back and checked (O(n m) each)
 };
 
 /**
@@ -41,6 +51,16 @@ class Session {
   /** The enclave's counters for this session. */
   SessionStats stats() const;
 
+  /**
+   * Run the session's passes on `threads` threads: the calling one and
+   * threads - 1 host threads lent to the enclave (they enter it and stay until
+   * the session closes; docs/design.md §5). Results are bit-identical for any
+   * count. Capped at limits::max_threads; lending only grows (a smaller count
+   * than already lent changes nothing). Returns once the lent threads are
+   * parked, so the next call uses them all.
+   */
+  void use_threads(unsigned threads);
+
  protected:
   /** Throw the veil::Error matching a bridge result and an enclave status. */
   [[noreturn]] void raise(const char* call, int oe_result, int status) const;
@@ -52,6 +72,8 @@ class Session {
  private:
   Enclave& enclave_;
   uint64_t id_ = 0;
+  std::vector<std::thread> workers_;
+  std::shared_ptr<std::atomic<unsigned>> workers_gone_;  // lent threads whose ecall returned
 };
 
 }  // namespace veil

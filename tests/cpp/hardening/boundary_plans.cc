@@ -2,8 +2,10 @@
 // boundary_harness.h): each plan brings the case's session to the state the
 // ecall needs and returns arguments with which the call succeeds. The model is
 // the one test_bridge.cc uses: 8 features -> 16 (ReLU) -> 4 classes, batches of 8.
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -146,6 +148,18 @@ uint64_t checkpoint_size(Harness& h, uint64_t session) {
 Call open_session(Harness&) { return Call{}; }
 
 Call close_session(Harness& h) { return session_call(h.session()); }
+
+// A lent thread returns once its session closes: close a session of its own
+// from another thread a little later.
+Call worker(Harness& h) {
+  const uint64_t session = h.open_session();
+  std::thread([enclave = h.enclave(), session] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int rc = VEIL_OK;
+    (void)ecall_close_session(enclave, &rc, session);
+  }).detach();
+  return session_call(session);
+}
 
 Call get_info(Harness&) { return Call{}; }
 
@@ -333,6 +347,7 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
   static const std::vector<std::pair<std::string, Plan>> table = {
       {"ecall_open_session", &open_session},
       {"ecall_close_session", &close_session},
+      {"ecall_worker", &worker},
       {"ecall_get_info", &get_info},
       {"ecall_last_error", &last_error},
       {"ecall_session_stats", &session_stats},

@@ -23,10 +23,25 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def lent_count(f, p) -> str:
+    """veil.edl's convention: a [user_check] pointer p holds p_count elements."""
+    name = f"{p.name}_count"
+    if f.param(name) is None:
+        fail(f"{f.name}: [user_check] parameter '{p.name}' needs a by-value '{name}'")
+    return name
+
+
+def is_pointer(p) -> bool:
+    """A marshalled buffer or a [user_check] pointer: both get a host buffer here."""
+    return p.is_buffer or p.user_check
+
+
 def count_params(f) -> List[str]:
     """By-value parameters that size a buffer, in declaration order."""
     names = []
     for p in f.params:
+        if p.user_check:
+            names.append(lent_count(f, p))
         if not p.is_buffer or p.attrs is None:
             continue
         for ref in (p.attrs.size, p.attrs.count):
@@ -48,6 +63,8 @@ def byte_count(f, p, count_expr) -> str:
     """C++ expression for the bytes the bridge copies for buffer parameter p;
     count_expr(name) spells the value of the by-value parameter `name`."""
     a = p.attrs
+    if p.user_check:
+        return f"times({count_expr(lent_count(f, p))}, sizeof({p.type.base}))"
     if p.dims:
         total = 1
         for d in p.dims:
@@ -79,23 +96,23 @@ def invoke_function(f) -> List[str]:
         "  (void)call, (void)change, (void)changed;  // an ecall without arguments uses none",
     ]
     for p in f.params:
-        if not p.is_buffer:
+        if not is_pointer(p):
             t = scalar_type(f, p)
             out.append(f"  const {t} {p.name} = scalar<{t}>(call, change, changed, \"{p.name}\");")
     for p in f.params:
-        if not p.is_buffer:
+        if not is_pointer(p):
             continue
         if len(p.dims) > 1:
             fail(f"{f.name}: multi-dimensional array parameter '{p.name}' is not supported yet")
         null = f"change == Change::kNull && changed == \"{p.name}\""
         size = byte_count(f, p, lambda name: f"static_cast<uint64_t>({name})")
-        if p.attrs.is_in:
+        if p.attrs.is_in or p.user_check:  # a lent pointer carries input (veil.edl)
             out.append(f"  Buffer {p.name}_buffer =")
             out.append(f"      in_buffer(call, change, {null}, \"{p.name}\", {size});")
         else:
             out.append(f"  Buffer {p.name}_buffer = out_buffer({null}, {size});")
     args = ["h.enclave()", "&status"] + [
-        (f"{p.name}_buffer.as<{pointee(p)}>()" if p.is_buffer else p.name) for p in f.params
+        (f"{p.name}_buffer.as<{pointee(p)}>()" if is_pointer(p) else p.name) for p in f.params
     ]
     out += [
         "  int status = -1;",
@@ -111,7 +128,7 @@ def default_call(f) -> List[str]:
     counts = count_params(f)
     out = [f"Call default_{f.name}(Harness& h) {{", "  Call call;"]
     for p in f.params:
-        if p.is_buffer:
+        if is_pointer(p):
             continue
         if is_session(p):
             value = "static_cast<int64_t>(h.session())"
@@ -119,7 +136,7 @@ def default_call(f) -> List[str]:
             value = "1" if p.name in counts else "0"  # a count of 1 makes NULL a real error
         out.append(f"  call.scalars[\"{p.name}\"] = {value};")
     for p in f.params:
-        if p.is_buffer and p.attrs.is_in:
+        if is_pointer(p) and (p.user_check or p.attrs.is_in):
             size = byte_count(f, p, lambda name: f"static_cast<uint64_t>(call.scalars[\"{name}\"])")
             out.append(f"  call.inputs[\"{p.name}\"].assign({size}, 0);")
     out += ["  (void)h;", "  return call;", "}", ""]
@@ -161,7 +178,7 @@ def generate(edl) -> dict:
         session = "true" if any(is_session(p) for p in f.params) else "false"
         cc.append(f"      {{\"{f.name}\", Change::kNone, \"\", {session}}},")
         for p in f.params:
-            if p.is_buffer:
+            if is_pointer(p):
                 cc.append(f"      {{\"{f.name}\", Change::kNull, \"{p.name}\", {session}}},")
         for c in count_params(f):
             cc.append(f"      {{\"{f.name}\", Change::kCountUp, \"{c}\", {session}}},")

@@ -690,18 +690,17 @@ TEST_F(RawBuffers, TruncatedOrPaddedBuffersAreRefused) {
   const size_t h = header(sizeof(ecall_train_step_args_t));
   ecall_train_step_args_t args{};
   args.session = s;
-  args._p_x = 1;
-  args.x_count = kMaxBatch * kFeatures;
+  // x crosses as a pointer ([user_check]): only labels travel in the buffer.
+  std::vector<double> x(kMaxBatch * kFeatures, 0.5);
+  args.x = x.data();
+  args.x_count = x.size();
   args._p_labels = 1;
   args.batch = kMaxBatch;
   args._p_result = 1;
-  const size_t x_bytes = header(args.x_count * sizeof(double));
   const size_t y_bytes = header(args.batch * sizeof(int32_t));
   const size_t out_size = h + header(sizeof(veil_step_result_t));
-  std::vector<uint8_t> in(h + x_bytes + y_bytes);
+  std::vector<uint8_t> in(h + y_bytes);
   std::memcpy(in.data(), &args, sizeof args);
-  std::vector<double> x(args.x_count, 0.5);
-  std::memcpy(in.data() + h, x.data(), x.size() * sizeof(double));
   EXPECT_EQ(call(veil_fcn_id_ecall_train_step, in, out_size), OE_OK) << "the well-formed call";
 
   std::vector<uint8_t> shorter(in.begin(), in.end() - 16);
@@ -714,14 +713,14 @@ TEST_F(RawBuffers, TruncatedOrPaddedBuffersAreRefused) {
   EXPECT_EQ(call(veil_fcn_id_ecall_train_step, stub, out_size), OE_BUFFER_TOO_SMALL);
 
   ecall_train_step_args_t wrapped = args;
-  wrapped.x_count = std::numeric_limits<size_t>::max() / 2;
+  wrapped.batch = std::numeric_limits<size_t>::max() / 2;
   std::vector<uint8_t> overflow(in);
   std::memcpy(overflow.data(), &wrapped, sizeof wrapped);
   EXPECT_EQ(call(veil_fcn_id_ecall_train_step, overflow, out_size), OE_INTEGER_OVERFLOW);
 
   // Pointer flags cleared while counts stay: the enclave sees NULL with a count.
   ecall_train_step_args_t nulls = args;
-  nulls._p_x = 0;
+  nulls.x = nullptr;
   nulls._p_labels = 0;
   std::vector<uint8_t> bare(h);
   std::memcpy(bare.data(), &nulls, sizeof nulls);

@@ -17,9 +17,9 @@ HEADER = 'enclave {\n    trusted {\n        public void ecall_ok(int x);\n    };
 
 # (name, EDL text, expected line, regex the message must contain)
 REJECTED = [
-    ("user_check",
-     HEADER + "    untrusted {\n        void ocall_raw([user_check] void* p);\n    };\n};\n",
-     6, r"user_check"),
+    ("user_check_with_direction",
+     HEADER + "    untrusted {\n        void ocall_raw([user_check, in] double* p);\n    };\n};\n",
+     6, r"\[user_check\] parameter 'p' takes no other attribute"),
     ("no_direction",
      HEADER + "    untrusted {\n        void ocall_raw(uint8_t* p, size_t n);\n    };\n};\n",
      6, r"needs a direction"),
