@@ -232,17 +232,10 @@ def measure_conv(channels: int, side: int, batch: int, device: str = "cpu",
     trainer = veil.Trainer(model, device=device, lr=2.0 ** -lr_exp, seed=0, batch_size=batch)
     weights = trainer.export_weights()
     trainer.train_step(x, y)  # warm-up
-    times, splits, transfers = [], [], []
-    device_object = trainer.python_device
+    timer = _VerifyTimer(trainer, x, y)
     for _ in range(repeats):
-        trainer.reset_timing()
-        moved = getattr(device_object, "transfer_seconds", 0.0)
-        start = time.perf_counter()
-        trainer.train_step(x, y)
-        times.append(time.perf_counter() - start)
-        splits.append(trainer.timing())
-        transfers.append(getattr(device_object, "transfer_seconds", 0.0) - moved)
-    i = int(np.argsort(times)[len(times) // 2])
+        timer.step()
+    times, (verify_s, split, transfer) = timer.times, timer.median()
     xp = np
     if trainer.device_name == "cuda":
         import cupy as xp  # noqa: F811
@@ -251,12 +244,11 @@ def measure_conv(channels: int, side: int, batch: int, device: str = "cpu",
     insecure.step(xf, yl)
     insecure_spread: List[float] = []
     insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats, insecure_spread)
-    split = splits[i]
     enclave_only_s = _conv_enclave_only_s(model, trainer.config, x.reshape(batch, -1), repeats)
     row = ConvRow(channels=channels, side=side, batch=batch, insecure_s=insecure_s,
-                  enclave_only_s=enclave_only_s, verify_s=times[i], verify_enclave_s=split["enclave"],
-                  verify_device_s=split["device"] - transfers[i],
-                  verify_transfer_s=transfers[i],
+                  enclave_only_s=enclave_only_s, verify_s=verify_s, verify_enclave_s=split["enclave"],
+                  verify_device_s=split["device"] - transfer,
+                  verify_transfer_s=transfer,
                   spreads={"insecure": insecure_spread[0], "verify": spread(times)})
     row.ratios = {"verify/insecure": row.verify_s / row.insecure_s,
                   "enclave_share": row.verify_enclave_s / row.verify_s,
@@ -364,6 +356,33 @@ def gemm_throughput(size: int = 1024, repeats: int = 3) -> Dict[str, float]:
 _NARROWER_KNOBS = ({}, {"frac_act": 7}, {"frac_act": 6})
 
 
+class _VerifyTimer:
+    """Times verify steps of one trainer on one batch: wall seconds, the time split and
+    the device's copy seconds of each step."""
+
+    def __init__(self, trainer: "veil.Trainer", x, y) -> None:
+        self.trainer, self.x, self.y = trainer, x, y
+        self.times: List[float] = []
+        self.splits: List[dict] = []
+        self.transfers: List[float] = []
+
+    def step(self) -> None:
+        device = self.trainer.python_device
+        self.trainer.reset_timing()
+        # Devices that move data (CUDA) report their copy time; host devices move none.
+        moved = getattr(device, "transfer_seconds", 0.0)
+        start = time.perf_counter()
+        self.trainer.train_step(self.x, self.y)
+        self.times.append(time.perf_counter() - start)
+        self.splits.append(self.trainer.timing())
+        self.transfers.append(getattr(device, "transfer_seconds", 0.0) - moved)
+
+    def median(self):
+        """(seconds, time split, copy seconds) of the median step."""
+        i = int(np.argsort(self.times)[len(self.times) // 2])
+        return self.times[i], self.splits[i], self.transfers[i]
+
+
 def _trainer_within_budget(width: int, batch: int, device: str, lr_exp: int, threads: int):
     """The default Trainer, or the first narrower one the enclave accepts."""
     for knobs in _NARROWER_KNOBS:
@@ -405,25 +424,11 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     weights = trainer.export_weights()
     trainer.train_step(x, y)  # warm-up
     traced = {k: trainer.stats()[k] for k in TRACE}
-    verify_times, splits, transfers = [], [], []
-    device_object = trainer.python_device
-
-    def verify_step():
-        trainer.reset_timing()
-        moved = getattr(device_object, "transfer_seconds", 0.0)
-        start = time.perf_counter()
-        trainer.train_step(x, y)
-        verify_times.append(time.perf_counter() - start)
-        splits.append(trainer.timing())
-        # Devices that move data (CUDA) report their copy time; host devices move none.
-        transfers.append(getattr(device_object, "transfer_seconds", 0.0) - moved)
-
-    by_threads = _enclave_by_threads(others, x, y, repeats, verify_step)
+    timer = _VerifyTimer(trainer, x, y)
+    by_threads = _enclave_by_threads(others, x, y, repeats, timer.step)
     trace = {k: (trainer.stats()[k] - traced[k]) / repeats for k in TRACE}
     del others
-    i = int(np.argsort(verify_times)[len(verify_times) // 2])
-    split = splits[i]
-    transfer = transfers[i]
+    verify_times, (verify_s, split, transfer) = timer.times, timer.median()
 
     xp = np
     if trainer.device_name == "cuda":
@@ -437,11 +442,11 @@ def measure(width: int, batch: int, device: str = "cpu", repeats: int = 3,
     insecure_s = median_seconds(lambda: insecure.step(xf, yl), repeats, insecure_spread)
 
     row = Row(width=width, batch=batch, knobs=narrowed, insecure_s=insecure_s, enclave_only_s=None,
-              verify_s=verify_times[i], verify_enclave_s=split["enclave"],
+              verify_s=verify_s, verify_enclave_s=split["enclave"],
               verify_device_s=split["device"] - transfer, verify_transfer_s=transfer,
               spreads={"insecure": insecure_spread[0], "verify": spread(verify_times)},
               enclave_by_threads=by_threads, trace=trace)
-    row.enclave_by_threads[threads[-1]] = statistics.median(s["enclave"] for s in splits)
+    row.enclave_by_threads[threads[-1]] = statistics.median(s["enclave"] for s in timer.splits)
     specs = [(w.shape[0] - 1, w.shape[1], 1 if k < 2 else 0) for k, w in enumerate(weights)]
     labels = np.ascontiguousarray(y, dtype=np.int32)
     if enclave_only:
