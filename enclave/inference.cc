@@ -455,13 +455,10 @@ int Inference::precompute(Session& session, uint32_t rows, uint8_t* sealed, size
 // U = R W_q mod p_b for the R in r_, in blocks of R's rows run by parallel_for
 // on whatever threads the session has lent (math/parallel.h). The GEMM is exact,
 // so U is the same for every partition; blocks of at least 32 rows keep its
-// tiles full, and at most kMaxBlocks of them bound the work buffers.
+// tiles full.
 math::Status Inference::correction(const Layer& l, size_t rows, uint64_t* u) {
   const size_t in = l.n + 1;
-  math::RowBlocks blocks;
-  blocks.rows = rows;
-  blocks.per_block = std::max<size_t>(32, (rows + math::kMaxBlocks - 1) / math::kMaxBlocks);
-  blocks.count = (rows + blocks.per_block - 1) / blocks.per_block;
+  const math::RowBlocks blocks = math::row_blocks(rows, in, 32);
   gemm_work_.resize(blocks.count);
   for (auto& work : gemm_work_) work.resize(math::correction_work_doubles(blocks.per_block, in));
   math::Status status[math::kMaxBlocks];

@@ -198,8 +198,7 @@ void Training::allocate_buffers() {
   next_scratch_.resize(6 * widest);
   // Sized once for the largest layer: a vector that shrank for the narrow
   // output layer would zero megabytes again each time it grew back.
-  for (std::vector<double>* buffer : {&device_out_, &grad_real_})
-    buffer->resize(max_batch * widest_matrix);
+  grad_real_.resize(max_batch * widest_matrix);  // device_out_ grows when a product needs it
   conv_tensor_.resize(max_batch * widest_tensor);
   expected_.resize(max_batch * most_rows);
   row_mod_.resize(max_batch * most_rows);

@@ -260,7 +260,7 @@ class Training final : public Protocol {
   std::vector<double> grad_real_;           // real gradients before quantization
   HostBuffer result_;                       // host memory the device's results land in
   HostBuffer sent_[2];                      // and the operands go out in: A (0), dZ (1)
-  std::vector<double> device_out_;          // their enclave copy, on the limb path
+  std::vector<double> device_out_;          // their enclave copy, on the limb and conv paths
   std::vector<double> limb_;                // real values of the rare paths
   std::vector<double> scratch_;
   std::vector<double> scratch_growth_;      // each layer's update growth, in a step

@@ -18,10 +18,11 @@ thread_local WorkerPool* t_pool = nullptr;
 
 }  // namespace
 
-RowBlocks row_blocks(std::size_t rows, std::size_t row_elems) noexcept {
+RowBlocks row_blocks(std::size_t rows, std::size_t row_elems, std::size_t min_rows) noexcept {
   const std::size_t by_count = (rows + kMaxBlocks - 1) / kMaxBlocks;
   const std::size_t elems = row_elems > 0 ? row_elems : 1;
-  const std::size_t by_size = (kMinBlockElements + elems - 1) / elems;
+  std::size_t by_size = (kMinBlockElements + elems - 1) / elems;
+  if (by_size < min_rows) by_size = min_rows;
   const std::size_t per_block = by_count > by_size ? by_count : by_size;
   return RowBlocks{rows, per_block, (rows + per_block - 1) / per_block};
 }

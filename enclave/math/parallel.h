@@ -41,10 +41,11 @@ struct RowBlocks {
 
 /**
  * The partition of `rows` rows of `row_elems` elements each: at most
- * kMaxBlocks blocks of at least about 16 Ki elements (smaller blocks cost
- * more to hand out than they save). A function of the shape only.
+ * kMaxBlocks blocks of at least about 16 Ki elements and min_rows rows
+ * (smaller blocks cost more to hand out than they save). A function of the
+ * shape only.
  */
-RowBlocks row_blocks(std::size_t rows, std::size_t row_elems) noexcept;
+RowBlocks row_blocks(std::size_t rows, std::size_t row_elems, std::size_t min_rows = 1) noexcept;
 
 /** What a block runs: body(context, block). */
 using BlockBody = void (*)(void* context, std::size_t block);

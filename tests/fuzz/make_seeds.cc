@@ -120,18 +120,24 @@ void dispatch_seeds(const std::string& dir) {
   ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, &step);
   save("training-mse");
 
-  for (int32_t mode : {1, 0}) {
+  // An inference session of the two layers with fixed weights; head_layers > 0
+  // trains the last ones in the enclave (private fine-tuning).
+  std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
+  auto start_inference = [&](int32_t mode, uint32_t head_layers) {
     veil_inference_config_t ic{};
     ic.layer_count = 2;
     ic.mode = mode;
-    ic.loss = 0;
     ic.frac_act = 8;
     ic.frac_weights = 10;
     ic.act_clip = 64;
+    ic.head_layers = head_layers;
+    ic.head_lr = head_layers > 0 ? 0.25 : 0.0;
     ecall_inference_init(kNoEnclave, &rc, s, &ic, layers.data(), layers.size());
-    std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
     ecall_inference_load_layer(kNoEnclave, &rc, s, 0, w0.data(), w0.size());
     ecall_inference_load_layer(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
+  };
+  for (int32_t mode : {1, 0}) {
+    start_inference(mode, 0);
     std::vector<uint8_t> sealed;
     if (mode == 1) {
       // 24-byte header, 6 bytes per masked value, 16-byte tag, per layer.
@@ -147,18 +153,7 @@ void dispatch_seeds(const std::string& dir) {
   }
 
   {  // Private fine-tuning: layer 0 frozen, layer 1 trained in the enclave.
-    veil_inference_config_t ic{};
-    ic.layer_count = 2;
-    ic.mode = 1;
-    ic.frac_act = 8;
-    ic.frac_weights = 10;
-    ic.act_clip = 64;
-    ic.head_layers = 1;
-    ic.head_lr = 0.25;
-    ecall_inference_init(kNoEnclave, &rc, s, &ic, layers.data(), layers.size());
-    std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
-    ecall_inference_load_layer(kNoEnclave, &rc, s, 0, w0.data(), w0.size());
-    ecall_inference_load_layer(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
+    start_inference(1, 1);
     std::vector<uint8_t> sealed(24 + 6 * rows * hidden + 16);  // the frozen layer only
     ecall_inference_precompute(kNoEnclave, &rc, s, rows, sealed.data(), sealed.size());
     ecall_inference_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows,
@@ -211,7 +206,6 @@ void dispatch_seeds(const std::string& dir) {
     ecall_inference_init(kNoEnclave, &rc, s, nullptr, layers.data(), layers.size());
     ecall_inference_init(kNoEnclave, &rc, s, &ic, nullptr, layers.size());
     ecall_inference_init(kNoEnclave, &rc, s, &ic, layers.data(), layers.size());
-    std::vector<double> w0((features + 1) * hidden, 0.125), w1((hidden + 1) * classes, -0.25);
     ecall_inference_load_layer(kNoEnclave, &rc, s, 0, nullptr, w0.size());
     ecall_inference_load_layer(kNoEnclave, &rc, s, 0, w0.data(), w0.size());
     ecall_inference_load_layer(kNoEnclave, &rc, s, 1, w1.data(), w1.size());
