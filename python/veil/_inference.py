@@ -23,6 +23,7 @@ from veil._trainer import (
     resolve_device,
     score,
 )
+from veil._weights import host_array, load_weights
 
 _MODES = _codes.INFERENCE_MODE
 _LOSSES = _codes.LOSS
@@ -414,8 +415,6 @@ class Inference(_EnclaveSession):
             if activations is None:
                 raise ConfigError("a list of weight arrays or a state_dict needs "
                                   "activations=[...], one per layer")
-            from veil._weights import load_weights
-
             weights = load_weights(source)
             names = [_activation_name(a) for a in activations]
         else:
@@ -465,11 +464,7 @@ class Inference(_EnclaveSession):
             raise ConfigError(f"{len(names)} activations for {len(weights)} layers")
         out = []
         for i, w in enumerate(weights):
-            if hasattr(w, "get") and not isinstance(w, np.ndarray):  # CuPy arrays
-                w = w.get()
-            arr = np.asarray(w)
-            if arr.dtype.kind not in "fiu":
-                raise InputError(f"layer {i}: weights must be numeric, got dtype {arr.dtype}")
+            arr = host_array(w, f"layer {i}")
             if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
                 raise InputError(f"layer {i}: weights must have shape (inputs + 1, outputs), bias "
                                  f"last; got {arr.shape}")

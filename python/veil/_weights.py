@@ -10,7 +10,8 @@ import numpy as np
 from veil._errors import ConfigError, InputError
 
 
-def _host_array(value, what: str) -> np.ndarray:
+def host_array(value, what: str) -> np.ndarray:
+    """A float64 numpy copy of a numpy, CuPy or torch array (InputError if not numeric)."""
     if hasattr(value, "detach"):  # a torch tensor, on any device
         value = value.detach().cpu().numpy()
     elif hasattr(value, "get") and not isinstance(value, np.ndarray):  # CuPy
@@ -33,11 +34,11 @@ def _from_state_dict(state) -> List[np.ndarray]:
                           "Linear layers (weight and bias) are read")
     out = []
     for name in names:
-        w = _host_array(state[name + ".weight"], f"{name}.weight")
+        w = host_array(state[name + ".weight"], f"{name}.weight")
         if w.ndim != 2:
             raise ConfigError(f"{name}.weight has shape {w.shape}: only Linear layers "
                               "(2-D weights) are read from a state_dict")
-        b = (_host_array(state[name + ".bias"], f"{name}.bias") if name + ".bias" in state
+        b = (host_array(state[name + ".bias"], f"{name}.bias") if name + ".bias" in state
              else np.zeros(w.shape[0]))
         if b.shape != (w.shape[0],):
             raise InputError(f"{name}.bias has shape {b.shape}; {name}.weight needs "
@@ -84,14 +85,14 @@ def load_weights(source) -> List[np.ndarray]:
         out = []
         for i, layer in enumerate(source):
             if isinstance(layer, (list, tuple)) and len(layer) == 2:
-                w = _host_array(layer[0], f"layer {i} W")
-                b = _host_array(layer[1], f"layer {i} b").reshape(-1)
+                w = host_array(layer[0], f"layer {i} W")
+                b = host_array(layer[1], f"layer {i} b").reshape(-1)
                 if w.ndim != 2 or b.shape != (w.shape[1],):
                     raise InputError(f"layer {i}: W {w.shape} and b {b.shape} do not make a "
                                      "dense layer (W is (inputs, outputs), b (outputs,))")
                 out.append(np.vstack([w, b[None, :]]))
             else:
-                out.append(_host_array(layer, f"layer {i}"))
+                out.append(host_array(layer, f"layer {i}"))
         return out
     raise ConfigError(f"weights must be a model file, an .npz, a state_dict or a list of "
                       f"arrays, got {type(source).__name__}")
