@@ -162,6 +162,14 @@ int ecall_predict(uint64_t session, const double* x, size_t x_count, size_t batc
   });
 }
 
+int ecall_train_join(uint64_t session, const uint8_t* run_key, size_t key_len, uint32_t worker,
+                     uint32_t workers) {
+  return on_protocol<Training>(session, "train_join", kTrainInit, {{run_key, key_len, "run_key"}},
+                               [&](Session& s, Training& t) {
+    return t.join(s, run_key, key_len, worker, workers);
+  });
+}
+
 int ecall_halve_lr(uint64_t session) {
   return on_protocol<Training>(session, "halve_lr", kTrainInit, {},
                                [&](Session& s, Training& t) { return t.halve_lr(s); });

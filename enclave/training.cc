@@ -132,41 +132,57 @@ int Training::create(Session& session, const veil_train_config_t& config,
   int status = t->check_budget(session);
   if (status != VEIL_OK) return status;
 
-  // Secrets come from a fresh key that never leaves the enclave.
+  // Secrets come from a fresh key that never leaves the enclave (a run of
+  // several workers replaces them with its run key's: join).
   math::PrgKey secret_key;
   if (!secure_random(secret_key.bytes, sizeof secret_key.bytes))
     return session.fail(VEIL_ERR_INTERNAL, "the platform's random source failed");
-  math::Prg secrets;
-  math::Status st = secrets.init(secret_key);
+  rc = t->start_layers(session, secret_key, true);
   wipe(secret_key.bytes, sizeof secret_key.bytes);
-  if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed to start");
+  if (rc != VEIL_OK) return rc;
 
-  const int scale = t->weight_scale();
+  t->allocate_buffers();
+  *out = std::move(t);
+  return VEIL_OK;
+}
+
+// Layer li's check vectors s (m values) and t (n + 1) from the secret key.
+bool Training::draw_check_vectors(const math::PrgKey& key, uint32_t li, std::vector<uint64_t>* s,
+                                  std::vector<uint64_t>* t) const {
+  math::Prg secrets;
+  const Layer& l = layers_[li];
+  s->resize(l.m);
+  t->resize(l.n + 1);
+  return secrets.init(key).ok() &&
+         secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), s->data(), l.m).ok() &&
+         secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretT), t->data(), l.n + 1).ok();
+}
+
+// Every layer's check vectors from the secret key, its initial weights M_0
+// (from the public seed), the fingerprints v = M_0 s and w = M_0^T t and the
+// bounds on |M_0|; with upload, the device receives M_0.
+int Training::start_layers(Session& session, const math::PrgKey& key, bool upload_weights) {
+  const int scale = weight_scale();
   std::vector<double> weights;
-  for (uint32_t li = 0; li < layer_count; ++li) {
-    Layer& l = t->layers_[li];
+  for (uint32_t li = 0; li < layers_.size(); ++li) {
+    Layer& l = layers_[li];
     const size_t rows = l.n + 1, cols = l.m;
-    if (!initial_weights(config, li, l.n, l.m, l.activation, &weights))
+    if (!initial_weights(config_, li, l.n, l.m, l.activation, &weights) ||
+        !draw_check_vectors(key, li, &l.s, &l.t))
       return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
     for (double& w : weights) w = std::nearbyint(std::ldexp(w, scale));
-    l.s.resize(cols);
-    l.t.resize(rows);
-    st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretS), l.s.data(), cols);
-    if (st.ok()) st = secrets.uniform_mod_q(math::prg_stream(li, kStreamSecretT), l.t.data(), rows);
-    if (!st.ok()) return session.fail(VEIL_ERR_INTERNAL, "the enclave's CSPRNG failed");
     l.v.resize(rows);
     l.w.resize(cols);
     math::matvec_mod(weights.data(), rows, cols, cols, l.s.data(), l.v.data());
     math::matvec_t_mod(weights.data(), rows, cols, cols, l.t.data(), l.w.data());
     l.proven_max = max_abs(weights.data(), weights.size());
     l.device_max = l.proven_max;
-    int rc = t->upload(session, li, weights.data());
-    if (rc != VEIL_OK) return rc;
+    if (upload_weights) {
+      int rc = upload(session, li, weights.data());
+      if (rc != VEIL_OK) return rc;
+    }
   }
   wipe(weights.data(), weights.size() * sizeof(double));
-
-  t->allocate_buffers();
-  *out = std::move(t);
   return VEIL_OK;
 }
 
@@ -202,8 +218,6 @@ void Training::allocate_buffers() {
   conv_tensor_.resize(max_batch * widest_tensor);
   expected_.resize(max_batch * most_rows);
   row_mod_.resize(max_batch * most_rows);
-  delta_.resize(widest);
-  delta_w_.resize(widest_out);
   scratch_growth_.resize(layers_.size());
   for (uint32_t li = 0; li < layers_.size(); ++li) {
     Layer& l = layers_[li];
@@ -213,6 +227,7 @@ void Training::allocate_buffers() {
     if (l.shape.pool == VEIL_POOL_MAX) pool_arg_[li].resize(max_batch * l.shape.pooled() * l.m);
     pre_[li].resize(rows * l.m);
     for (std::vector<uint64_t>* v : {&l.av, &l.at, &l.dzw, &l.dzs}) v->resize(rows);
+    l.dv.resize(l.n + 1);
     l.dw.resize(l.m);
   }
 }
@@ -729,39 +744,48 @@ int Training::update_growth(Session& session, uint32_t l, size_t batch, double* 
   return VEIL_OK;
 }
 
+// The fingerprint deltas of layer l's update M <- M - A^T dZ, into layer.dv
+// (A^T (dZ s), n + 1 values) and layer.dw (dZ^T (A t), m values): O(B (n + m)).
+// No check is needed now: a wrong update makes the next product that uses M,
+// or the next audit, fail.
 template <typename T>
-int Training::apply_update(Session& session, uint32_t l, size_t batch, double growth) {
+void Training::update_deltas(uint32_t l, size_t batch) {
   Operands<T>& ops = operands_of<T>();
   Layer& layer = layers_[l];
   const size_t rows = layer.n + 1, cols = layer.m;
   const T* a = ops.acts[l].data();
   const T* dz = ops.grads[l].data();
-  // v <- v - A^T (dZ s),  w <- w - dZ^T (A t): O(B (n + m)), no check needed now:
-  // a wrong update makes the next product that uses M fail its check. The
-  // deltas are applied once the device has taken the update.
   const uint64_t* dzs = layer.dzs.data();
   if (!layer.dz_ready) {
     math::matvec_mod(dz, batch, cols, cols, layer.s.data(), row_mod_.data());
     dzs = row_mod_.data();
   }
-  math::matvec_t_mod(a, batch, rows, rows, dzs, delta_.data());
-  const uint64_t* dw = layer.dw.data();
+  math::matvec_t_mod(a, batch, rows, rows, dzs, layer.dv.data());
   if (!layer.dw_ready) {
     const uint64_t* at = layer.at.data();
     if (!layer.at_ready) {
       math::matvec_mod(a, batch, rows, rows, layer.t.data(), row_mod_.data());
       at = row_mod_.data();
     }
-    math::matvec_t_mod(dz, batch, cols, cols, at, delta_w_.data());
-    dw = delta_w_.data();
+    math::matvec_t_mod(dz, batch, cols, cols, at, layer.dw.data());
   }
+}
+
+// Send layer l's update to the device and, once it has taken it, subtract the
+// deltas (update_deltas, or the run's sums of them: share_updates) from the
+// fingerprints and add growth to the bounds.
+template <typename T>
+int Training::apply_update(Session& session, uint32_t l, size_t batch, double growth) {
+  Operands<T>& ops = operands_of<T>();
+  Layer& layer = layers_[l];
+  const size_t rows = layer.n + 1, cols = layer.m;
   layer.av_ready = layer.at_ready = layer.dz_ready = layer.dw_ready = false;
   const bool send_a = !layer.device_has_a, send_dz = !layer.device_has_dz;
   layer.device_has_a = layer.device_has_dz = false;
   session.counters().update_operands_sent += static_cast<uint64_t>(send_a) + send_dz;
   const size_t a_n = send_a ? batch * rows : 0, dz_n = send_dz ? batch * cols : 0;
-  const T* a_sent = sent_[0].lend(a, a_n);
-  const T* dz_sent = sent_[1].lend(dz, dz_n);
+  const T* a_sent = sent_[0].lend(ops.acts[l].data(), a_n);
+  const T* dz_sent = sent_[1].lend(ops.grads[l].data(), dz_n);
   if ((a_n && !a_sent) || (dz_n && !dz_sent)) {
     session.abort();  // earlier layers of the step may have been updated
     return session.fail(VEIL_ERR_RESOURCE, "layer %u: the host gave no memory for the update", l);
@@ -775,8 +799,8 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch, double gr
   session.counters().products++;
   int rc = device_status(session, l, Phase::update, "update", r, status);
   if (rc != VEIL_OK) return rc;
-  for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], delta_[k]);
-  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], dw[j]);
+  for (size_t k = 0; k < rows; ++k) layer.v[k] = Field::sub(layer.v[k], layer.dv[k]);
+  for (size_t j = 0; j < cols; ++j) layer.w[j] = Field::sub(layer.w[j], layer.dw[j]);
   layer.proven_max += growth;
   // An honest device's max |M| grows by at most `growth`: track that bound and
   // ask the device for the actual value (an O(n m) scan) only when the bound
@@ -790,7 +814,9 @@ int Training::apply_update(Session& session, uint32_t l, size_t batch, double gr
 int Training::step(Session& session, const double* x, size_t x_count, const int32_t* labels,
                    size_t batch, veil_step_result_t* result) {
   uint64_t saturated = 0;
-  int rc = check_batch(session, x, x_count, batch, "train_step", &saturated);
+  // A worker of a run takes part in a step even with no rows of a short last batch.
+  const bool idle = batch == 0 && group_ && x_count == 0;
+  int rc = idle ? VEIL_OK : check_batch(session, x, x_count, batch, "train_step", &saturated);
   if (rc != VEIL_OK) return rc;
   const uint32_t classes = layers_.back().m;
   for (size_t i = 0; i < batch; ++i)
@@ -803,8 +829,9 @@ int Training::step(Session& session, const double* x, size_t x_count, const int3
 }
 
 // A step is all or nothing. Every product of the step is requested and
-// checked, and every update's exactness is settled, before the first update
-// is sent (backward(l - 1) uses M_{l-1}, which no update of this step has
+// checked, every update's exactness is settled and (in a run of several
+// workers) every worker's deltas are received, before the first update is
+// sent (backward(l - 1) uses M_{l-1}, which no update of this step has
 // touched, so the arithmetic is that of backward-then-update per layer).
 // Until then a failure leaves no trace: the fingerprints, bounds, step and
 // counters are as before the call, and the batch may be retried. Once an
@@ -817,11 +844,25 @@ int Training::step_with(Session& session, const int32_t* labels, size_t batch, u
   const Counters before = session.counters();
   math::LossResult loss;
   std::vector<double>& growth = scratch_growth_;
-  int rc = run_forward<T>(session, batch, &saturated);
-  if (rc == VEIL_OK) rc = run_loss<T>(session, labels, batch, &saturated, &loss);
-  if (rc == VEIL_OK) rc = run_backward<T>(session, batch, &saturated);
-  for (uint32_t l = 0; rc == VEIL_OK && l < layers_.size(); ++l)
-    rc = update_growth<T>(session, l, rows_of(l, batch), &growth[l]);
+  int rc = VEIL_OK;
+  if (batch > 0) {
+    rc = run_forward<T>(session, batch, &saturated);
+    if (rc == VEIL_OK) rc = run_loss<T>(session, labels, batch, &saturated, &loss);
+    if (rc == VEIL_OK) rc = run_backward<T>(session, batch, &saturated);
+    for (uint32_t l = 0; rc == VEIL_OK && l < layers_.size(); ++l)
+      rc = update_growth<T>(session, l, rows_of(l, batch), &growth[l]);
+    for (uint32_t l = 0; rc == VEIL_OK && l < layers_.size(); ++l)
+      update_deltas<T>(l, rows_of(l, batch));
+  } else {
+    for (uint32_t l = 0; l < layers_.size(); ++l) {
+      Layer& layer = layers_[l];
+      growth[l] = 0;
+      std::fill(layer.dv.begin(), layer.dv.end(), 0);
+      std::fill(layer.dw.begin(), layer.dw.end(), 0);
+      layer.device_has_a = layer.device_has_dz = false;
+    }
+  }
+  if (rc == VEIL_OK && group_) rc = share_updates(session, batch, growth.data());
   if (rc != VEIL_OK) {
     if (!session.aborted()) session.counters() = before;
     return rc;
@@ -836,7 +877,7 @@ int Training::step_with(Session& session, const int32_t* labels, size_t batch, u
   ++step_;
   session.counters().saturated += saturated;
   result->loss = loss.loss;
-  result->correct = loss.correct;
+  result->correct = static_cast<uint32_t>(loss.correct);
   result->saturated = static_cast<uint32_t>(std::min<uint64_t>(saturated, UINT32_MAX));
   result->step = step_;
   result->checks_passed = session.counters().checks_passed;

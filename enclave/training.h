@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "conv.h"
+#include "group.h"
 #include "math/activation.h"
 #include "math/fixed_point.h"
 #include "math/fused.h"
 #include "math/loss.h"
+#include "math/prg.h"
 #include "math/status.h"
 #include "platform.h"
 #include "session.h"
@@ -81,6 +83,15 @@ class Training final : public Protocol {
               size_t out_count);
   int halve_lr(Session& session);
   int export_weights(Session& session, uint32_t layer, double* weights, size_t count);
+  /**
+   * Make this session worker `worker` of a data-parallel run of `workers`
+   * (docs/design.md §4.6): its check vectors are derived from the run key (a
+   * fresh session recomputes its fingerprints of M_0; a restored one must have
+   * been sealed by the same run), and the enclaves exchange join nonces. Only
+   * before the session's first step; a failure changes nothing.
+   */
+  int join(Session& session, const uint8_t* run_key, size_t key_len, uint32_t worker,
+           uint32_t workers);
 
   /** Bytes of the sealed checkpoint of this state. */
   size_t checkpoint_size() const;
@@ -123,6 +134,7 @@ class Training final : public Protocol {
     // and from dZ (prepare_grad) the backward check's dZ w, the update's dZ s
     // and its w delta dZ^T (A t).
     std::vector<uint64_t> av, at, dzw, dzs, dw;
+    std::vector<uint64_t> dv;    // the update's v delta A^T (dZ s), n + 1 values (dw: its w delta)
     bool av_ready = false, at_ready = false, dz_ready = false, dw_ready = false;
     // Magnitudes of this step's operands, gathered by the passes that wrote
     // them (math::OperandStats): A's largest row L1 norm (bias entry included)
@@ -161,6 +173,12 @@ class Training final : public Protocol {
   template <typename T>
   uint64_t conv_backward(uint32_t l, size_t rows, const double* real_da);
   void allocate_buffers();
+  bool draw_check_vectors(const math::PrgKey& key, uint32_t li, std::vector<uint64_t>* s,
+                          std::vector<uint64_t>* t) const;
+  int start_layers(Session& session, const math::PrgKey& key, bool upload_weights);
+  // Swap this step's deltas and growths with the run's other workers and
+  // replace them by their sums over all workers (training_group.cc).
+  int share_updates(Session& session, size_t batch, double* growth);
   template <typename T>
   void allocate_operands(Operands<T>& ops);
   size_t state_size() const;
@@ -213,6 +231,8 @@ class Training final : public Protocol {
   template <typename T>
   int update_growth(Session& session, uint32_t l, size_t batch, double* growth);
   template <typename T>
+  void update_deltas(uint32_t l, size_t batch);
+  template <typename T>
   int apply_update(Session& session, uint32_t l, size_t batch, double growth);
   int upload(Session& session, uint32_t l, const double* weights);
   int audit(Session& session, uint32_t l, Phase phase, std::vector<double>* weights_out);
@@ -236,6 +256,9 @@ class Training final : public Protocol {
   std::vector<Layer> layers_;
   std::vector<veil_layer_spec_t> specs_;  // the model as configured: checkpoints bind it
   uint64_t step_ = 0;
+  uint64_t first_step_ = 0;        // step_ when this session started (restored ones: > 0)
+  bool restored_ = false;
+  std::unique_ptr<Group> group_;   // set by join: this session is one worker of a run
   int32_t lr_exp_ = 0;
   int32_t batch_exp_ = 0;  // beta: the update divides by 2^beta >= max_batch
   // act_clip and grad_clip at their formats' scales (unrounded): operand bounds.
@@ -269,7 +292,7 @@ class Training final : public Protocol {
   std::vector<double> col_l1_;              // column L1 norms of the operand a pass writes
   std::vector<double> col_scratch_;         // and their parallel blocks' partial sums
   std::vector<double> next_scratch_;        // a fused pass's split check vectors
-  std::vector<uint64_t> expected_, row_mod_, delta_, delta_w_;  // field vectors
+  std::vector<uint64_t> expected_, row_mod_;  // field vectors
 };
 
 }  // namespace veil::enclave

@@ -220,6 +220,8 @@ int Training::restore(Session& session, const veil_train_config_t& config,
     return session.fail(VEIL_ERR_INVALID_ARGUMENT,
                         "restore: the checkpoint was sealed for another configuration");
   t->config_ = config;
+  t->restored_ = true;
+  t->first_step_ = t->step_;
   t->allocate_buffers();
   // The weights the host kept beside the checkpoint must be the ones these
   // fingerprints describe: a state rolled back or forward against them, or

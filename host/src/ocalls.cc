@@ -124,6 +124,7 @@ template <typename T>
 const double* update_operand(const T* sent, size_t count, const std::vector<double>& kept,
                              std::vector<double>& scratch, size_t expected, const char* what,
                              const char* kept_from) {
+  if (expected == 0) return nullptr;  // a worker of a run with no rows in this step
   if (count == 0) {
     if (kept.size() != expected)
       throw std::invalid_argument(std::string("update asked to reuse the ") + kept_from +
@@ -275,6 +276,13 @@ int ocall_device_update(uint64_t session, uint32_t layer, const double* a, size_
 int ocall_device_update_narrow(uint64_t session, uint32_t layer, const float* a, size_t a_count,
                                const float* dz, size_t dz_count, size_t rows) {
   return veil::detail::device_update(session, layer, a, a_count, dz, dz_count, rows);
+}
+
+int ocall_exchange(uint64_t session, const uint8_t* message, size_t size, uint8_t* all,
+                   size_t capacity) {
+  return with_device(session, [&](veil::Device& d, Binding&) {
+    d.exchange(message, size, all, capacity);
+  });
 }
 
 int ocall_device_scale(uint64_t session, uint32_t layer) {

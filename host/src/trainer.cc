@@ -173,6 +173,17 @@ void Trainer::predict(const double* x, size_t batch, double* out) {
   check("ecall_predict", result, status);
 }
 
+void Trainer::join(const std::vector<uint8_t>& run_key, uint32_t worker, uint32_t workers) {
+  int status = VEIL_OK;
+  oe_result_t result;
+  {
+    EcallTimer timer(timing_);
+    result = ecall_train_join(enclave().handle().enclave, &status, id(), run_key.data(),
+                              run_key.size(), worker, workers);
+  }
+  check("ecall_train_join", result, status);
+}
+
 void Trainer::halve_lr() {
   int status = VEIL_OK;
   oe_result_t result;

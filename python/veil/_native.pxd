@@ -40,6 +40,7 @@ cdef extern from "_py_device.h" namespace "veil::python":
         int (*scale)(void*, uint32_t) noexcept
         int (*max_abs)(void*, uint32_t, double*) noexcept
         int (*download)(void*, uint32_t, double*) noexcept
+        int (*exchange)(void*, const uint8_t*, size_t, uint8_t*, size_t) noexcept
         void (*describe)(void*, char*, size_t) noexcept
     cdef cppclass PyDevice(Device):
         PyDevice(void* self, const DeviceCallbacks& callbacks, string name)
@@ -150,6 +151,7 @@ cdef extern from "veil/trainer.h" namespace "veil":
         StepResult step(const double* x, const int32_t* labels, size_t batch) except +veil_translate_exception nogil
         void predict(const double* x, size_t batch, double* out) except +veil_translate_exception nogil
         void halve_lr() except +veil_translate_exception nogil
+        void join(const vector[uint8_t]& run_key, uint32_t worker, uint32_t workers) except +veil_translate_exception nogil
         vector[double] export_weights(uint32_t layer) except +veil_translate_exception nogil
         Checkpoint checkpoint(const vector[uint8_t]& key) except +veil_translate_exception nogil
         Timing timing()

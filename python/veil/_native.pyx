@@ -6,7 +6,7 @@ of the caller's numpy array. Long calls release the GIL; devices written in
 Python take it back inside their callbacks.
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
-from libc.string cimport strncpy
+from libc.string cimport memcpy, strncpy
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 from cpython.ref cimport PyObject
@@ -209,6 +209,19 @@ cdef int _cb_download(void* self, uint32_t layer, double* w) noexcept with gil:
         return _cb_fail(d, e)
 
 
+cdef int _cb_exchange(void* self, const uint8_t* message, size_t size, uint8_t* all,
+                      size_t capacity) noexcept with gil:
+    cdef NativeDevice d = <NativeDevice> self
+    try:
+        received = bytes(d.python_device.exchange((<const char*> message)[:size]))
+        if len(received) != capacity:
+            raise ValueError(f"exchange returned {len(received)} bytes, expected {capacity}")
+        memcpy(all, <const char*> received, capacity)
+        return 0
+    except BaseException as e:
+        return _cb_fail(d, e)
+
+
 cdef void _cb_describe(void* self, char* out, size_t capacity) noexcept with gil:
     cdef NativeDevice d = <NativeDevice> self
     text = f"{type(d.last_error).__name__}: {d.last_error}".encode("utf-8", "replace")
@@ -224,6 +237,7 @@ _callbacks.update = _cb_update
 _callbacks.scale = _cb_scale
 _callbacks.max_abs = _cb_max_abs
 _callbacks.download = _cb_download
+_callbacks.exchange = _cb_exchange
 _callbacks.describe = _cb_describe
 
 
@@ -300,6 +314,7 @@ cdef class NativeTrainer:
     cdef readonly size_t features
     cdef readonly size_t classes
     cdef readonly size_t max_batch
+    cdef readonly bint joined
 
     def __cinit__(self, NativeEnclave enclave, NativeDevice device, list layers, dict config,
                   checkpoint=None, list device_weights=None, bytes key=b""):
@@ -341,12 +356,24 @@ cdef class NativeTrainer:
             raise _errors.InputError(f"x has {x.shape[1]} features; the model takes {self.features}")
         if <size_t> labels.shape[0] != batch:
             raise _errors.InputError(f"{labels.shape[0]} labels for a batch of {batch} rows")
-        if batch == 0:
+        if batch == 0 and not self.joined:
             raise _errors.InputError("the batch is empty")
         cdef StepResult r
+        # A worker of a run takes part in every step, with no rows of a short last batch too.
+        cdef const double* x_ptr = &x[0, 0] if batch else NULL
+        cdef const int32_t* labels_ptr = &labels[0] if batch else NULL
         with nogil:
-            r = self.ptr.step(&x[0, 0], &labels[0], batch)
+            r = self.ptr.step(x_ptr, labels_ptr, batch)
         return r.loss, r.correct, r.saturated, r.step, r.checks_passed
+
+    def join(self, bytes run_key not None, uint32_t worker, uint32_t workers):
+        """Make this session worker `worker` of a data-parallel run of `workers`
+        (veil::Trainer::join): its device must implement exchange and sum every
+        worker's update."""
+        cdef vector[uint8_t] key_bytes = run_key
+        with nogil:
+            self.ptr.join(key_bytes, worker, workers)
+        self.joined = True
 
     def predict(self, const double[:, ::1] x not None):
         cdef size_t batch = x.shape[0]

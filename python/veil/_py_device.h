@@ -20,6 +20,7 @@ struct DeviceCallbacks {
   int (*scale)(void* self, uint32_t layer);
   int (*max_abs)(void* self, uint32_t layer, double* out);
   int (*download)(void* self, uint32_t layer, double* w);
+  int (*exchange)(void* self, const uint8_t* message, size_t size, uint8_t* all, size_t capacity);
   // Writes the message of the exception the last failing callback saved.
   void (*describe)(void* self, char* out, size_t capacity);
 };
@@ -48,6 +49,9 @@ class PyDevice final : public Device {
     return out;
   }
   void download(uint32_t layer, double* w) override { check(cb_.download(self_, layer, w), "download"); }
+  void exchange(const uint8_t* message, size_t size, uint8_t* all, size_t capacity) override {
+    check(cb_.exchange(self_, message, size, all, capacity), "exchange");
+  }
 
  private:
   void check(int rc, const char* op) {

@@ -241,6 +241,14 @@ class Trainer(_EnclaveSession):
         threads: threads the enclave's passes run on: this one and threads - 1 lent to
             the enclave; "auto": the cores available (at most 16); None: 1. Results
             are bit-identical for any count.
+        workers: train data-parallel on this many workers, Ray actors each with its own
+            enclave and device, each taking a contiguous shard of every batch; the weights
+            are bit-identical to one worker's (docs/design.md §4.6). None: this process's
+            own session, without Ray. ``device`` may then also be a
+            ``veil.distributed.ShardDevice`` subclass, or a list with one device per worker.
+        run_key: with workers, the 32 secret bytes every worker's enclave derives the
+            run's shared secrets from; None draws one (kept in ``run_key``: resuming the
+            run needs it).
     """
 
     def __new__(cls, model=None, mode: str = "verify", *args, **kwargs):
@@ -270,6 +278,8 @@ class Trainer(_EnclaveSession):
         *,
         weights=None,
         threads: Optional[int] = None,
+        workers: Optional[int] = None,
+        run_key: Optional[bytes] = None,
         _checkpoint: Optional[Tuple[bytes, list, bytes]] = None,
     ):
         if not isinstance(model, Sequential):
@@ -311,11 +321,21 @@ class Trainer(_EnclaveSession):
         self.config = config
         self._layers = layers
         self.threads = resolve_threads(threads)
-        self._device, self.device_name, self.python_device = resolve_device(device)
-        self._enclave = enclave if enclave is not None else default_enclave()
+        self.workers = workers
+        if workers is None:
+            if run_key is not None:
+                raise ConfigError("run_key= belongs to a run of several workers: give workers= too")
+            self._device, self.device_name, self.python_device = resolve_device(device)
+            self._enclave = enclave if enclave is not None else default_enclave()
+        else:
+            from veil import distributed
+
+            if enclave is not None:
+                raise ConfigError("enclave=: each worker of a run loads its own enclave")
+            self.run_key = distributed.run_key(run_key)
+            self._device_spec, self.device_name, self.python_device = device, "shard", None
         # resume() passes (sealed state, stored weights, key) to restore a session.
-        self._start_session(_native.NativeTrainer(self._enclave, self._device, layers, config,
-                                                  *(_checkpoint or ())))
+        self._start_session(self._open_session(_checkpoint))
         self._epochs_done = 0
         self.history: Dict[str, List[dict]] = {"epochs": []}
         #: A callback sets this to True to end fit after the current epoch.
@@ -324,6 +344,23 @@ class Trainer(_EnclaveSession):
         # activation, and the gradient of every layer's output.
         hidden = sum(p * o for p, (_i, o, _a) in zip(model.positions()[:-1], specs[:-1]))
         self._values_per_sample = model.input_size + 2 * hidden + specs[-1][1]
+
+    def _open_session(self, checkpoint=None):
+        """A new session for the model and config (restored from checkpoint, if given):
+        this process's own, or a run of ``workers`` Ray workers."""
+        if self.workers is None:
+            return _native.NativeTrainer(self._enclave, self._device, self._layers, self.config,
+                                         *(checkpoint or ()))
+        from veil import distributed
+
+        old = getattr(self, "_native", None)
+        if old is not None:
+            old.close()
+        session = distributed.DistributedSession(self._layers, self.config, self.workers,
+                                                 self._device_spec, self.threads, self.run_key,
+                                                 checkpoint)
+        self._device = session  # Trainer._call reads python_exception (None) from it
+        return session
 
     # -- introspection ---------------------------------------------------------
     @property
@@ -508,8 +545,7 @@ class Trainer(_EnclaveSession):
             # so the same initial weights).
             self.batch_size = batch_size
             self.config["max_batch"] = batch_size
-            self._start_session(_native.NativeTrainer(self._enclave, self._device,
-                                                      self._layers, self.config))
+            self._start_session(self._open_session())
         self._batch_size_open = False
         if not 1 <= batch_size <= self.batch_size:
             raise ConfigError(
@@ -584,11 +620,14 @@ class Trainer(_EnclaveSession):
     @classmethod
     def resume(cls, path: str, device: Union[str, Device] = "auto",
                sealing_key: Optional[bytes] = None, enclave=None,
-               threads: Optional[int] = None) -> "Trainer":
+               threads: Optional[int] = None, workers: Optional[int] = None,
+               run_key: Optional[bytes] = None) -> "Trainer":
         """Resume from a directory written by :meth:`save_checkpoint` (or by ``fit`` with
         ``checkpoint_dir``). The device receives the stored weights, and the
         enclave opens the sealed state and checks every layer's weights against
-        its fingerprints before anything else happens.
+        its fingerprints before anything else happens. A run of several workers
+        resumes with ``workers=`` and the same ``run_key`` (any number of workers, or
+        none: the weights go on bit-identically).
 
         Raises:
             veil.InputError: tampered checkpoint, another key, another model.
@@ -619,7 +658,8 @@ class Trainer(_EnclaveSession):
             batch_size=meta["batch_size"], frac_act=config["frac_act"],
             frac_grad=config["frac_grad"], act_clip=config["act_clip"],
             grad_clip=config["grad_clip"], weight_max=config["weight_max"], enclave=enclave,
-            threads=threads, _checkpoint=(blob, weights, _sealing_key(sealing_key)))
+            threads=threads, workers=workers, run_key=run_key,
+            _checkpoint=(blob, weights, _sealing_key(sealing_key)))
         self.lr_exp = int(meta["lr_exp"])
         self._epochs_done = int(meta["epochs_done"])
         self.history = meta["history"]

@@ -189,6 +189,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_int_at_least(1), default=None,
                         help="threads the enclave's passes run on; results are the same for any "
                              "count (default: 1)")
+    parser.add_argument("--workers", type=_int_at_least(1), default=1,
+                        help="train data-parallel on this many Ray workers, each with its own "
+                             "enclave and device; the weights are bit-identical to one worker's "
+                             "(needs `pip install 'veil[distributed]'`; RAY_ADDRESS points at a "
+                             "cluster; default: %(default)s, without Ray)")
+    parser.add_argument("--run-key-file", metavar="FILE", default=None,
+                        help="with --workers: the run key (as --sealing-key-file) every worker's "
+                             "enclave derives the run's secrets from; resuming such a run needs "
+                             "it (default: a fresh random key)")
     parser.add_argument("--seed", type=_int_at_least(0), default=0,
                         help="seed of the data split, initial weights and batch order "
                              "(default: %(default)s)")
@@ -333,6 +342,15 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume and sealing_key is None:
         raise ValueError("--resume needs the key the checkpoint was sealed with "
                          "(--sealing-key-file or --insecure-test-key)")
+    # A run of several workers; one worker trains in this process, without Ray.
+    run: Dict[str, Any] = {}
+    if args.workers > 1:
+        run = {"workers": args.workers, "run_key": None if args.run_key_file is None
+               else veil.read_sealing_key(args.run_key_file)}
+        if args.resume and args.run_key_file is None:
+            raise ValueError("--resume with --workers needs the run's key (--run-key-file)")
+    elif args.run_key_file is not None:
+        raise ValueError("--run-key-file belongs to a run of several workers (--workers N)")
 
     # Standardization is fitted on the training split only, and applied to every split.
     mean = scale = None
@@ -360,14 +378,14 @@ def _run_train(args: argparse.Namespace) -> int:
     initial_path = os.path.join(out, "initial_weights.npz")
     if args.resume:
         trainer = veil.Trainer.resume(os.path.join(out, "checkpoint"), device=args.device,
-                                      sealing_key=sealing_key, threads=args.threads)
+                                      sealing_key=sealing_key, threads=args.threads, **run)
         if trainer.model.layer_specs() != model.layer_specs():
             raise ValueError(f"--resume {args.resume}: the checkpoint holds "
                              f"{trainer.model!r}, not {model!r}")
     else:
         trainer = veil.Trainer(model, mode="verify", device=args.device, loss=loss_name,
                                lr=2.0 ** -args.lr_exp, seed=args.seed, halve_lr_at=halve_at,
-                               batch_size=args.batch_size, threads=args.threads)
+                               batch_size=args.batch_size, threads=args.threads, **run)
         # Kept so that the float reference (also on resume) starts from veil's initial weights.
         initial_weights = trainer.export_weights()
         np.savez(initial_path, *initial_weights)
@@ -427,6 +445,7 @@ def _run_train(args: argparse.Namespace) -> int:
             "output_activation": output_activation,
             "loss": loss_name, "epochs": args.epochs, "batch_size": args.batch_size,
             "lr_exp": args.lr_exp, "halve_at": list(halve_at), "device": args.device,
+            "workers": args.workers,
             "seed": args.seed, "test_fraction": args.test_fraction,
             "val_fraction": args.val_fraction, "compare_float": args.compare_float,
             "standardize": args.standardize, "label_column": args.label_column,

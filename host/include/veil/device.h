@@ -13,6 +13,7 @@
  */
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace veil {
@@ -45,6 +46,17 @@ class Device {
 
   /** Copy the layer's weights (rows x cols) into weights. */
   virtual void download(uint32_t layer, double* weights) = 0;
+
+  /**
+   * Only for a worker of a data-parallel run (Trainer::join): send message
+   * (size bytes, sealed by the enclave) to every worker of the run and write
+   * every worker's message, in worker order, into all (capacity = workers *
+   * size). A device of no run keeps this default, which throws.
+   */
+  virtual void exchange(const uint8_t* /*message*/, size_t /*size*/, uint8_t* /*all*/,
+                        size_t /*capacity*/) {
+    throw std::logic_error("device " + name() + " belongs to no data-parallel run (exchange)");
+  }
 };
 
 }  // namespace veil

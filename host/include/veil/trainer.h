@@ -118,6 +118,18 @@ class Trainer : public Session {
   /** Verify-mode inference: out is batch x classes probabilities. */
   void predict(const double* x, size_t batch, double* out);
 
+  /**
+   * Make this trainer worker `worker` of a data-parallel run of `workers`
+   * (docs/design.md §4.6), before its first step. Every worker is given the same
+   * 32-byte run key; the check vectors derive from it, and the device's
+   * Device::exchange carries the workers' sealed fingerprint deltas. Each step
+   * then takes this worker's shard of the global batch (batch 0 is allowed), and
+   * Device::update must apply the sum of every worker's a^T dz.
+   * @throws InputError (a bad key or worker, session usable), DeviceError (the
+   * exchange failed, session usable)
+   */
+  void join(const std::vector<uint8_t>& run_key, uint32_t worker, uint32_t workers);
+
   /** Halve the learning rate (exact: M <- 2M on the device). */
   void halve_lr();
 

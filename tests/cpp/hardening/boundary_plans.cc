@@ -211,6 +211,18 @@ Call halve_lr(Harness& h) {
   return session_call(h.session());
 }
 
+// A run of one worker: it needs no other worker's message to join.
+Call train_join(Harness& h) {
+  start_training(h, h.session());
+  Call call = session_call(h.session());
+  const std::vector<uint8_t> key = caller_key();
+  call.inputs["run_key"] = key;
+  call.scalars["key_len"] = static_cast<int64_t>(key.size());
+  call.scalars["worker"] = 0;
+  call.scalars["workers"] = 1;
+  return call;
+}
+
 Call export_weights(Harness& h) {
   start_training(h, h.session());
   Call call = session_call(h.session());
@@ -354,6 +366,7 @@ const std::vector<std::pair<std::string, Plan>>& plans() {
       {"ecall_train_init", &train_init},
       {"ecall_train_step", &train_step},
       {"ecall_predict", &predict},
+      {"ecall_train_join", &train_join},
       {"ecall_halve_lr", &halve_lr},
       {"ecall_export_weights", &export_weights},
       {"ecall_train_checkpoint_size", &train_checkpoint_size},

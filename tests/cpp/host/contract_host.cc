@@ -24,6 +24,8 @@ VEIL_SAME_PROTOTYPE(ecall_train_init,
 VEIL_SAME_PROTOTYPE(ecall_train_step,
                     oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const double*, size_t,
                                     const int32_t*, size_t, veil_step_result_t*));
+VEIL_SAME_PROTOTYPE(ecall_train_join, oe_result_t (*)(oe_enclave_t*, int*, uint64_t,
+                                                      const uint8_t*, size_t, uint32_t, uint32_t));
 VEIL_SAME_PROTOTYPE(ecall_predict, oe_result_t (*)(oe_enclave_t*, int*, uint64_t, const double*,
                                                    size_t, size_t, double*, size_t));
 VEIL_SAME_PROTOTYPE(ecall_halve_lr, oe_result_t (*)(oe_enclave_t*, int*, uint64_t));
@@ -64,6 +66,7 @@ VEIL_SAME_PROTOTYPE(ocall_device_backward_narrow, int (*)(uint64_t, uint32_t, co
 VEIL_SAME_PROTOTYPE(ocall_device_update_narrow, int (*)(uint64_t, uint32_t, const float*, size_t,
                                                         const float*, size_t, size_t));
 VEIL_SAME_PROTOTYPE(ocall_device_max_abs, int (*)(uint64_t, uint32_t, double*));
+VEIL_SAME_PROTOTYPE(ocall_exchange, int (*)(uint64_t, const uint8_t*, size_t, uint8_t*, size_t));
 
 // The status values cross the boundary as ints and must keep their numbers.
 static_assert(VEIL_OK == 0 && VEIL_ERR_VERIFICATION == 3, "veil_status_t numbering drifted");
