@@ -27,7 +27,8 @@ fi
 .venv/bin/python -m pip install -q \
   "numpy>=1.24" "cython>=3.0" "scikit-build-core>=0.10" "cmake>=3.20" ninja \
   "pytest>=7" "tqdm>=4.60" "scikit-learn>=1.2" "matplotlib>=3.6" \
-  "pandas>=1.5" "onnx>=1.14" "onnxruntime>=1.16"  # so the DataFrame and ONNX tests run
+  "pandas>=1.5" "onnx>=1.14" "onnxruntime>=1.16" \
+  "ray>=2.9"  # so the DataFrame, ONNX and data-parallel (Ray) tests run
 
 .venv/bin/python -m pip install -q --no-build-isolation \
   -Cbuild-dir=build/veil \

@@ -128,9 +128,10 @@ class _Link:
     #: (a worker that hangs rather than dies).
     timeout = float(os.environ.get("VEIL_EXCHANGE_TIMEOUT", "600"))
 
-    def __init__(self, rendezvous, worker: int):
+    def __init__(self, rendezvous, worker: int, workers: int):
         self.rendezvous = rendezvous
         self.worker = worker
+        self.workers = workers
         self.attempt = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -157,6 +158,8 @@ class _Link:
         return received
 
     def allreduce(self, what, share: np.ndarray) -> np.ndarray:
+        if self.workers == 1:
+            return share  # a run of one worker has nothing to add
         total = self._meet(what, share, True)
         self.bytes_sent += share.nbytes
         self.bytes_received += total.nbytes
@@ -241,7 +244,7 @@ class _Worker:
             xp = np
         self.worker = worker
         self.workers = workers
-        self.link = _Link(rendezvous, worker)
+        self.link = _Link(rendezvous, worker, workers)
         self.device = device_class(xp, self.link)
         self.session = None
 
