@@ -8,8 +8,9 @@ against one worker, in the same process and on the same machine.
 For each width it trains an MLP (width -> width -> width -> 10, ReLU) on random data and
 prints the median step time of: this process's own session with the C++ CPU device
 (no Ray, the reference), and runs of 1, 2, ... Ray workers, with each run's ratio to
-the 1-worker run, and the bytes each worker sent and received per step (the sealed
-fingerprint deltas plus the update shares and sums of the all-reduce).
+the 1-worker run, the bytes each worker sent and received per step (the sealed
+fingerprint deltas plus the update shares and sums of the all-reduce), and the time a
+worker spent per step at the rendezvous (those transfers and the wait for the others).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     print(f"batch {args.batch}, device {args.device}, {args.threads} enclave thread(s) per "
           f"worker, median of {args.repeats} steps")
     print(f"{'width':>6} {'run':>10} {'step ms':>9} {'spread':>7} {'vs 1 worker':>11} "
-          f"{'sent/step/worker':>17} {'received/step/worker':>21}")
+          f"{'sent/step/worker':>17} {'received/step/worker':>21} {'rendezvous ms':>14}")
     for width in [int(w) for w in args.widths.split(",")]:
         X = rng.uniform(-1, 1, size=(8 * args.batch, width))
         y = rng.integers(0, 10, size=8 * args.batch)
@@ -87,16 +88,19 @@ def main(argv=None) -> int:
         for name, (times, traffic) in results.items():
             median = statistics.median(times)
             spread = (max(times) - min(times)) / median
-            sent = received = None
+            sent = received = meeting = None
             if traffic is not None:
                 sent = max(t["bytes_sent"] for t in traffic) / args.repeats
                 received = max(t["bytes_received"] for t in traffic) / args.repeats
+                meeting = max(t["seconds"] for t in traffic) / args.repeats
             rows.append({"width": width, "batch": args.batch, "run": name,
                          "step_ms": 1e3 * median, "spread": spread, "vs_one_worker": median / base,
-                         "bytes_sent_per_step": sent, "bytes_received_per_step": received})
+                         "bytes_sent_per_step": sent, "bytes_received_per_step": received,
+                         "rendezvous_ms_per_step": None if meeting is None else 1e3 * meeting})
             shown = lambda b: "-" if b is None else f"{b / 1e6:.2f} MB"  # noqa: E731
             print(f"{width:>6} {name:>10} {1e3 * median:>9.2f} {100 * spread:>6.0f}% "
-                  f"{median / base:>10.2f}x {shown(sent):>17} {shown(received):>21}", flush=True)
+                  f"{median / base:>10.2f}x {shown(sent):>17} {shown(received):>21} "
+                  f"{'-' if meeting is None else f'{1e3 * meeting:.2f}':>14}", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=2)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from veil import _codes
 from veil._device import Device
 from veil._errors import (ConfigError, DeviceError, Error, InputError, ProtocolError,
                           VerificationError)
@@ -135,10 +137,12 @@ class _Link:
         self.attempt = 0
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.seconds = 0.0  # spent at the rendezvous: the transfers and the wait for the others
 
     def _meet(self, what, part, reduce: bool):
         import ray
 
+        start = time.perf_counter()
         try:
             return ray.get(self.rendezvous.meet.remote(self.attempt, what, self.worker, part, reduce),
                            timeout=self.timeout)
@@ -150,6 +154,8 @@ class _Link:
             raise WorkerError(str(cause) if cause is not None else str(e)) from None
         except ray.exceptions.RayActorError as e:
             raise WorkerError(f"the run's rendezvous is gone: {e}") from None
+        finally:
+            self.seconds += time.perf_counter() - start
 
     def exchange(self, what, message: bytes) -> bytes:
         received = self._meet(what, message, False)
@@ -297,9 +303,11 @@ class _Worker:
     def reset_timing(self):
         self.session.reset_timing()
         self.link.bytes_sent = self.link.bytes_received = 0
+        self.link.seconds = 0.0
 
     def traffic(self):
-        return {"bytes_sent": self.link.bytes_sent, "bytes_received": self.link.bytes_received}
+        return {"bytes_sent": self.link.bytes_sent, "bytes_received": self.link.bytes_received,
+                "seconds": self.link.seconds}
 
     def use_threads(self, threads):
         self.session.use_threads(threads)
@@ -323,9 +331,10 @@ class DistributedSession:
     def __init__(self, layers: list, config: dict, workers: int,
                  device: Union[str, type, Sequence] = "auto", threads: int = 1,
                  key: Optional[bytes] = None, checkpoint=None):
+        limit = _codes.LIMIT["max_workers"]
         if isinstance(workers, bool) or not isinstance(workers, int) or not (
-                1 <= workers <= 256):
-            raise ConfigError(f"workers must be an int in [1, 256], got {workers!r}")
+                1 <= workers <= limit):
+            raise ConfigError(f"workers must be an int in [1, {limit}], got {workers!r}")
         specs = list(device) if isinstance(device, (list, tuple)) else [device] * workers
         if len(specs) != workers:
             raise ConfigError(f"device= lists {len(specs)} devices for {workers} workers")
@@ -455,7 +464,8 @@ class DistributedSession:
         self._all("reset_timing", [w.reset_timing.remote() for w in self._workers])
 
     def traffic(self) -> List[dict]:
-        """Bytes each worker sent to and received from the run since the last reset_timing."""
+        """Per worker since the last reset_timing: the bytes it sent to and received from
+        the run, and the seconds it spent at the rendezvous (transfers and waiting)."""
         return self._all("traffic", [w.traffic.remote() for w in self._workers])
 
     def use_threads(self, threads: int) -> None:
