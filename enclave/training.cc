@@ -199,12 +199,11 @@ void Training::allocate_buffers() {
   pool_arg_.resize(layers_.size());
   const size_t max_batch = config_.max_batch;
   const conv::Shape& first = layers_.front().shape;
-  size_t widest = 0, widest_out = 0, widest_matrix = 0, most_rows = 0;
+  size_t widest = 0, widest_matrix = 0, most_rows = 0;
   size_t widest_tensor = first.windowed ? first.tensor_size() : 0;
   for (const Layer& l : layers_) {
     const size_t positions = l.shape.positions();
     widest = std::max<size_t>(widest, l.n + 1);
-    widest_out = std::max<size_t>(widest_out, l.m);
     widest_matrix = std::max(widest_matrix, positions * std::max<size_t>(l.n + 1, l.m));
     most_rows = std::max(most_rows, positions);
     widest_tensor = std::max(widest_tensor, positions * l.m);

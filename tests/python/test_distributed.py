@@ -204,6 +204,16 @@ def test_a_worker_that_dies_ends_the_step_and_the_run_resumes_bit_identically(di
                             workers=2, run_key=bytes(32))
 
 
+@pytest.mark.gpu
+def test_workers_on_gpus_end_with_the_cpu_weights(digits):
+    X, y = digits.X_train[:256], digits.y_train[:256]
+    cpu = trainer()
+    cpu.fit(X, y, epochs=2, verbose=0)
+    run = trainer(workers=2, run_key=KEY, device="cuda")
+    run.fit(X, y, epochs=2, verbose=0)
+    assert same_weights(cpu, run)
+
+
 def test_cli_workers_prints_the_last_line_of_one_worker(tmp_path, capsys):
     from veil import cli
 

@@ -1,4 +1,7 @@
 """The installed package: version, backend, enclave info, errors."""
+import subprocess
+import sys
+
 import pytest
 
 import veil
@@ -28,3 +31,20 @@ def test_error_hierarchy():
 def test_missing_enclave_image_is_an_enclave_error(tmp_path):
     with pytest.raises(veil.EnclaveError, match="loading the enclave image"):
         _native.NativeEnclave(str(tmp_path / "nowhere.so"))
+
+
+def test_the_core_package_runs_without_ray_and_workers_name_the_extra():
+    # In a process where `import ray` fails, as where the [distributed] extra is not installed.
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import veil\n"
+        "model = veil.Sequential([veil.Dense(4, 2)])\n"
+        "veil.Trainer(model, device='cpu').train_step([[0.0] * 4], [1])\n"
+        "try:\n"
+        "    veil.Trainer(model, device='cpu', workers=2)\n"
+        "except veil.ConfigError as e:\n"
+        "    print(e)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "Ray is not installed" in run.stdout and "veil[distributed]" in run.stdout
