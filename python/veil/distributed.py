@@ -24,8 +24,7 @@ import numpy as np
 
 from veil import _codes
 from veil._device import Device
-from veil._errors import (ConfigError, DeviceError, Error, InputError, ProtocolError,
-                          VerificationError)
+from veil._errors import ConfigError, Error, InputError, ProtocolError, VerificationError
 
 #: Bytes of a run key: the enclaves derive their shared check vectors and the
 #: key that seals their exchanges from it.
@@ -264,35 +263,25 @@ class _Worker:
                                         *(checkpoint or ()))
         session.use_threads(threads)
         session.join(key, self.worker, self.workers)
-        self.native_device = native_device
+        self.native_device = native_device  # the session's device: kept alive with it
         self.session = session
         return os.getpid()
 
-    def _run(self, fn, *args):
-        try:
-            return fn(*args)
-        except DeviceError as e:
-            # A Python device's own exception is the cause worth naming.
-            cause = self.native_device.python_exception
-            if cause is not None:
-                raise DeviceError(f"{e} ({type(cause).__name__}: {cause})") from None
-            raise
-
     def step(self, attempt, x, labels):
         self.link.attempt = attempt
-        return self._run(self.session.step, x, labels)
+        return self.session.step(x, labels)
 
     def predict(self, x):
-        return self._run(self.session.predict, x)
+        return self.session.predict(x)
 
     def halve_lr(self):
-        return self._run(self.session.halve_lr)
+        return self.session.halve_lr()
 
     def export_weights(self, layer):
-        return self._run(self.session.export_weights, layer)
+        return self.session.export_weights(layer)
 
     def checkpoint(self, key):
-        return self._run(self.session.checkpoint, key)
+        return self.session.checkpoint(key)
 
     def stats(self):
         return self.session.stats()
@@ -375,7 +364,7 @@ class DistributedSession:
             except Exception as e:  # noqa: BLE001 - every failure is named and re-raised
                 if first is None:
                     first = self._named(k, what, e)
-                    self._rendezvous.fail.remote(self._attempt, f"worker {k}: {first}")
+                    self._rendezvous.fail.remote(self._attempt, str(first))
         if first is not None:
             self._end_if_broken(first)
             raise first

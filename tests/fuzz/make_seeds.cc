@@ -101,6 +101,15 @@ void dispatch_seeds(const std::string& dir) {
   ecall_last_error(kNoEnclave, &rc, s, message, sizeof message);
   save("training");
 
+  // A run of one worker (no other worker's message to wait for), then a batch with no
+  // rows, which only a worker of a run may send.
+  const std::vector<uint8_t> run_key(32, 0x3C);
+  ecall_train_init(kNoEnclave, &rc, s, &tc, layers.data(), layers.size());
+  ecall_train_join(kNoEnclave, &rc, s, run_key.data(), run_key.size(), 0, 1);
+  ecall_train_step(kNoEnclave, &rc, s, x.data(), x.size(), y.data(), rows, &step);
+  ecall_train_step(kNoEnclave, &rc, s, nullptr, 0, nullptr, 0, &step);
+  save("run-of-one-worker");
+
   // Checkpoint and restore. The blob is not a real checkpoint (nothing runs here),
   // so the restore is refused; the fuzzer starts from well-formed calls.
   const std::vector<uint8_t> key(32, 0x5A);

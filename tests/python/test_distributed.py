@@ -92,6 +92,15 @@ class AlteredExchange(_Liar):
         return bytes(altered)
 
 
+class SwappedExchange(_Liar):
+    def exchange(self, message):
+        received = super().exchange(message)
+        if not self.lying():
+            return received
+        half = len(received) // 2
+        return received[half:] + received[:half]  # worker 1's message in worker 0's place
+
+
 class ReplayedExchange(_Liar):
     def exchange(self, message):
         received = super().exchange(message)
@@ -100,6 +109,14 @@ class ReplayedExchange(_Liar):
         if self.lying():
             return self.kept  # the previous step's messages
         return received
+
+
+class FailsOnce(_Liar):
+    def forward(self, layer, a):
+        if self.lying() and layer == 0:
+            self.steps += 1  # the retry succeeds
+            raise RuntimeError("the GPU fell off the bus")
+        return super().forward(layer, a)
 
 
 class DiesAtStep(_Liar):
@@ -155,6 +172,8 @@ def test_a_run_of_several_workers_moves_only_deltas_and_shares(digits):
     (WrongShare, r"worker [01]: .*integrity check failed: layer 0, phase forward, step 4"),
     (AlteredExchange, r"worker 1: .*integrity check failed: step 3, phase exchange: the "
                       r"message from worker 0 does not authenticate"),
+    (SwappedExchange, r"worker 1: .*integrity check failed: step 3, phase exchange: the "
+                      r"message from worker 0 does not authenticate"),
     (ReplayedExchange, r"worker 1: .*integrity check failed: step 3, phase exchange: the "
                        r"message from worker 0 does not authenticate"),
 ])
@@ -175,6 +194,24 @@ def test_bad_run_settings_are_refused_by_name():
         trainer(workers=0)
     with pytest.raises(veil.ConfigError, match="lists 3 devices for 2 workers"):
         trainer(workers=2, device=["cpu"] * 3)
+
+
+def test_a_device_failure_on_one_worker_leaves_no_trace_on_any(digits):
+    X, y = digits.X_train, digits.y_train
+    run = trainer(workers=2, run_key=KEY, device=[ShardDevice, FailsOnce])
+    lone = trainer()
+    failures = 0
+    for step in range(5):
+        batch = slice(64 * step, 64 * (step + 1))
+        lone.train_step(X[batch], y[batch])
+        try:
+            run.train_step(X[batch], y[batch])
+        except veil.DeviceError as e:
+            failures += 1
+            assert re.search(r"worker 1: .*layer 0, phase forward, step 4: .*the GPU fell off the bus", str(e)), str(e)
+            run.train_step(X[batch], y[batch])  # every worker is as before: retry the batch
+    assert failures == 1
+    assert same_weights(run, lone)
 
 
 # -- a worker dies: named error, then resume bit-identically ---------------------------
