@@ -348,6 +348,10 @@ class DistributedSession:
         self._attempt += 1
         return self._attempt
 
+    #: Seconds the other workers get to return once one has failed (their waits at the
+    #: rendezvous end at once; a worker that still does not return is hung).
+    straggler_timeout = 120.0
+
     def _all(self, what: str, refs: list) -> list:
         """Every worker's result, in worker order. On the first failure the other
         workers' waits end, and the error raised names that worker."""
@@ -357,7 +361,13 @@ class DistributedSession:
         first = None
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            ready, pending = ray.wait(pending, num_returns=1,
+                                      timeout=None if first is None else self.straggler_timeout)
+            if not ready:
+                self._ended = WorkerError(f"{first}; then worker(s) "
+                                          f"{sorted(index[r] for r in pending)} did not return "
+                                          f"within {self.straggler_timeout:g} s")
+                raise first
             k = index[ready[0]]
             try:
                 results[k] = ray.get(ready[0])
