@@ -16,11 +16,13 @@ namespace veil {
 
 struct Enclave::Handle {
   oe_enclave_t* enclave = nullptr;
-  // Sessions that lent threads to the enclave and are not closed yet: the
-  // enclave closes them before it terminates, or their parked threads would
-  // keep it from terminating (a session leaked past its enclave).
-  std::mutex lending_mutex;
-  std::set<uint64_t> lending;
+  // Sessions the enclave must close before it terminates: those that lent it
+  // threads and are not closed yet (a session leaked past its enclave), and
+  // those whose destructor could not close them because it ran inside an
+  // ocall (a garbage collector freeing a session while a Python device's
+  // callback runs). Their parked threads would keep it from terminating.
+  std::mutex unclosed_mutex;
+  std::set<uint64_t> unclosed;
 };
 
 class Device;

@@ -61,12 +61,12 @@ Enclave::Enclave(const std::string& image_path, bool debug)
 
 Enclave::~Enclave() {
   if (!handle_ || !handle_->enclave) return;
-  std::set<uint64_t> lending;
+  std::set<uint64_t> unclosed;
   {
-    std::lock_guard<std::mutex> lock(handle_->lending_mutex);
-    lending.swap(handle_->lending);
+    std::lock_guard<std::mutex> lock(handle_->unclosed_mutex);
+    unclosed.swap(handle_->unclosed);
   }
-  for (uint64_t id : lending) {  // releases their threads, which leave the enclave
+  for (uint64_t id : unclosed) {  // releases their threads, which leave the enclave
     int status = VEIL_OK;
     (void)ecall_close_session(handle_->enclave, &status, id);
   }

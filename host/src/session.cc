@@ -20,14 +20,17 @@ Session::Session(Enclave& enclave) : enclave_(enclave) {
 
 Session::~Session() {
   {
-    std::lock_guard<std::mutex> lock(enclave_.handle().lending_mutex);
-    enclave_.handle().lending.erase(id_);
+    std::lock_guard<std::mutex> lock(enclave_.handle().unclosed_mutex);
+    enclave_.handle().unclosed.erase(id_);
   }
   int status = VEIL_OK;
   // Closing wipes the session's secrets and releases its lent threads.
   oe_result_t result = ecall_close_session(enclave_.handle().enclave, &status, id_);
   if (result != OE_OK || status != VEIL_OK) {
-    // The workers cannot be released (an aborted enclave): do not wait on them.
+    // Not closed now (inside an ocall: a reentrant ecall; or an aborted enclave):
+    // the enclave closes it before it terminates, and its threads then leave.
+    std::lock_guard<std::mutex> lock(enclave_.handle().unclosed_mutex);
+    enclave_.handle().unclosed.insert(id_);
     for (std::thread& t : workers_) t.detach();
     return;
   }
@@ -39,8 +42,8 @@ void Session::use_threads(unsigned threads) {
   if (!workers_gone_) workers_gone_ = std::make_shared<std::atomic<unsigned>>(0);
   oe_enclave_t* enclave = enclave_.handle().enclave;
   {
-    std::lock_guard<std::mutex> lock(enclave_.handle().lending_mutex);
-    enclave_.handle().lending.insert(id_);
+    std::lock_guard<std::mutex> lock(enclave_.handle().unclosed_mutex);
+    enclave_.handle().unclosed.insert(id_);
   }
   while (1 + workers_.size() < wanted) {
     workers_.emplace_back([enclave, id = id_, gone = workers_gone_] {

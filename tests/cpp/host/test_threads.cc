@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -222,6 +223,36 @@ TEST(HostThreads, LentThreadsLeaveRoomForTheCalls) {
   const double loss = a.step(x.x.data(), x.y.data(), kBatch).loss;
   EXPECT_EQ(b.step(x.x.data(), x.y.data(), kBatch).loss, loss);
   EXPECT_EQ(c.step(x.x.data(), x.y.data(), kBatch).loss, loss);
+}
+
+// A session destroyed inside another session's ocall (as a garbage collector may
+// free one while a Python device's callback runs) cannot be closed there: a
+// reentrant ecall. Its lent threads must still leave before the enclave
+// terminates, or terminating waits for them forever.
+class FreesAnotherSession final : public veil_test::CpuBackedDevice {
+ public:
+  FreesAnotherSession() : CpuBackedDevice("frees") {}
+  void forward(uint32_t l, const double* a, size_t b, double* z) override {
+    victim.reset();
+    CpuBackedDevice::forward(l, a, b, z);
+  }
+  std::unique_ptr<veil::Trainer> victim;
+};
+
+TEST(HostThreads, ASessionFreedInsideAnOcallIsClosedBeforeItsEnclaveEnds) {
+  auto enclave = std::make_unique<veil::Enclave>();
+  veil_test::CpuBackedDevice victim_device("victim");
+  FreesAnotherSession device;
+  device.victim = std::make_unique<veil::Trainer>(*enclave, victim_device, wide_config());
+  device.victim->use_threads(3);
+  ASSERT_EQ(device.victim->stats().threads, 3u);
+  {
+    veil::Trainer trainer(*enclave, device, wide_config());
+    const Batch b = batch(1);
+    trainer.step(b.x.data(), b.y.data(), kBatch);
+    EXPECT_EQ(device.victim, nullptr);
+  }
+  enclave.reset();  // returns: the victim's parked threads were released first
 }
 
 }  // namespace
