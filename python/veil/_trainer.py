@@ -42,7 +42,7 @@ def available_cores() -> int:
 
 def resolve_threads(threads) -> int:
     """``threads=`` as a count: None is 1 (no thread lent), "auto" the cores available.
-    (Lending by default waits on a hang at interpreter exit, reported on issue 16.)"""
+    (Not lent by default: on the CPU device OpenBLAS's spinning threads take the cores.)"""
     if threads is None:
         return 1
     if threads == "auto":
