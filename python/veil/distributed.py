@@ -416,12 +416,11 @@ class DistributedSession:
         if batch == 0:
             raise InputError("the batch is empty")
         attempt = self._next_attempt()
-        refs, start = [], 0
-        for w, rows in zip(self._workers, _shard_sizes(batch, self.workers)):
-            refs.append(w.step.remote(attempt, x[start:start + rows], labels[start:start + rows]))
-            start += rows
-        results = self._all(f"step (attempt {attempt})", refs)
         sizes = _shard_sizes(batch, self.workers)
+        starts = np.cumsum([0] + sizes)
+        results = self._all(f"step (attempt {attempt})", [
+            w.step.remote(attempt, x[a:b], labels[a:b])
+            for w, a, b in zip(self._workers, starts[:-1], starts[1:])])
         loss = sum(r[0] * n for r, n in zip(results, sizes)) / batch
         correct = sum(r[1] for r in results)
         saturated = sum(r[2] for r in results)
@@ -430,13 +429,10 @@ class DistributedSession:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._check_open("predict")
-        sizes = [n for n in _shard_sizes(x.shape[0], self.workers)]
-        refs, start = [], 0
-        for w, rows in zip(self._workers, sizes):
-            if rows:
-                refs.append(w.predict.remote(x[start:start + rows]))
-            start += rows
-        return np.concatenate(self._all("predict", refs), axis=0)
+        starts = np.cumsum([0] + _shard_sizes(x.shape[0], self.workers))
+        return np.concatenate(self._all("predict", [
+            w.predict.remote(x[a:b])
+            for w, a, b in zip(self._workers, starts[:-1], starts[1:]) if b > a]), axis=0)
 
     def halve_lr(self) -> None:
         self._check_open("halve_lr")

@@ -135,13 +135,14 @@ class DiesAtStep(_Liar):
 def test_workers_end_with_one_workers_weights_bit_for_bit(digits):
     # 129 rows in batches of 64: the last batch has one row, so a worker has none.
     X, y = digits.X_train[:129], digits.y_train[:129]
-    lone = trainer()
+    lone = trainer(halve_lr_at=(2,))  # every worker halves its learning rate too
     lone.fit(X, y, epochs=3, verbose=0)
     for workers in (2, 3):
-        run = trainer(workers=workers, run_key=KEY)
+        run = trainer(workers=workers, run_key=KEY, halve_lr_at=(2,))
         run.fit(X, y, epochs=3, verbose=0)
         assert same_weights(lone, run), f"{workers} workers"
         assert run.stats()["step"] == lone.stats()["step"] == 9
+        assert run.stats()["lr_exp"] == lone.stats()["lr_exp"] == 3
         assert run.checks_passed >= lone.stats()["step"] * 3
         np.testing.assert_array_equal(run.predict(digits.X_test), lone.predict(digits.X_test))
         # Only float sums of the reported loss may differ, in the last bits.
