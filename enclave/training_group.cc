@@ -4,9 +4,8 @@
 // and apply, and every enclave subtracts the sum of every worker's fingerprint
 // deltas, received sealed, so that all hold the same fingerprints and the next
 // check on any worker catches a device that applied anything else.
-#include <cmath>
+#include <algorithm>
 #include <cstdio>
-#include <cstring>
 
 #include "codec.h"
 #include "exactness.h"
@@ -15,10 +14,8 @@
 #include "training.h"
 
 namespace veil::enclave {
-using Field = math::FieldQ;
-}
 
-namespace veil::enclave {
+using Field = math::FieldQ;
 
 int Training::join(Session& session, const uint8_t* run_key, size_t key_len, uint32_t worker,
                    uint32_t workers) {

@@ -181,12 +181,18 @@ class CudaDevice(Device):
         m = self.weights[layer]
         return self._blocked_product(dz, lambda block: block @ m.T, m.shape[0])
 
+    def _update_operands(self, a: np.ndarray, dz: np.ndarray):
+        """a and dz on the GPU, the compute stream waiting for their copies (call inside
+        ``self._gpu``; keep them until the compute stream is done with them)."""
+        a_gpu = self._to_gpu(a, self._in, self._copy)
+        dz_gpu = self._to_gpu(dz, self._in2, self._copy)
+        ready = self._copy.record()
+        self._compute.wait_event(ready)
+        return a_gpu, dz_gpu
+
     def update(self, layer: int, a: np.ndarray, dz: np.ndarray) -> None:
         with self._gpu:
-            a_gpu = self._to_gpu(a, self._in, self._copy)
-            dz_gpu = self._to_gpu(dz, self._in2, self._copy)
-            ready = self._copy.record()
-            self._compute.wait_event(ready)
+            a_gpu, dz_gpu = self._update_operands(a, dz)
             with self._compute:
                 self.weights[layer] -= a_gpu.T @ dz_gpu
             self._compute.synchronize()

@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from veil import _codes
-from veil._device import Device
+from veil._cuda import CudaDevice
+from veil._device import Device, NumpyDevice
 from veil._errors import ConfigError, Error, InputError, ProtocolError, VerificationError
 
 #: Bytes of a run key: the enclaves derive their shared check vectors and the
@@ -171,65 +172,71 @@ class _Link:
         return total
 
 
-class ShardDevice(Device):
-    """A worker's device in a data-parallel run: exact float64 products in numpy
-    (``xp=numpy``, on the CPU) or CuPy (``xp=cupy``, on the GPU). Its update
-    computes this worker's share ``a.T @ dz``, all-reduces the shares of every
-    worker through the run and applies the sum; ``exchange`` carries the enclaves'
-    sealed messages. Subclass it (and pass the class as ``device=``) to attack the
-    protocol in tests.
-    """
+class _Sharing:
+    """What makes a device a worker's: its update computes this worker's share
+    ``a.T @ dz``, all-reduces the shares of every worker through the run and applies
+    the sum, and ``exchange`` carries the enclaves' sealed messages. The worker sets
+    ``link`` before its session starts."""
 
-    name = "shard"
-
-    def __init__(self, xp, link: _Link):
-        self.xp = xp
-        self.link = link
-        self.weights: Dict[int, object] = {}
-        self._updates = 0
-
-    def _host(self, x) -> np.ndarray:
-        return x if self.xp is np else self.xp.asnumpy(x)
-
-    def upload(self, layer, weights):
-        self.weights[layer] = self.xp.array(weights, dtype=np.float64)
-
-    def forward(self, layer, a):
-        return self._host(self.xp.asarray(a) @ self.weights[layer])
-
-    def backward(self, layer, dz):
-        return self._host(self.xp.asarray(dz) @ self.weights[layer].T)
+    link: _Link
 
     def share(self, layer, a, dz) -> np.ndarray:
         """This worker's part of the update, ``a.T @ dz``, on the host."""
-        return self._host(self.xp.asarray(a).T @ self.xp.asarray(dz))
+        raise NotImplementedError
+
+    def apply(self, layer, total: np.ndarray) -> None:
+        """``M -= total``: the sum of every worker's share."""
+        raise NotImplementedError
 
     def update(self, layer, a, dz):
-        self._updates += 1
-        total = self.link.allreduce(("update", layer), self.share(layer, a, dz))
-        self.weights[layer] -= self.xp.asarray(total)
-
-    def scale(self, layer):
-        self.weights[layer] *= 2.0
-
-    def max_abs(self, layer):
-        return float(self.xp.max(self.xp.abs(self.weights[layer])))
-
-    def download(self, layer):
-        return self._host(self.weights[layer])
+        self.apply(layer, self.link.allreduce(("update", layer), self.share(layer, a, dz)))
 
     def exchange(self, message: bytes) -> bytes:
         return self.link.exchange("exchange", message)
 
 
+class ShardDevice(_Sharing, NumpyDevice):
+    """A worker's device on the CPU: NumpyDevice's exact float64 products, with the
+    run's update and exchange. Subclass it (and pass the class as ``device=``) to
+    attack the protocol in tests."""
+
+    name = "shard"
+
+    def share(self, layer, a, dz) -> np.ndarray:
+        return a.T @ dz
+
+    def apply(self, layer, total: np.ndarray) -> None:
+        self.weights[layer] -= total
+
+
+class CudaShardDevice(_Sharing, CudaDevice):
+    """A worker's device on a CUDA GPU: CudaDevice's products, with the run's update
+    and exchange; the share and the sum cross to and from the host for Ray."""
+
+    name = "shard-cuda"
+
+    def share(self, layer, a, dz) -> np.ndarray:
+        with self._gpu:
+            a_gpu, dz_gpu = self._update_operands(a, dz)
+            with self._compute:
+                product = a_gpu.T @ dz_gpu
+                return product.get(stream=self._compute)  # waits for the product
+
+    def apply(self, layer, total: np.ndarray) -> None:
+        with self._gpu:
+            total_gpu = self._to_gpu(total, self._in, self._copy)
+            self._compute.wait_event(self._copy.record())
+            with self._compute:
+                self.weights[layer] -= total_gpu
+            self._compute.synchronize()
+
+
 def _device_class(spec):
-    """(ShardDevice class, array module) for one worker's ``device=``."""
-    if isinstance(spec, type) and issubclass(spec, ShardDevice):
-        return spec, "numpy"
-    if spec in ("cpu", "auto"):
-        return ShardDevice, "numpy"
-    if spec == "cuda":
-        return ShardDevice, "cupy"
+    """The device class of one worker's ``device=``; "auto" is decided on the worker."""
+    if isinstance(spec, type) and issubclass(spec, _Sharing) and issubclass(spec, Device):
+        return spec
+    if spec in ("cpu", "auto", "cuda"):
+        return spec
     raise ConfigError(f"device={spec!r} for a worker: use 'auto', 'cpu', 'cuda' or a "
                       "veil.distributed.ShardDevice subclass")
 
@@ -237,20 +244,22 @@ def _device_class(spec):
 class _Worker:
     """One worker of a run: a Ray actor holding an enclave session and its device."""
 
-    def __init__(self, worker: int, workers: int, rendezvous, device_class, xp_name: str):
-        if xp_name == "cupy":
+    def __init__(self, worker: int, workers: int, rendezvous, device_class):
+        if device_class in ("cuda", "auto"):
             from veil import _cuda
 
-            if not _cuda.available():
+            if _cuda.available():
+                device_class = CudaShardDevice
+            elif device_class == "cuda":
                 raise ConfigError(f"worker {worker}: device='cuda' needs CuPy and a CUDA GPU: "
                                   f"{_cuda.unavailable_reason()}")
-            import cupy as xp
-        else:
-            xp = np
+        if device_class in ("cpu", "auto"):
+            device_class = ShardDevice
         self.worker = worker
         self.workers = workers
         self.link = _Link(rendezvous, worker, workers)
-        self.device = device_class(xp, self.link)
+        self.device = device_class()
+        self.device.link = self.link
         self.session = None
 
     def start(self, layers, config, threads, key, attempt, checkpoint=None):
@@ -265,7 +274,6 @@ class _Worker:
         session.join(key, self.worker, self.workers)
         self.native_device = native_device  # the session's device: kept alive with it
         self.session = session
-        return os.getpid()
 
     def step(self, attempt, x, labels):
         self.link.attempt = attempt
@@ -301,9 +309,6 @@ class _Worker:
     def use_threads(self, threads):
         self.session.use_threads(threads)
 
-    def pid(self):
-        return os.getpid()
-
 
 def _shard_sizes(rows: int, workers: int) -> List[int]:
     """Contiguous shards, the first rows % workers of them one row longer."""
@@ -336,10 +341,10 @@ class DistributedSession:
         rendezvous_actor = ray.remote(num_cpus=0)(_Rendezvous)
         self._rendezvous = rendezvous_actor.remote(workers)
         worker_actor = ray.remote(num_cpus=0)(_Worker)
-        self._workers = [worker_actor.remote(k, workers, self._rendezvous, cls, xp)
-                         for k, (cls, xp) in enumerate(classes)]
+        self._workers = [worker_actor.remote(k, workers, self._rendezvous, cls)
+                         for k, cls in enumerate(classes)]
         attempt = self._next_attempt()
-        self.pids = self._all("start", [
+        self._all("start", [
             w.start.remote(layers, config, threads, key, attempt, checkpoint)
             for w in self._workers])
 
